@@ -1,0 +1,713 @@
+//! One request cycle, wsgiref's `BaseHandler.run` with its weaknesses fixed:
+//! setup_environ → application → finish_response (iterate, write, finish_content) → close,
+//! with the error page before headers, a logged truncation after them, and a quiet end when
+//! the client goes away. All per-request buffers live in `State` and are reused.
+
+use std::mem;
+
+use crate::date::http_date_now;
+use crate::environ::Environ;
+use crate::headers::{check_header, check_status, HeaderList};
+use crate::host::{is_disconnect, BodySource, Host};
+use crate::input::Input;
+use crate::settings::Settings;
+use crate::status::{Error, Status};
+
+/// A first body block up to this size goes to the write hook in the same call as the headers.
+const COALESCE_LIMIT: usize = 16 * 1024;
+const MAX_EINTR_RETRIES: u32 = 64;
+
+/// What the application returned as its body.
+enum Body<B> {
+    /// Nothing yet: an empty body.
+    Unset,
+    /// One block, copied into `State::bytes_body`.
+    Bytes,
+    /// A chunk iterator (or a file).
+    Source(B),
+    /// Taken by finish_response or closed; no new body may be set.
+    Taken,
+}
+
+/// Per-request state, kept in the handler so its buffers are reused.
+struct State<B> {
+    environ: Environ,
+    input: Input,
+    status: Vec<u8>,
+    has_status: bool,
+    start_response_called: bool,
+    headers: HeaderList,
+    /// The app's Content-Length, or the one the library computed.
+    declared_length: Option<u64>,
+    headers_sent: bool,
+    body_sent: u64,
+    body: Body<B>,
+    bytes_body: Vec<u8>,
+    out: Vec<u8>,
+    /// The message of the app's last failure (its own, or a failed gw call's), for the log.
+    app_message: String,
+    client_gone: bool,
+    io_failed: bool,
+    overflow_logged: bool,
+}
+
+impl<B> Default for State<B> {
+    fn default() -> State<B> {
+        State {
+            environ: Environ::new(),
+            input: Input::default(),
+            status: Vec::new(),
+            has_status: false,
+            start_response_called: false,
+            headers: HeaderList::default(),
+            declared_length: None,
+            headers_sent: false,
+            body_sent: 0,
+            body: Body::Unset,
+            bytes_body: Vec::new(),
+            out: Vec::new(),
+            app_message: String::new(),
+            client_gone: false,
+            io_failed: false,
+            overflow_logged: false,
+        }
+    }
+}
+
+impl<B> State<B> {
+    /// Forgets the previous request; keeps every buffer's capacity.
+    fn reset(&mut self) {
+        self.status.clear();
+        self.has_status = false;
+        self.start_response_called = false;
+        self.headers.clear();
+        self.declared_length = None;
+        self.headers_sent = false;
+        self.body_sent = 0;
+        self.body = Body::Unset;
+        self.bytes_body.clear();
+        self.app_message.clear();
+        self.client_gone = false;
+        self.io_failed = false;
+        self.overflow_logged = false;
+    }
+}
+
+/// A handler: the host's I/O, the settings, and the reusable per-request state.
+pub struct Handler<H: Host> {
+    pub host: H,
+    pub settings: Settings,
+    state: State<H::Body>,
+}
+
+/// The request an application works on during one cycle.
+pub struct Request<'a, H: Host> {
+    host: &'a mut H,
+    settings: &'a Settings,
+    st: &'a mut State<H::Body>,
+}
+
+impl<H: Host> Handler<H> {
+    pub fn new(host: H) -> Handler<H> {
+        Handler {
+            host,
+            settings: Settings::default(),
+            state: State::default(),
+        }
+    }
+
+    /// Runs one whole cycle. Ok(()) when the response went out in full; otherwise the status
+    /// says what happened (AppError: error page sent; ResponseIncomplete: close the
+    /// connection; ClientGone; IoError) and the message why.
+    pub fn run(&mut self, app: impl FnOnce(&mut Request<'_, H>) -> Status) -> Result<(), Error> {
+        self.state.reset();
+        let mut req = Request {
+            host: &mut self.host,
+            settings: &self.settings,
+            st: &mut self.state,
+        };
+        let result = match req.setup_environ() {
+            Ok(()) => match app(&mut req) {
+                Status::Ok => req.finish_response(),
+                failed => {
+                    req.close_body();
+                    Err(req.app_failure(failed))
+                }
+            },
+            Err(e) => Err(e),
+        };
+        let outcome = match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(req.handle_error(e)),
+        };
+        req.st.body = Body::Unset;
+        outcome
+    }
+
+    /// The environ of the last request (empty before the first).
+    pub fn environ(&self) -> &Environ {
+        &self.state.environ
+    }
+}
+
+impl<H: Host> Request<'_, H> {
+    // ---- environ -------------------------------------------------------------------------
+
+    /// wsgiref's setup_environ: base environ, add_cgi_vars, the wsgi.* keys, SERVER_SOFTWARE.
+    fn setup_environ(&mut self) -> Result<(), Error> {
+        let s = self.settings;
+        let env = &mut self.st.environ;
+        env.reset(s.os_environ.clone());
+        self.host.add_cgi_vars(env)?;
+        let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+        let scheme = crate::util::guess_scheme(env.get(b"HTTPS"));
+        env.set(b"wsgi.input", b"gw_input")?;
+        env.set(b"wsgi.errors", b"gw_errors")?;
+        env.set(b"wsgi.version", b"1.0")?;
+        env.set(b"wsgi.run_once", flag(s.run_once))?;
+        env.set(b"wsgi.url_scheme", scheme)?;
+        env.set(b"wsgi.multithread", flag(s.multithread))?;
+        env.set(b"wsgi.multiprocess", flag(s.multiprocess))?;
+        if s.file_wrapper {
+            env.set(b"wsgi.file_wrapper", b"gw_request_set_body_file")?;
+        }
+        env.set(b"wsgi.input_terminated", b"1")?;
+        if s.origin_server {
+            if let Some(software) = s.server_software() {
+                env.set_default(b"SERVER_SOFTWARE", software)?;
+            }
+        }
+        self.st.input.reset(env.get(b"CONTENT_LENGTH"));
+        Ok(())
+    }
+
+    /// The request environ; the app may read and change it.
+    pub fn environ(&mut self) -> &mut Environ {
+        &mut self.st.environ
+    }
+
+    // ---- start_response and write ---------------------------------------------------------
+
+    /// Keeps the message of a failed call for the error log, then hands the result back.
+    fn record<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result {
+            self.st.app_message.clear();
+            self.st.app_message.push_str(&e.message);
+        }
+        result
+    }
+
+    /// start_response(status, headers, exc_info). Everything is validated here, so nothing
+    /// invalid can reach the wire; a failed call leaves no response started.
+    pub fn start_response<'h>(
+        &mut self,
+        status: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        exc_info: bool,
+    ) -> Result<(), Error> {
+        let result = self.start_response_checked(status, headers, exc_info);
+        if result.is_err() && !self.st.headers_sent {
+            self.st.has_status = false;
+            self.st.headers.clear();
+            self.st.declared_length = None;
+        }
+        self.record(result)
+    }
+
+    fn start_response_checked<'h>(
+        &mut self,
+        status: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        exc_info: bool,
+    ) -> Result<(), Error> {
+        let st = &mut *self.st;
+        if exc_info {
+            if st.headers_sent {
+                return Err(Error::new(
+                    Status::HeadersAlreadySent,
+                    "start_response() with exc_info after the headers were sent: the error is re-raised",
+                ));
+            }
+        } else if st.start_response_called {
+            return Err(Error::new(Status::HeadersAlreadySet, "Headers already set!"));
+        }
+        st.start_response_called = true;
+        st.has_status = false;
+        check_status(status)?;
+        st.headers.clear();
+        for (name, value) in headers {
+            check_header(name, value)?;
+            st.headers.push(name, value);
+        }
+        st.declared_length = st.headers.content_length()?;
+        st.status.clear();
+        st.status.extend_from_slice(status);
+        st.has_status = true;
+        Ok(())
+    }
+
+    /// The write callable: commits the headers (even for empty data, as PEP 3333 says of
+    /// write), then sends `data` and flushes.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        let result = self.write_block(data, false);
+        self.record(result)
+    }
+
+    fn write_block(&mut self, data: &[u8], one_block: bool) -> Result<(), Error> {
+        self.check_output()?;
+        if !self.st.has_status {
+            return Err(Error::new(
+                Status::InvalidState,
+                "write() before start_response()",
+            ));
+        }
+        if self.st.headers_sent {
+            let n = self.body_allowance(data.len());
+            self.write_all(&data[..n])?;
+        } else {
+            self.send_headers(data, one_block)?;
+        }
+        self.flush()
+    }
+
+    fn check_output(&self) -> Result<(), Error> {
+        if self.st.client_gone {
+            return Err(Error::new(Status::ClientGone, "client went away"));
+        }
+        if self.st.io_failed {
+            return Err(Error::new(
+                Status::IoError,
+                "an earlier write to the client failed",
+            ));
+        }
+        Ok(())
+    }
+
+    /// How much of a `len`-byte block may still go out under the declared Content-Length;
+    /// the rest is dropped and logged once (wsgiref sends it: weakness 8.2.4).
+    fn body_allowance(&mut self, len: usize) -> usize {
+        let allowed = match self.st.declared_length {
+            Some(declared) => {
+                let left = declared.saturating_sub(self.st.body_sent);
+                usize::try_from(left).map_or(len, |left| left.min(len))
+            }
+            None => len,
+        };
+        if allowed < len && !self.st.overflow_logged {
+            self.st.overflow_logged = true;
+            self.log(b"response body longer than its Content-Length; the extra bytes were dropped");
+        }
+        self.st.body_sent += allowed as u64;
+        allowed
+    }
+
+    /// send_preamble + the headers + the first block, in as few write calls as possible.
+    fn send_headers(&mut self, first: &[u8], one_block: bool) -> Result<(), Error> {
+        let s = self.settings;
+        let st = &mut *self.st;
+        st.headers_sent = true;
+        let computed = if one_block && !st.headers.contains(b"content-length") {
+            st.declared_length = Some(first.len() as u64);
+            Some(first.len())
+        } else {
+            None
+        };
+        let modern = !s.origin_server
+            || !st
+                .environ
+                .get(b"SERVER_PROTOCOL")
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/0.9"));
+        let out = &mut st.out;
+        out.clear();
+        if modern {
+            if s.origin_server {
+                out.extend_from_slice(b"HTTP/");
+                out.extend_from_slice(s.http_version());
+                out.push(b' ');
+                out.extend_from_slice(&st.status);
+                out.extend_from_slice(b"\r\n");
+                if !st.headers.contains(b"date") {
+                    out.extend_from_slice(b"Date: ");
+                    out.extend_from_slice(&http_date_now());
+                    out.extend_from_slice(b"\r\n");
+                }
+                if let Some(software) = s.server_software() {
+                    if !st.headers.contains(b"server") {
+                        out.extend_from_slice(b"Server: ");
+                        out.extend_from_slice(software);
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+            } else {
+                out.extend_from_slice(b"Status: ");
+                out.extend_from_slice(&st.status);
+                out.extend_from_slice(b"\r\n");
+            }
+            for (name, value) in st.headers.iter() {
+                out.extend_from_slice(name);
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value);
+                out.extend_from_slice(b"\r\n");
+            }
+            if let Some(len) = computed {
+                out.extend_from_slice(b"Content-Length: ");
+                let mut digits = [0u8; 20];
+                out.extend_from_slice(format_decimal(len as u64, &mut digits));
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        let n = self.body_allowance(first.len());
+        let first = &first[..n];
+        let mut out = mem::take(&mut self.st.out);
+        let result = if out.len() + first.len() <= COALESCE_LIMIT {
+            out.extend_from_slice(first);
+            self.write_all(&out)
+        } else {
+            self.write_all(&out).and_then(|()| self.write_all(first))
+        };
+        self.st.out = out;
+        result
+    }
+
+    /// Hands all of `data` to the write hook: short writes are completed, a write that makes
+    /// no progress or fails ends the cycle, a disconnect is remembered.
+    fn write_all(&mut self, mut data: &[u8]) -> Result<(), Error> {
+        let mut interrupted = 0;
+        while !data.is_empty() {
+            match self.host.write(data) {
+                Ok(0) => {
+                    self.st.io_failed = true;
+                    return Err(Error::new(Status::IoError, "write hook made no progress"));
+                }
+                Ok(n) if n > data.len() => {
+                    self.st.io_failed = true;
+                    return Err(Error::new(
+                        Status::IoError,
+                        format!("write hook reported {n} bytes written of {}", data.len()),
+                    ));
+                }
+                Ok(n) => {
+                    data = &data[n..];
+                    interrupted = 0;
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::Interrupted
+                        && interrupted < MAX_EINTR_RETRIES =>
+                {
+                    interrupted += 1;
+                }
+                Err(e) => return Err(self.output_failure("write", e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        match self.host.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.output_failure("flush", e)),
+        }
+    }
+
+    fn output_failure(&mut self, what: &str, e: std::io::Error) -> Error {
+        if is_disconnect(&e) {
+            self.st.client_gone = true;
+            Error::new(Status::ClientGone, format!("client went away: {e}"))
+        } else {
+            self.st.io_failed = true;
+            Error::new(Status::IoError, format!("{what} hook failed: {e}"))
+        }
+    }
+
+    // ---- the body ---------------------------------------------------------------------------
+
+    fn check_body_unset(&self) -> Result<(), Error> {
+        match self.st.body {
+            Body::Unset => Ok(()),
+            _ => Err(Error::new(
+                Status::InvalidState,
+                "the application already returned a body",
+            )),
+        }
+    }
+
+    /// Returns one block of bytes as the body (copied), so Content-Length can be computed.
+    pub fn set_body_bytes(&mut self, data: &[u8]) -> Result<(), Error> {
+        let result = self.check_body_unset();
+        self.record(result)?;
+        self.st.bytes_body.clear();
+        self.st.bytes_body.extend_from_slice(data);
+        self.st.body = Body::Bytes;
+        Ok(())
+    }
+
+    /// Returns a chunk iterator as the body; the cycle closes it exactly once. On failure the
+    /// source is handed back untouched (not closed).
+    pub fn set_body_source(&mut self, source: H::Body) -> Result<(), (Error, H::Body)> {
+        if let Err(e) = self.record(self.check_body_unset()) {
+            return Err((e, source));
+        }
+        self.st.body = Body::Source(source);
+        Ok(())
+    }
+
+    pub fn file_wrapper_enabled(&self) -> bool {
+        self.settings.file_wrapper
+    }
+
+    /// The app's own failure message for the error log.
+    pub fn set_failure_message(&mut self, message: &[u8]) {
+        self.st.app_message.clear();
+        self.st
+            .app_message
+            .push_str(&crate::status::escape_bytes(message));
+    }
+
+    /// Takes the recorded failure message (empty if none).
+    pub fn take_failure_message(&mut self) -> String {
+        mem::take(&mut self.st.app_message)
+    }
+
+    fn close_body(&mut self) {
+        if let Body::Source(mut source) = mem::replace(&mut self.st.body, Body::Taken) {
+            if let Err(e) = source.close() {
+                self.log_error("closing the response body failed: ", &e.message);
+            }
+        }
+    }
+
+    /// wsgiref's finish_response: iterate, write each block, finish_content; close the body.
+    fn finish_response(&mut self) -> Result<(), Error> {
+        match mem::replace(&mut self.st.body, Body::Taken) {
+            Body::Unset | Body::Taken => self.finish_content(),
+            Body::Bytes => {
+                let data = mem::take(&mut self.st.bytes_body);
+                let result = self.send_block(&data, true);
+                self.st.bytes_body = data;
+                result?;
+                self.finish_content()
+            }
+            Body::Source(mut source) => {
+                let result = self.drain(&mut source);
+                self.st.body = Body::Source(source);
+                self.close_body();
+                result
+            }
+        }
+    }
+
+    fn drain(&mut self, source: &mut H::Body) -> Result<(), Error> {
+        let one_block = source.block_count() == Some(1);
+        while let Some(chunk) = source.next_chunk(self)? {
+            self.send_block(chunk, one_block)?;
+        }
+        self.finish_content()
+    }
+
+    /// A block of the returned body. An empty block before the headers does not commit them
+    /// (wsgiref does: weakness 8.2.5), so a later failure can still get the error page.
+    fn send_block(&mut self, data: &[u8], one_block: bool) -> Result<(), Error> {
+        if data.is_empty() && !self.st.headers_sent {
+            return Ok(());
+        }
+        self.write_block(data, one_block)
+    }
+
+    /// wsgiref's finish_content: an empty body gets its headers (Content-Length: 0 unless the
+    /// app set one); then a body shorter than its Content-Length is reported.
+    fn finish_content(&mut self) -> Result<(), Error> {
+        if !self.st.headers_sent {
+            self.check_output()?;
+            if !self.st.has_status {
+                return Err(Error::new(
+                    Status::AppError,
+                    "the application returned without calling start_response()",
+                ));
+            }
+            self.send_headers(b"", true)?;
+            self.flush()?;
+        }
+        if let Some(declared) = self.st.declared_length {
+            if self.st.body_sent < declared && !self.body_may_be_short() {
+                return Err(Error::new(
+                    Status::ResponseIncomplete,
+                    format!(
+                        "response body shorter than its Content-Length ({} of {declared} bytes)",
+                        self.st.body_sent
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// HEAD responses and 1xx/204/304 declare a length without carrying the body.
+    fn body_may_be_short(&self) -> bool {
+        let head = self.st.environ.get(b"REQUEST_METHOD") == Some(b"HEAD");
+        let code = &self.st.status[..3];
+        head || code[0] == b'1' || code == b"204" || code == b"304"
+    }
+
+    // ---- failures ---------------------------------------------------------------------------
+
+    /// The error for an application that returned a failure status.
+    fn app_failure(&mut self, status: Status) -> Error {
+        let message = if self.st.app_message.is_empty() {
+            status.describe().to_string()
+        } else {
+            mem::take(&mut self.st.app_message)
+        };
+        let status = match status {
+            Status::ClientGone => Status::ClientGone,
+            _ => Status::AppError,
+        };
+        Error::new(status, message)
+    }
+
+    /// wsgiref's handle_error, fixed: a disconnect ends quietly; otherwise log, then the error
+    /// page if nothing was sent yet, else tell the host to close.
+    fn handle_error(&mut self, err: Error) -> Error {
+        if self.st.client_gone || err.status == Status::ClientGone {
+            return Error::new(Status::ClientGone, err.message);
+        }
+        if self.st.io_failed {
+            self.log(err.message.as_bytes());
+            return Error::new(Status::IoError, err.message);
+        }
+        if self.st.headers_sent {
+            self.log_error("response cut short: ", &err.message);
+            return Error::new(Status::ResponseIncomplete, err.message);
+        }
+        self.log_error("application error: ", &err.message);
+        match self.send_error_page() {
+            Ok(()) => Error::new(Status::AppError, err.message),
+            Err(e) if e.status == Status::ClientGone => e,
+            Err(e) => {
+                self.log(e.message.as_bytes());
+                e
+            }
+        }
+    }
+
+    /// wsgiref's error_output: start_response(error_status, error_headers, exc_info) and a
+    /// one-block body, so Content-Length is computed.
+    fn send_error_page(&mut self) -> Result<(), Error> {
+        let s = self.settings;
+        let st = &mut *self.st;
+        st.status.clear();
+        st.status.extend_from_slice(s.error_status());
+        st.headers.copy_from(s.error_headers());
+        st.declared_length = st.headers.content_length()?;
+        st.has_status = true;
+        st.body_sent = 0;
+        self.send_headers(s.error_body(), true)?;
+        self.flush()
+    }
+
+    // ---- wsgi.errors and the log ----------------------------------------------------------
+
+    /// wsgi.errors write: all of `data` goes to the stderr hook.
+    pub fn errors_write(&mut self, mut data: &[u8]) -> Result<(), Error> {
+        let mut interrupted = 0;
+        while !data.is_empty() {
+            match self.host.write_stderr(data) {
+                Ok(n) if n == 0 || n > data.len() => {
+                    return Err(Error::new(
+                        Status::IoError,
+                        "stderr write hook made no progress",
+                    ))
+                }
+                Ok(n) => data = &data[n..],
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::Interrupted
+                        && interrupted < MAX_EINTR_RETRIES =>
+                {
+                    interrupted += 1
+                }
+                Err(e) => {
+                    return Err(Error::new(
+                        Status::IoError,
+                        format!("stderr write hook failed: {e}"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn errors_flush(&mut self) -> Result<(), Error> {
+        self.host
+            .flush_stderr()
+            .map_err(|e| Error::new(Status::IoError, format!("stderr flush hook failed: {e}")))
+    }
+
+    /// One log line through the stderr hooks; a failing log is dropped, never retried.
+    fn log(&mut self, message: &[u8]) {
+        let _ = self
+            .errors_write(b"gateway: ")
+            .and_then(|()| self.errors_write(message))
+            .and_then(|()| self.errors_write(b"\n"))
+            .and_then(|()| self.errors_flush());
+    }
+
+    fn log_error(&mut self, prefix: &str, message: &str) {
+        let mut line = String::with_capacity(prefix.len() + message.len());
+        line.push_str(prefix);
+        line.push_str(message);
+        self.log(line.as_bytes());
+    }
+
+    // ---- wsgi.input ---------------------------------------------------------------------------
+
+    pub fn input_read(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+        let result = self.st.input.read(self.host, out);
+        self.record(result)
+    }
+
+    pub fn input_readline(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+        let result = self.st.input.readline(self.host, out);
+        self.record(result)
+    }
+
+    pub fn input_read_all(&mut self) -> Result<&[u8], Error> {
+        if let Err(e) = self.st.input.read_all(self.host) {
+            return self.record(Err(e));
+        }
+        Ok(self.st.input.result())
+    }
+
+    pub fn input_next_line(&mut self) -> Result<&[u8], Error> {
+        if let Err(e) = self.st.input.next_line(self.host) {
+            return self.record(Err(e));
+        }
+        Ok(self.st.input.result())
+    }
+
+    /// readlines(hint); the lines are then read with `input_lines`.
+    pub fn input_readlines(&mut self, hint: usize) -> Result<usize, Error> {
+        let result = self.st.input.readlines(self.host, hint);
+        self.record(result)?;
+        Ok(self.st.input.line_count())
+    }
+
+    /// The host and the lines of the last readlines, borrowed together.
+    pub fn host_and_lines(&mut self) -> (&mut H, impl Iterator<Item = &[u8]>) {
+        (&mut *self.host, self.st.input.lines())
+    }
+}
+
+/// Writes `n` in decimal into `buf`, returning the digits.
+fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+

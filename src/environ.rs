@@ -1,0 +1,377 @@
+//! The environ: byte-string names and values in insertion order, optionally layered over a
+//! shared, frozen base so a request environ never copies the handler's os_environ.
+//!
+//! Values are kept in one byte arena with a NUL after each name and value (so C callers may
+//! treat them as strings; the length is still what counts). Clearing keeps the capacity, so a
+//! reused environ does not allocate once it has seen its largest request.
+
+use std::sync::Arc;
+
+use crate::status::{Error, Status};
+
+/// Longest name accepted (bytes).
+pub const MAX_NAME_LEN: usize = 64 * 1024;
+/// Longest value accepted (bytes).
+pub const MAX_VALUE_LEN: usize = 1024 * 1024;
+/// Largest arena (names, values and their NULs, live or overwritten) of one environ layer.
+pub const MAX_ARENA_LEN: usize = 64 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// A key this layer added itself.
+    Own,
+    /// Stands in for the base entry with this index: a new value, or (when not live) a removal.
+    Shadow(u32),
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    name: Span,
+    value: Span,
+    origin: Origin,
+    live: bool,
+}
+
+/// An ordered byte-string mapping. See the module docs.
+#[derive(Clone, Debug, Default)]
+pub struct Environ {
+    base: Option<Arc<Environ>>,
+    arena: Vec<u8>,
+    entries: Vec<Entry>,
+    len: usize,
+}
+
+impl Environ {
+    pub fn new() -> Environ {
+        Environ::default()
+    }
+
+    /// The process environment, byte for byte (what wsgiref's read_environ yields on POSIX).
+    pub fn from_process() -> Result<Environ, Error> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut env = Environ::new();
+        for (name, value) in std::env::vars_os() {
+            env.set(name.as_bytes(), value.as_bytes())?;
+        }
+        Ok(env)
+    }
+
+    /// Empties the environ and puts `base` under it; keeps the arena's capacity.
+    pub fn reset(&mut self, base: Option<Arc<Environ>>) {
+        self.arena.clear();
+        self.entries.clear();
+        self.len = base.as_ref().map_or(0, |b| b.len);
+        self.base = base;
+    }
+
+    /// Number of visible entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        &self.arena[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) -> Result<Span, Error> {
+        let start = self.arena.len();
+        if start + bytes.len() + 1 > MAX_ARENA_LEN {
+            return Err(Error::new(
+                Status::TooLarge,
+                format!("environ is larger than {MAX_ARENA_LEN} bytes"),
+            ));
+        }
+        self.arena.extend_from_slice(bytes);
+        self.arena.push(0);
+        Ok(Span {
+            start: start as u32,
+            len: bytes.len() as u32,
+        })
+    }
+
+    /// Index of this layer's entry for `name`, live or a removal marker (newest first).
+    fn own_index(&self, name: &[u8]) -> Option<usize> {
+        self.entries
+            .iter()
+            .rposition(|e| (e.live || e.origin != Origin::Own) && self.bytes(e.name) == name)
+    }
+
+    fn base_index(&self, name: &[u8]) -> Option<usize> {
+        let base = self.base.as_ref()?;
+        base.entries
+            .iter()
+            .position(|e| e.live && base.bytes(e.name) == name)
+    }
+
+    /// The value for `name`; borrowed until the environ is next changed.
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        if let Some(i) = self.own_index(name) {
+            let e = &self.entries[i];
+            if e.live {
+                return Some(self.bytes(e.value));
+            }
+            // A removal marker for a base key; an own re-insertion would have been found first.
+            return None;
+        }
+        let base = self.base.as_ref()?;
+        base.get(name)
+    }
+
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Checks a name: not empty, no NUL or '=' (it could never be an environment variable).
+    pub fn check_name(name: &[u8]) -> Result<(), Error> {
+        if name.is_empty() {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                "environ names must not be empty",
+            ));
+        }
+        if name.len() > MAX_NAME_LEN {
+            return Err(Error::new(
+                Status::TooLarge,
+                format!("environ name longer than {MAX_NAME_LEN} bytes"),
+            ));
+        }
+        if name.iter().any(|&b| b == 0 || b == b'=') {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                "environ names must not contain NUL or '='",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sets `name` to `value`. An existing key keeps its place in the order (as a dict does).
+    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        Environ::check_name(name)?;
+        if value.len() > MAX_VALUE_LEN {
+            return Err(Error::new(
+                Status::TooLarge,
+                format!("environ value longer than {MAX_VALUE_LEN} bytes"),
+            ));
+        }
+        match self.own_index(name) {
+            Some(i) if self.entries[i].live => {
+                self.entries[i].value = self.push_bytes(value)?;
+            }
+            Some(_) => {
+                // Removed base key set again: like a dict, it moves to the end.
+                self.push_entry(name, value, Origin::Own)?;
+                self.len += 1;
+            }
+            None => match self.base_index(name) {
+                Some(b) => self.push_entry(name, value, Origin::Shadow(b as u32))?,
+                None => {
+                    self.push_entry(name, value, Origin::Own)?;
+                    self.len += 1;
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// Sets `name` only when it is absent (dict.setdefault).
+    pub fn set_default(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        if self.contains(name) {
+            return Ok(());
+        }
+        self.set(name, value)
+    }
+
+    fn push_entry(&mut self, name: &[u8], value: &[u8], origin: Origin) -> Result<(), Error> {
+        let name = self.push_bytes(name)?;
+        let value = self.push_bytes(value)?;
+        self.entries.push(Entry {
+            name,
+            value,
+            origin,
+            live: true,
+        });
+        Ok(())
+    }
+
+    /// Removes `name`; Ok(false) when it was not there.
+    pub fn remove(&mut self, name: &[u8]) -> Result<bool, Error> {
+        match self.own_index(name) {
+            Some(i) if self.entries[i].live => {
+                self.entries[i].live = false;
+                self.len -= 1;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => match self.base_index(name) {
+                Some(b) => {
+                    // A removal marker: keeps the name so lookups stop before the base.
+                    let name = self.push_bytes(name)?;
+                    self.entries.push(Entry {
+                        name,
+                        value: Span { start: 0, len: 0 },
+                        origin: Origin::Shadow(b as u32),
+                        live: false,
+                    });
+                    self.len -= 1;
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+        }
+    }
+
+    /// Copies every entry of `other` into this environ, in `other`'s order (dict.update).
+    pub fn update(&mut self, other: &Environ) -> Result<(), Error> {
+        let mut cursor = 0;
+        while let Some((name, value)) = other.next(&mut cursor) {
+            self.set(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// Iteration in insertion order: base keys first (with this layer's values), then the
+    /// keys this layer added. Start with `*cursor == 0`; None at the end.
+    pub fn next(&self, cursor: &mut usize) -> Option<(&[u8], &[u8])> {
+        let base_count = self.base.as_ref().map_or(0, |b| b.entries.len());
+        while *cursor < base_count {
+            let i = *cursor;
+            *cursor += 1;
+            let base = self.base.as_ref().expect("base_count > 0");
+            let be = &base.entries[i];
+            if !be.live {
+                continue;
+            }
+            match self
+                .entries
+                .iter()
+                .find(|e| e.origin == Origin::Shadow(i as u32))
+            {
+                Some(e) if e.live => return Some((self.bytes(e.name), self.bytes(e.value))),
+                Some(_) => continue,
+                None => return Some((base.bytes(be.name), base.bytes(be.value))),
+            }
+        }
+        while *cursor - base_count < self.entries.len() {
+            let e = &self.entries[*cursor - base_count];
+            *cursor += 1;
+            if e.live && e.origin == Origin::Own {
+                return Some((self.bytes(e.name), self.bytes(e.value)));
+            }
+        }
+        None
+    }
+
+    /// A frozen copy to share between handlers and threads. This environ becomes an empty
+    /// layer over the shared copy, so taking a snapshot copies nothing when the environ has
+    /// no base yet, and later changes to it never reach the snapshot.
+    pub fn share(&mut self) -> Arc<Environ> {
+        if self.entries.is_empty() {
+            if let Some(base) = &self.base {
+                return Arc::clone(base);
+            }
+        }
+        let flat = if self.base.is_none() {
+            Environ {
+                base: None,
+                arena: std::mem::take(&mut self.arena),
+                entries: std::mem::take(&mut self.entries),
+                len: self.len,
+            }
+        } else {
+            let mut flat = Environ::new();
+            // Sizes here were accepted once already, so copying them cannot fail.
+            flat.update(self).expect("copy of a valid environ");
+            flat
+        };
+        let shared = Arc::new(flat);
+        self.reset(Some(Arc::clone(&shared)));
+        shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(env: &Environ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        while let Some((n, v)) = env.next(&mut cursor) {
+            out.push((
+                String::from_utf8_lossy(n).into(),
+                String::from_utf8_lossy(v).into(),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn set_get_remove_keep_insertion_order() {
+        let mut env = Environ::new();
+        env.set(b"B", b"1").unwrap();
+        env.set(b"A", b"2").unwrap();
+        env.set(b"B", b"3").unwrap();
+        assert_eq!(env.get(b"B"), Some(&b"3"[..]));
+        assert_eq!(env.len(), 2);
+        assert_eq!(pairs(&env), [("B".into(), "3".into()), ("A".into(), "2".into())]);
+        assert!(env.remove(b"B").unwrap());
+        assert!(!env.remove(b"B").unwrap());
+        assert_eq!(env.get(b"B"), None);
+        env.set(b"B", b"4").unwrap();
+        assert_eq!(pairs(&env), [("A".into(), "2".into()), ("B".into(), "4".into())]);
+    }
+
+    #[test]
+    fn layers_shadow_the_base_without_changing_it() {
+        let mut base = Environ::new();
+        base.set(b"X", b"base").unwrap();
+        base.set(b"Y", b"base").unwrap();
+        let shared = base.share();
+        let mut req = Environ::new();
+        req.reset(Some(Arc::clone(&shared)));
+        req.set(b"Y", b"req").unwrap();
+        req.set(b"Z", b"req").unwrap();
+        assert!(req.remove(b"X").unwrap());
+        assert_eq!(req.len(), 2);
+        assert_eq!(pairs(&req), [("Y".into(), "req".into()), ("Z".into(), "req".into())]);
+        assert_eq!(shared.get(b"X"), Some(&b"base"[..]));
+        req.set(b"X", b"again").unwrap();
+        assert_eq!(req.get(b"X"), Some(&b"again"[..]));
+        assert_eq!(pairs(&req).last().unwrap().0, "X");
+        // The original object still reads the same after sharing.
+        assert_eq!(pairs(&base), [("X".into(), "base".into()), ("Y".into(), "base".into())]);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let mut env = Environ::new();
+        assert_eq!(env.set(b"", b"v").unwrap_err().status, Status::InvalidArgument);
+        assert_eq!(env.set(b"A=B", b"v").unwrap_err().status, Status::InvalidArgument);
+        assert_eq!(env.set(b"A\0", b"v").unwrap_err().status, Status::InvalidArgument);
+        let big = vec![b'v'; MAX_VALUE_LEN + 1];
+        assert_eq!(env.set(b"A", &big).unwrap_err().status, Status::TooLarge);
+        assert!(env.is_empty());
+    }
+
+    #[test]
+    fn share_of_a_layered_environ_flattens() {
+        let mut a = Environ::new();
+        a.set(b"A", b"1").unwrap();
+        let _ = a.share();
+        a.set(b"B", b"2").unwrap();
+        let shared = a.share();
+        assert!(shared.base.is_none());
+        assert_eq!(pairs(&shared).len(), 2);
+        assert_eq!(pairs(&a).len(), 2);
+    }
+}

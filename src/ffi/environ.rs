@@ -1,0 +1,180 @@
+//! `gw_environ`: the environ object (byte-string names and values in insertion order).
+
+use std::ffi::c_char;
+
+use super::{boundary, boundary_void, bytes_arg, null, out_arg};
+use crate::environ::Environ;
+use crate::status::{Error, Status};
+
+/// An environ: byte-string names and values (latin-1 "bytes as str"), kept in insertion
+/// order. Values returned by it are followed by a NUL byte for convenience, but may contain
+/// NUL themselves: the length is what counts.
+///
+/// Thread safety: a `const gw_environ *` may be read from several threads at once; changing
+/// one needs exclusive access. It may move between threads.
+pub struct gw_environ {
+    _private: [u8; 0],
+}
+
+/// Longest environ name accepted, in bytes (longer ones fail with GW_STATUS_TOO_LARGE).
+pub const GW_ENVIRON_MAX_NAME_LEN: usize = 65536;
+/// Longest environ value accepted, in bytes (longer ones fail with GW_STATUS_TOO_LARGE).
+pub const GW_ENVIRON_MAX_VALUE_LEN: usize = 1048576;
+const _: () = assert!(GW_ENVIRON_MAX_NAME_LEN == crate::environ::MAX_NAME_LEN);
+const _: () = assert!(GW_ENVIRON_MAX_VALUE_LEN == crate::environ::MAX_VALUE_LEN);
+
+pub(crate) fn as_ptr(env: &mut Environ) -> *mut gw_environ {
+    (env as *mut Environ).cast()
+}
+
+pub(crate) unsafe fn env_ref<'a>(env: *const gw_environ) -> Result<&'a Environ, Error> {
+    // SAFETY: every gw_environ pointer the library hands out points at an Environ.
+    unsafe { env.cast::<Environ>().as_ref() }.ok_or_else(|| null("environ"))
+}
+
+pub(crate) unsafe fn env_mut<'a>(env: *mut gw_environ) -> Result<&'a mut Environ, Error> {
+    // SAFETY: as env_ref; the caller has exclusive access (documented).
+    unsafe { env.cast::<Environ>().as_mut() }.ok_or_else(|| null("environ"))
+}
+
+fn publish(env: Environ, out: *mut *mut gw_environ) -> Result<(), Error> {
+    let out = unsafe { out_arg(out, "out") }?;
+    *out = Box::into_raw(Box::new(env)).cast();
+    Ok(())
+}
+
+/// Creates an empty environ. Free it with gw_environ_free.
+#[no_mangle]
+pub unsafe extern "C" fn gw_environ_new(out: *mut *mut gw_environ) -> Status {
+    boundary(|| publish(Environ::new(), out))
+}
+
+/// Creates an environ holding the process environment, byte for byte (wsgiref's
+/// read_environ on POSIX). Free it with gw_environ_free.
+#[no_mangle]
+pub unsafe extern "C" fn gw_environ_new_from_process(out: *mut *mut gw_environ) -> Status {
+    boundary(|| {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        publish(Environ::from_process()?, out)
+    })
+}
+
+/// Frees an environ made by gw_environ_new, gw_environ_new_from_process or
+/// gw_handler_get_os_environ. NULL is a no-op. Never free the environ of a request.
+#[no_mangle]
+pub unsafe extern "C" fn gw_environ_free(environ: *mut gw_environ) {
+    boundary_void(|| {
+        if !environ.is_null() {
+            // SAFETY: owned environs come from Box::into_raw in publish().
+            drop(unsafe { Box::from_raw(environ.cast::<Environ>()) });
+        }
+    })
+}
+
+/// Sets `name` to `value` (copied). An existing name keeps its place in the order.
+/// Names must be non-empty and contain no NUL or '='.
+#[no_mangle]
+pub unsafe extern "C" fn gw_environ_set(
+    environ: *mut gw_environ,
+    name: *const c_char,
+    name_len: usize,
+    value: *const c_char,
+    value_len: usize,
+) -> Status {
+    boundary(|| {
+        let env = unsafe { env_mut(environ) }?;
+        let name = unsafe { bytes_arg(name, name_len, "name") }?;
+        let value = unsafe { bytes_arg(value, value_len, "value") }?;
+        env.set(name, value)
+    })
+}
+
+/// Looks `name` up. On GW_STATUS_OK, `*out_value` and `*out_value_len` give the value,
+/// borrowed until the environ is next changed or freed. GW_STATUS_NOT_FOUND when absent.
+#[no_mangle]
+pub unsafe extern "C" fn gw_environ_get(
+    environ: *const gw_environ,
+    name: *const c_char,
+    name_len: usize,
+    out_value: *mut *const c_char,
+    out_value_len: *mut usize,
+) -> Status {
+    boundary(|| {
+        let env = unsafe { env_ref(environ) }?;
+        let name = unsafe { bytes_arg(name, name_len, "name") }?;
+        let out_value = unsafe { out_arg(out_value, "out_value") }?;
+        let out_value_len = unsafe { out_arg(out_value_len, "out_value_len") }?;
+        let value = env.get(name).ok_or_else(|| {
+            Error::new(
+                Status::NotFound,
+                format!("no environ key '{}'", crate::status::escape_bytes(name)),
+            )
+        })?;
+        *out_value = value.as_ptr().cast();
+        *out_value_len = value.len();
+        Ok(())
+    })
+}
+
+/// Removes `name`. GW_STATUS_NOT_FOUND when it was not there.
+#[no_mangle]
+pub unsafe extern "C" fn gw_environ_remove(
+    environ: *mut gw_environ,
+    name: *const c_char,
+    name_len: usize,
+) -> Status {
+    boundary(|| {
+        let env = unsafe { env_mut(environ) }?;
+        let name = unsafe { bytes_arg(name, name_len, "name") }?;
+        if env.remove(name)? {
+            Ok(())
+        } else {
+            Err(Error::new(
+                Status::NotFound,
+                format!("no environ key '{}'", crate::status::escape_bytes(name)),
+            ))
+        }
+    })
+}
+
+/// The number of entries.
+#[no_mangle]
+pub unsafe extern "C" fn gw_environ_len(environ: *const gw_environ, out_len: *mut usize) -> Status {
+    boundary(|| {
+        let env = unsafe { env_ref(environ) }?;
+        *unsafe { out_arg(out_len, "out_len") }? = env.len();
+        Ok(())
+    })
+}
+
+/// Iterates in insertion order. Set `*cursor = 0` first; each GW_STATUS_OK gives one entry
+/// (borrowed until the environ is next changed or freed) and advances the cursor;
+/// GW_STATUS_NOT_FOUND means the end. Do not change the environ while iterating.
+#[no_mangle]
+pub unsafe extern "C" fn gw_environ_next(
+    environ: *const gw_environ,
+    cursor: *mut usize,
+    out_name: *mut *const c_char,
+    out_name_len: *mut usize,
+    out_value: *mut *const c_char,
+    out_value_len: *mut usize,
+) -> Status {
+    boundary(|| {
+        let env = unsafe { env_ref(environ) }?;
+        let cursor = unsafe { out_arg(cursor, "cursor") }?;
+        let out_name = unsafe { out_arg(out_name, "out_name") }?;
+        let out_name_len = unsafe { out_arg(out_name_len, "out_name_len") }?;
+        let out_value = unsafe { out_arg(out_value, "out_value") }?;
+        let out_value_len = unsafe { out_arg(out_value_len, "out_value_len") }?;
+        let (name, value) = env
+            .next(cursor)
+            .ok_or_else(|| Error::new(Status::NotFound, "end of environ"))?;
+        *out_name = name.as_ptr().cast();
+        *out_name_len = name.len();
+        *out_value = value.as_ptr().cast();
+        *out_value_len = value.len();
+        Ok(())
+    })
+}

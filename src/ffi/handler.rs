@@ -1,0 +1,510 @@
+//! `gw_handler`: one per worker or connection, reused across requests; its settings, its
+//! hooks, the presets, and `gw_handler_run`.
+
+use std::cell::{Cell, UnsafeCell};
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::Arc;
+
+use super::environ::{env_mut, gw_environ};
+use super::fd_host::FdHost;
+use super::hooks::{gw_handler_hooks, FfiHost, HostIo};
+use super::request::{as_request_ptr, check_headers, gw_header, gw_request, header_iter};
+use super::{boundary, boundary_void, bytes_arg, null, out_arg};
+use crate::cycle::Handler;
+use crate::environ::Environ;
+use crate::settings::Settings;
+use crate::status::{Error, Status};
+use crate::util::iis_path_info;
+
+/// A handler: wsgiref's BaseHandler instance. Create one per worker thread or connection and
+/// reuse it: a reused handler serves requests without allocating once warmed up.
+///
+/// Thread safety: a handler needs exclusive access (one thread at a time) and may move
+/// between threads between calls. No gw_handler_* function may be called on a handler from
+/// inside its own hooks or application while gw_handler_run is running on it; such calls
+/// fail with GW_STATUS_INVALID_STATE.
+pub struct gw_handler {
+    _private: [u8; 0],
+}
+
+struct HandlerCell {
+    running: Cell<bool>,
+    handler: UnsafeCell<Handler<FfiHost>>,
+}
+
+/// The application: wsgiref's `application(environ, start_response)`. Called once per
+/// gw_handler_run on the caller's thread with the request, which is valid until it returns
+/// (and during the body iterator's calls). Returns a gw_status: GW_STATUS_OK, or a failure
+/// (GW_STATUS_APP_ERROR from gw_request_fail, or the status of a failed gateway call).
+pub type gw_application_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, request: *mut gw_request) -> i32>;
+
+fn publish(handler: Handler<FfiHost>, out: *mut *mut gw_handler) -> Result<(), Error> {
+    let out = unsafe { out_arg(out, "out") }?;
+    let cell = HandlerCell {
+        running: Cell::new(false),
+        handler: UnsafeCell::new(handler),
+    };
+    *out = Box::into_raw(Box::new(cell)).cast();
+    Ok(())
+}
+
+unsafe fn cell<'a>(handler: *const gw_handler) -> Result<&'a HandlerCell, Error> {
+    // SAFETY: every gw_handler pointer comes from publish().
+    unsafe { handler.cast::<HandlerCell>().as_ref() }.ok_or_else(|| null("handler"))
+}
+
+/// Exclusive access to an idle handler.
+unsafe fn idle<'a>(handler: *const gw_handler) -> Result<&'a mut Handler<FfiHost>, Error> {
+    let cell = unsafe { cell(handler) }?;
+    if cell.running.get() {
+        return Err(Error::new(
+            Status::InvalidState,
+            "the handler is running a request; change it between requests",
+        ));
+    }
+    // SAFETY: not running, and the caller has exclusive access (documented).
+    Ok(unsafe { &mut *cell.handler.get() })
+}
+
+/// Creates a handler over the host's hooks (copied; `hooks->write` is required), with
+/// wsgiref's BaseHandler defaults: multithread, multiprocess, not run_once, origin server,
+/// HTTP/1.0, no server_software, wsgi.file_wrapper offered, wsgiref's error page, and an
+/// empty base environ (wsgiref copies the process environment; see gw_handler_set_os_environ).
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_new(hooks: *const gw_handler_hooks, out: *mut *mut gw_handler) -> Status {
+    boundary(|| {
+        // SAFETY: a non-NULL hooks pointer points at a hook table.
+        let hooks = *unsafe { hooks.as_ref() }.ok_or_else(|| null("hooks"))?;
+        if hooks.write.is_none() {
+            return Err(null("hooks->write"));
+        }
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        publish(Handler::new(FfiHost::new(HostIo::Hooks(hooks))), out)
+    })
+}
+
+/// Frees a handler. NULL is a no-op. Not from inside its own run.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_free(handler: *mut gw_handler) {
+    boundary_void(|| {
+        if handler.is_null() {
+            return;
+        }
+        if unsafe { idle(handler) }.is_err() {
+            super::set_last_error("gw_handler_free: the handler is running; not freed");
+            return;
+        }
+        // SAFETY: handlers come from Box::into_raw in publish().
+        drop(unsafe { Box::from_raw(handler.cast::<HandlerCell>()) });
+    })
+}
+
+/// Replaces the userdata passed to the hooks, so one handler can serve many connections.
+/// GW_STATUS_INVALID_STATE for the file-descriptor presets, which have no hook userdata.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_userdata(handler: *mut gw_handler, userdata: *mut c_void) -> Status {
+    boundary(|| match &mut unsafe { idle(handler) }?.host.io {
+        HostIo::Hooks(hooks) => {
+            hooks.userdata = userdata;
+            Ok(())
+        }
+        HostIo::Fds(_) => Err(Error::new(Status::InvalidState, "preset handlers have no hook userdata")),
+    })
+}
+
+/// The userdata passed to the hooks (NULL for the presets).
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_userdata(handler: *const gw_handler, out: *mut *mut c_void) -> Status {
+    boundary(|| {
+        let h = unsafe { idle(handler) }?;
+        let out = unsafe { out_arg(out, "out") }?;
+        *out = match &h.host.io {
+            HostIo::Hooks(hooks) => hooks.userdata,
+            HostIo::Fds(_) => std::ptr::null_mut(),
+        };
+        Ok(())
+    })
+}
+
+/// Runs one whole request cycle: builds the environ, calls `app`, sends the response,
+/// closes the body. Returns what happened:
+/// - GW_STATUS_OK: the response went out in full;
+/// - GW_STATUS_APP_ERROR: the application failed before sending anything; it was logged and
+///   the error page was sent in full;
+/// - GW_STATUS_RESPONSE_INCOMPLETE: the response was cut short after its headers (or is
+///   shorter than its Content-Length): close the connection;
+/// - GW_STATUS_CLIENT_GONE: the client went away; nothing was logged;
+/// - GW_STATUS_IO_ERROR: a hook failed; logged; close the connection;
+/// - GW_STATUS_NULL_ARGUMENT / GW_STATUS_INVALID_STATE: nothing was run.
+/// In every case the handler is ready for the next request.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_run(
+    handler: *mut gw_handler,
+    app: gw_application_fn,
+    app_userdata: *mut c_void,
+) -> Status {
+    boundary(|| {
+        let Some(app) = app else {
+            return Err(null("app"));
+        };
+        let h = unsafe { idle(handler) }?;
+        let cell = unsafe { cell(handler) }?;
+        cell.running.set(true);
+        struct Running<'a>(&'a Cell<bool>);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _running = Running(&cell.running);
+        h.run(|request| {
+            // SAFETY: the application contract; the request outlives the call.
+            Status::from_raw(unsafe { app(app_userdata, as_request_ptr(request)) })
+        })
+    })
+}
+
+// ---- settings -----------------------------------------------------------------------------
+
+/// Applies `change` to an idle handler's settings.
+unsafe fn set(handler: *mut gw_handler, change: impl FnOnce(&mut Settings) -> Result<(), Error>) -> Status {
+    boundary(|| change(&mut unsafe { idle(handler) }?.settings))
+}
+
+/// Reads an idle handler's settings into an out-parameter.
+unsafe fn get<T>(handler: *const gw_handler, out: *mut T, read: impl FnOnce(&Settings, &mut T)) -> Status {
+    boundary(|| {
+        let h = unsafe { idle(handler) }?;
+        read(&h.settings, unsafe { out_arg(out, "out") }?);
+        Ok(())
+    })
+}
+
+/// Stores a borrowed byte string in two out-parameters (NULL and 0 for "not set").
+unsafe fn get_bytes(
+    handler: *const gw_handler,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+    read: impl FnOnce(&Settings) -> Option<&[u8]>,
+) -> Status {
+    boundary(|| {
+        let h = unsafe { idle(handler) }?;
+        let out = unsafe { out_arg(out, "out") }?;
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
+        let value = read(&h.settings);
+        *out = value.map_or(std::ptr::null(), |v| v.as_ptr().cast());
+        *out_len = value.map_or(0, <[u8]>::len);
+        Ok(())
+    })
+}
+
+/// wsgi.multithread (default true).
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_multithread(handler: *mut gw_handler, value: bool) -> Status {
+    unsafe { set(handler, |s| Ok(s.multithread = value)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_multithread(handler: *const gw_handler, out: *mut bool) -> Status {
+    unsafe { get(handler, out, |s, o| *o = s.multithread) }
+}
+
+/// wsgi.multiprocess (default true).
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_multiprocess(handler: *mut gw_handler, value: bool) -> Status {
+    unsafe { set(handler, |s| Ok(s.multiprocess = value)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_multiprocess(handler: *const gw_handler, out: *mut bool) -> Status {
+    unsafe { get(handler, out, |s, o| *o = s.multiprocess) }
+}
+
+/// wsgi.run_once (default false).
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_run_once(handler: *mut gw_handler, value: bool) -> Status {
+    unsafe { set(handler, |s| Ok(s.run_once = value)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_run_once(handler: *const gw_handler, out: *mut bool) -> Status {
+    unsafe { get(handler, out, |s, o| *o = s.run_once) }
+}
+
+/// true (default): an origin server, writing `HTTP/<version> <status>`, Date and Server.
+/// false: CGI output, `Status: <status>` and never Date or Server.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_origin_server(handler: *mut gw_handler, value: bool) -> Status {
+    unsafe { set(handler, |s| Ok(s.origin_server = value)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_origin_server(handler: *const gw_handler, out: *mut bool) -> Status {
+    unsafe { get(handler, out, |s, o| *o = s.origin_server) }
+}
+
+/// Whether wsgi.file_wrapper (gw_request_set_body_file) is offered (default true).
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_file_wrapper(handler: *mut gw_handler, value: bool) -> Status {
+    unsafe { set(handler, |s| Ok(s.file_wrapper = value)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_file_wrapper(handler: *const gw_handler, out: *mut bool) -> Status {
+    unsafe { get(handler, out, |s, o| *o = s.file_wrapper) }
+}
+
+/// The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0"). Copied.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_http_version(handler: *mut gw_handler, version: *const c_char, len: usize) -> Status {
+    unsafe {
+        set(handler, |s| {
+            let version = bytes_arg(version, len, "version")?;
+            s.set_http_version(version)
+        })
+    }
+}
+
+/// Borrowed until the setting changes or the handler is freed.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_http_version(
+    handler: *const gw_handler,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> Status {
+    unsafe { get_bytes(handler, out, out_len, |s| Some(s.http_version())) }
+}
+
+/// The Server header and default SERVER_SOFTWARE of an origin server. NULL or empty turns
+/// it off (the default). Must be a valid header value. Copied.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_server_software(handler: *mut gw_handler, software: *const c_char, len: usize) -> Status {
+    unsafe {
+        set(handler, |s| {
+            let software = bytes_arg(software, len, "software")?;
+            s.set_server_software(Some(software))
+        })
+    }
+}
+
+/// NULL and 0 when not set; otherwise borrowed until the setting changes or the handler is freed.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_server_software(
+    handler: *const gw_handler,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> Status {
+    unsafe { get_bytes(handler, out, out_len, Settings::server_software) }
+}
+
+/// The base environ under every request's environ (wsgiref's os_environ). The handler keeps
+/// a snapshot shared, not copied, between every handler given the same environ, read-only
+/// from any thread; later changes to `environ` do not reach it. `environ` stays the caller's.
+/// NULL means empty (the default: unlike wsgiref, the process environment is opt-in, with
+/// gw_environ_new_from_process).
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_os_environ(handler: *mut gw_handler, environ: *mut gw_environ) -> Status {
+    boundary(|| {
+        let h = unsafe { idle(handler) }?;
+        h.settings.os_environ = if environ.is_null() {
+            None
+        } else {
+            Some(unsafe { env_mut(environ) }?.share())
+        };
+        Ok(())
+    })
+}
+
+/// A new environ holding the handler's base environ (sharing it, not copying); free it
+/// with gw_environ_free.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_os_environ(handler: *const gw_handler, out: *mut *mut gw_environ) -> Status {
+    boundary(|| {
+        let h = unsafe { idle(handler) }?;
+        let out = unsafe { out_arg(out, "out") }?;
+        let mut env = Environ::new();
+        env.reset(h.settings.os_environ.clone());
+        *out = Box::into_raw(Box::new(env)).cast();
+        Ok(())
+    })
+}
+
+/// The error page sent when the application fails before any output (wsgiref's
+/// error_status, error_headers, error_body); checked by start_response's rules. Copied.
+/// The default is `500 Internal Server Error`, `Content-Type: text/plain` and the 59-byte
+/// "A server error occurred.  Please contact the administrator."
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_error_page(
+    handler: *mut gw_handler,
+    status: *const c_char,
+    status_len: usize,
+    headers: *const gw_header,
+    header_count: usize,
+    body: *const c_void,
+    body_len: usize,
+) -> Status {
+    unsafe {
+        set(handler, |s| {
+            let status = bytes_arg(status, status_len, "status")?;
+            let headers = check_headers(headers, header_count)?;
+            let body = bytes_arg(body, body_len, "body")?;
+            s.set_error_page(status, header_iter(headers), body)
+        })
+    }
+}
+
+/// Borrowed until the error page changes or the handler is freed.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_error_status(
+    handler: *const gw_handler,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> Status {
+    unsafe { get_bytes(handler, out, out_len, |s| Some(s.error_status())) }
+}
+
+/// Borrowed until the error page changes or the handler is freed.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_error_body(
+    handler: *const gw_handler,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> Status {
+    unsafe { get_bytes(handler, out, out_len, |s| Some(s.error_body())) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_error_header_count(handler: *const gw_handler, out: *mut usize) -> Status {
+    unsafe { get(handler, out, |s, o| *o = s.error_headers().len()) }
+}
+
+/// The error page's header number `index`, borrowed until the error page changes or the
+/// handler is freed. GW_STATUS_NOT_FOUND past the last one.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_error_header(handler: *const gw_handler, index: usize, out: *mut gw_header) -> Status {
+    boundary(|| {
+        let h = unsafe { idle(handler) }?;
+        let out = unsafe { out_arg(out, "out") }?;
+        let (name, value) = h
+            .settings
+            .error_headers()
+            .get(index)
+            .ok_or_else(|| Error::new(Status::NotFound, format!("no error header {index}")))?;
+        *out = gw_header {
+            name: name.as_ptr().cast(),
+            name_len: name.len(),
+            value: value.as_ptr().cast(),
+            value_len: value.len(),
+        };
+        Ok(())
+    })
+}
+
+// ---- presets --------------------------------------------------------------------------------
+
+unsafe fn fd_preset(
+    stdin_fd: c_int,
+    stdout_fd: c_int,
+    stderr_fd: c_int,
+    environ: *mut gw_environ,
+    configure: impl FnOnce(&mut Settings),
+    out: *mut *mut gw_handler,
+) -> Result<(), Error> {
+    if out.is_null() {
+        return Err(null("out"));
+    }
+    if stdin_fd < 0 || stdout_fd < 0 || stderr_fd < 0 {
+        return Err(Error::new(Status::InvalidArgument, "file descriptors must not be negative"));
+    }
+    let base_env = if environ.is_null() {
+        Arc::new(Environ::new())
+    } else {
+        unsafe { env_mut(environ) }?.share()
+    };
+    let mut handler = Handler::new(FfiHost::new(HostIo::Fds(FdHost {
+        stdin_fd,
+        stdout_fd,
+        stderr_fd,
+        base_env,
+    })));
+    configure(&mut handler.settings);
+    publish(handler, out)
+}
+
+/// wsgiref's SimpleHandler: an origin server over the host's file descriptors (never closed
+/// by the library), with `environ` (a snapshot, as for gw_handler_set_os_environ; NULL means
+/// empty) merged into every request. Writes complete short writes and retry EINTR.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_new_simple(
+    stdin_fd: c_int,
+    stdout_fd: c_int,
+    stderr_fd: c_int,
+    environ: *mut gw_environ,
+    multithread: bool,
+    multiprocess: bool,
+    out: *mut *mut gw_handler,
+) -> Status {
+    boundary(|| unsafe {
+        fd_preset(stdin_fd, stdout_fd, stderr_fd, environ, |s| {
+            s.multithread = multithread;
+            s.multiprocess = multiprocess;
+        }, out)
+    })
+}
+
+/// wsgiref's BaseCGIHandler: gw_handler_new_simple with CGI output (`Status:`, no Date or
+/// Server).
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_new_base_cgi(
+    stdin_fd: c_int,
+    stdout_fd: c_int,
+    stderr_fd: c_int,
+    environ: *mut gw_environ,
+    multithread: bool,
+    multiprocess: bool,
+    out: *mut *mut gw_handler,
+) -> Status {
+    boundary(|| unsafe {
+        fd_preset(stdin_fd, stdout_fd, stderr_fd, environ, |s| {
+            s.multithread = multithread;
+            s.multiprocess = multiprocess;
+            s.origin_server = false;
+        }, out)
+    })
+}
+
+fn cgi_settings(s: &mut Settings) {
+    s.multithread = false;
+    s.multiprocess = true;
+    s.run_once = true;
+    s.origin_server = false;
+}
+
+/// wsgiref's CGIHandler: the process's stdin, stdout and stderr, the process environment
+/// (read now, byte for byte) as the request's variables, an empty base environ, CGI output,
+/// multithread false, multiprocess true, run_once true.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_new_cgi(out: *mut *mut gw_handler) -> Status {
+    boundary(|| {
+        let mut env = Environ::from_process()?;
+        unsafe { fd_preset(0, 1, 2, &mut env as *mut Environ as *mut gw_environ, cgi_settings, out) }
+    })
+}
+
+/// wsgiref's IISCGIHandler: gw_handler_new_cgi, with IIS's PATH_INFO fixed: when PATH_INFO
+/// starts with SCRIPT_NAME (followed by '/' or nothing), that prefix is removed.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_new_iis_cgi(out: *mut *mut gw_handler) -> Status {
+    boundary(|| {
+        let mut env = Environ::from_process()?;
+        let script = env.get(b"SCRIPT_NAME").unwrap_or(b"").to_vec();
+        let path = env.get(b"PATH_INFO").unwrap_or(b"").to_vec();
+        if let Some(fixed) = iis_path_info(&script, &path) {
+            env.set(b"PATH_INFO", &fixed)?;
+        }
+        unsafe { fd_preset(0, 1, 2, &mut env as *mut Environ as *mut gw_environ, cgi_settings, out) }
+    })
+}

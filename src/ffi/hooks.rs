@@ -1,0 +1,304 @@
+//! The host's hook table and the application's body iterator, as C vtables, and the
+//! `Host`/`BodySource` implementations that call them.
+
+use std::ffi::{c_int, c_void};
+use std::io;
+
+use super::environ::{as_ptr, gw_environ};
+use super::fd_host::{FdFile, FdHost};
+use super::request::{as_request_ptr, gw_bytes, gw_request};
+use crate::cycle::Request;
+use crate::environ::Environ;
+use crate::host::{BodySource, Host};
+use crate::status::{Error, Status};
+
+/// Writes some of `data` (`len` bytes) to the client. Stores how many bytes were taken in
+/// `*out_written` (at least 1 when `len > 0`; fewer than `len` is fine, the library calls
+/// again with the rest) and returns 0, or returns an errno value (or -1 with errno set).
+/// EPIPE, ECONNRESET and ECONNABORTED mean the client went away; EINTR is retried; any other
+/// error, or 0 bytes taken, ends the cycle with GW_STATUS_IO_ERROR.
+pub type gw_hook_write_fn = Option<
+    unsafe extern "C" fn(userdata: *mut c_void, data: *const c_void, len: usize, out_written: *mut usize) -> c_int,
+>;
+
+/// Pushes buffered output out. Returns 0, or an errno value (or -1 with errno set).
+pub type gw_hook_flush_fn = Option<unsafe extern "C" fn(userdata: *mut c_void) -> c_int>;
+
+/// Reads up to `len` bytes of the request body into `buf`, storing the count in
+/// `*out_read` (0 means end of input) and returning 0, or returns an errno value (or -1 with
+/// errno set). The library never asks for more than CONTENT_LENGTH in total.
+pub type gw_hook_read_fn = Option<
+    unsafe extern "C" fn(userdata: *mut c_void, buf: *mut c_void, len: usize, out_read: *mut usize) -> c_int,
+>;
+
+/// Adds the request's CGI variables to `environ` with gw_environ_set / gw_environ_remove.
+/// `environ` is borrowed for the duration of the call. Returns a gw_status; anything but
+/// GW_STATUS_OK fails the request with the error page.
+pub type gw_hook_add_cgi_vars_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, environ: *mut gw_environ) -> i32>;
+
+/// The host's hooks: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr` and
+/// `add_cgi_vars`. The library copies the table in gw_handler_new. Every hook gets `userdata`
+/// first, is called on the thread that called gw_handler_run, must not unwind (no C++
+/// exceptions or longjmp across the library) and must not call gw_handler_* functions on
+/// the handler that is running; add_cgi_vars may call gw_environ_* on its environ.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct gw_handler_hooks {
+    /// Passed to every hook; change it between requests with gw_handler_set_userdata.
+    pub userdata: *mut c_void,
+    /// Required.
+    pub write: gw_hook_write_fn,
+    /// Optional: NULL means flushing is a no-op.
+    pub flush: gw_hook_flush_fn,
+    /// Optional: NULL means the request has no body.
+    pub read_stdin: gw_hook_read_fn,
+    /// Optional: NULL means wsgi.errors and the library's log lines are discarded.
+    /// Same contract as `write`.
+    pub write_stderr: gw_hook_write_fn,
+    /// Optional: NULL means a no-op.
+    pub flush_stderr: gw_hook_flush_fn,
+    /// Optional: NULL adds nothing.
+    pub add_cgi_vars: gw_hook_add_cgi_vars_fn,
+}
+
+/// A hook's return code as an io::Result.
+fn hook_result(rc: c_int) -> io::Result<()> {
+    match rc {
+        0 => Ok(()),
+        -1 => {
+            let err = io::Error::last_os_error();
+            // A -1 without errno is still a failure.
+            if err.raw_os_error() == Some(0) {
+                Err(io::Error::from_raw_os_error(libc::EIO))
+            } else {
+                Err(err)
+            }
+        }
+        rc if rc > 0 => Err(io::Error::from_raw_os_error(rc)),
+        _ => Err(io::Error::from_raw_os_error(libc::EIO)),
+    }
+}
+
+impl gw_handler_hooks {
+    fn call_write(&self, hook: gw_hook_write_fn, data: &[u8]) -> io::Result<usize> {
+        let Some(hook) = hook else {
+            return Ok(data.len());
+        };
+        let mut written = 0usize;
+        // SAFETY: the hook contract; `data` outlives the call.
+        let rc = unsafe { hook(self.userdata, data.as_ptr().cast(), data.len(), &mut written) };
+        hook_result(rc).map(|()| written)
+    }
+
+    fn call_flush(&self, hook: gw_hook_flush_fn) -> io::Result<()> {
+        match hook {
+            // SAFETY: the hook contract.
+            Some(hook) => hook_result(unsafe { hook(self.userdata) }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Where a handler's I/O goes: a C hook table or one of the file-descriptor presets.
+pub enum HostIo {
+    Hooks(gw_handler_hooks),
+    Fds(FdHost),
+}
+
+/// The handler's host: its I/O, plus the views gw_input_readlines hands out.
+pub struct FfiHost {
+    pub io: HostIo,
+    line_views: Vec<gw_bytes>,
+}
+
+impl FfiHost {
+    pub fn new(io: HostIo) -> FfiHost {
+        FfiHost {
+            io,
+            line_views: Vec::new(),
+        }
+    }
+
+    /// Reused storage for the line array of gw_input_readlines.
+    pub fn line_views(&mut self) -> &mut Vec<gw_bytes> {
+        &mut self.line_views
+    }
+}
+
+impl Host for FfiHost {
+    type Body = FfiBody;
+
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match &mut self.io {
+            HostIo::Hooks(h) => h.call_write(h.write, data),
+            HostIo::Fds(f) => f.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.io {
+            HostIo::Hooks(h) => h.call_flush(h.flush),
+            HostIo::Fds(_) => Ok(()),
+        }
+    }
+
+    fn read_stdin(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.io {
+            HostIo::Hooks(h) => {
+                let Some(hook) = h.read_stdin else {
+                    return Ok(0);
+                };
+                let mut read = 0usize;
+                // SAFETY: the hook contract; `buf` is writable for its length.
+                let rc = unsafe { hook(h.userdata, buf.as_mut_ptr().cast(), buf.len(), &mut read) };
+                hook_result(rc).map(|()| read)
+            }
+            HostIo::Fds(f) => f.read_stdin(buf),
+        }
+    }
+
+    fn write_stderr(&mut self, data: &[u8]) -> io::Result<usize> {
+        match &mut self.io {
+            HostIo::Hooks(h) => h.call_write(h.write_stderr, data),
+            HostIo::Fds(f) => f.write_stderr(data),
+        }
+    }
+
+    fn flush_stderr(&mut self) -> io::Result<()> {
+        match &mut self.io {
+            HostIo::Hooks(h) => h.call_flush(h.flush_stderr),
+            HostIo::Fds(_) => Ok(()),
+        }
+    }
+
+    fn add_cgi_vars(&mut self, environ: &mut Environ) -> Result<(), Error> {
+        match &mut self.io {
+            HostIo::Hooks(h) => {
+                let Some(hook) = h.add_cgi_vars else {
+                    return Ok(());
+                };
+                // SAFETY: the hook contract; the environ is borrowed for the call.
+                let status = Status::from_raw(unsafe { hook(h.userdata, as_ptr(environ)) });
+                match status {
+                    Status::Ok => Ok(()),
+                    failed => Err(Error::new(
+                        failed,
+                        format!("add_cgi_vars hook failed: {}", failed.describe()),
+                    )),
+                }
+            }
+            HostIo::Fds(f) => f.add_cgi_vars(environ),
+        }
+    }
+}
+
+/// Produces the next chunk of the body. On GW_STATUS_OK either sets `*out_data`/`*out_len`
+/// to a chunk (borrowed until the next call to `next` or `close`; may be empty) or sets
+/// `*out_end` to true at the end. Any other return is the application failing during
+/// iteration. `request` may be used as inside the application (start_response may be called
+/// from the first `next`).
+pub type gw_body_next_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        request: *mut gw_request,
+        out_data: *mut *const c_void,
+        out_len: *mut usize,
+        out_end: *mut bool,
+    ) -> i32,
+>;
+
+/// Optional: stores the number of chunks in `*out_count` and returns true when it is known
+/// (Python's `len(result)`); a count of 1 lets the library compute Content-Length.
+pub type gw_body_block_count_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, out_count: *mut usize) -> bool>;
+
+/// Optional: releases the body. Called exactly once, on every path (success, application
+/// error, iteration error, disconnect). A non-OK gw_status is logged, nothing more.
+pub type gw_body_close_fn = Option<unsafe extern "C" fn(userdata: *mut c_void) -> i32>;
+
+/// A body as a chunk iterator: the application's result iterable. Copied by
+/// gw_request_set_body_iter.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct gw_body_iter {
+    pub userdata: *mut c_void,
+    /// Required.
+    pub next: gw_body_next_fn,
+    pub block_count: gw_body_block_count_fn,
+    pub close: gw_body_close_fn,
+}
+
+/// The application's body as the core sees it.
+pub enum FfiBody {
+    Iter(gw_body_iter),
+    File(FdFile),
+}
+
+impl BodySource<FfiHost> for FfiBody {
+    fn next_chunk<'s>(&'s mut self, request: &mut Request<'_, FfiHost>) -> Result<Option<&'s [u8]>, Error> {
+        match self {
+            FfiBody::File(file) => file.next_chunk(),
+            FfiBody::Iter(iter) => {
+                let Some(next) = iter.next else {
+                    return Ok(None);
+                };
+                let mut data: *const c_void = std::ptr::null();
+                let mut len = 0usize;
+                let mut end = false;
+                // SAFETY: the iterator contract; the request pointer is valid for the call.
+                let raw = unsafe { next(iter.userdata, as_request_ptr(request), &mut data, &mut len, &mut end) };
+                match Status::from_raw(raw) {
+                    Status::Ok if end => Ok(None),
+                    Status::Ok if len > 0 && data.is_null() => Err(Error::new(
+                        Status::AppError,
+                        "body iterator returned NULL data with a non-zero length",
+                    )),
+                    // SAFETY: the iterator promises `len` readable bytes until its next call.
+                    Status::Ok if len > 0 => Ok(Some(unsafe { std::slice::from_raw_parts(data.cast(), len) })),
+                    Status::Ok => Ok(Some(&[])),
+                    failed => Err(Error::new(failed, request_failure_message(request, failed))),
+                }
+            }
+        }
+    }
+
+    fn block_count(&mut self) -> Option<usize> {
+        match self {
+            FfiBody::File(_) => None,
+            FfiBody::Iter(iter) => {
+                let count_fn = iter.block_count?;
+                let mut count = 0usize;
+                // SAFETY: the iterator contract.
+                unsafe { count_fn(iter.userdata, &mut count) }.then_some(count)
+            }
+        }
+    }
+
+    fn close(&mut self) -> Result<(), Error> {
+        match self {
+            FfiBody::File(file) => file.close(),
+            FfiBody::Iter(iter) => {
+                let Some(close) = iter.close.take() else {
+                    return Ok(());
+                };
+                // SAFETY: the iterator contract; `take` makes a second call impossible.
+                match Status::from_raw(unsafe { close(iter.userdata) }) {
+                    Status::Ok => Ok(()),
+                    failed => Err(Error::new(failed, format!("body close returned: {}", failed.describe()))),
+                }
+            }
+        }
+    }
+}
+
+/// The message for an iterator that failed: the one it recorded with gw_request_fail (or a
+/// failed call's), else the status text.
+fn request_failure_message(request: &mut Request<'_, FfiHost>, failed: Status) -> String {
+    let recorded = request.take_failure_message();
+    if recorded.is_empty() {
+        format!("body iterator failed: {}", failed.describe())
+    } else {
+        recorded
+    }
+}

@@ -1,0 +1,50 @@
+//! What the core needs from the world around it: the host's I/O and the application's body.
+//! The C hook table and the file-descriptor presets are two implementations (in `ffi`).
+
+use std::io;
+
+use crate::cycle::Request;
+use crate::environ::Environ;
+use crate::status::Error;
+
+/// The host side of one handler: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr`
+/// and `add_cgi_vars`.
+pub trait Host: Sized {
+    /// The application's chunk iterators (a C vtable, a file, ...).
+    type Body: BodySource<Self>;
+
+    /// Writes some of `data` to the client; returns how many bytes were taken (may be fewer).
+    fn write(&mut self, data: &[u8]) -> io::Result<usize>;
+    /// Pushes buffered output to the client.
+    fn flush(&mut self) -> io::Result<()>;
+    /// Reads some of the request body into `buf`; 0 means end of input.
+    fn read_stdin(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes some of `data` to the error stream; returns how many bytes were taken.
+    fn write_stderr(&mut self, data: &[u8]) -> io::Result<usize>;
+    /// Pushes buffered error output.
+    fn flush_stderr(&mut self) -> io::Result<()>;
+    /// Adds the request's CGI variables to the environ being built.
+    fn add_cgi_vars(&mut self, environ: &mut Environ) -> Result<(), Error>;
+}
+
+/// A response body the application hands over: an iterator of byte chunks with an optional
+/// block count and a close that the cycle calls exactly once.
+pub trait BodySource<H: Host> {
+    /// The next chunk, borrowed until the next call; Ok(None) at the end.
+    fn next_chunk<'s>(&'s mut self, request: &mut Request<'_, H>) -> Result<Option<&'s [u8]>, Error>;
+    /// How many chunks there are, when known (Python's `len(result)`).
+    fn block_count(&mut self) -> Option<usize>;
+    /// Releases the body; called exactly once on every path.
+    fn close(&mut self) -> Result<(), Error>;
+}
+
+/// Whether an I/O error means the client went away (wsgiref's BrokenPipeError,
+/// ConnectionResetError, ConnectionAbortedError).
+pub fn is_disconnect(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}

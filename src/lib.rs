@@ -1,0 +1,23 @@
+//! gateway: an embeddable WSGI-style gateway runtime with a C ABI.
+//!
+//! The safe core (`environ`, `headers`, `date`, `input`, `settings`, `cycle`) knows nothing of
+//! C; `ffi` is the thin layer that holds every `unsafe` block and exports the `gw_*` functions
+//! declared in `include/gateway.h`.
+
+pub mod cycle;
+pub mod date;
+pub mod environ;
+pub mod headers;
+pub mod host;
+pub mod input;
+pub mod settings;
+pub mod status;
+pub mod util;
+
+pub mod ffi;
+
+pub use cycle::{Handler, Request};
+pub use environ::Environ;
+pub use host::{BodySource, Host};
+pub use settings::Settings;
+pub use status::{Error, Status};

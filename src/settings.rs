@@ -1,0 +1,123 @@
+//! A handler's settings: wsgiref's BaseHandler class attributes, with its defaults, except
+//! that the base environ is empty unless the host opts in (wsgiref copies the process
+//! environment into every request: weakness 8.3.7).
+
+use std::sync::Arc;
+
+use crate::environ::Environ;
+use crate::headers::{check_header, check_status, HeaderList};
+use crate::status::{Error, Status};
+
+/// wsgiref's error_body: 59 bytes, two spaces after the first period.
+pub const DEFAULT_ERROR_BODY: &[u8] = b"A server error occurred.  Please contact the administrator.";
+pub const DEFAULT_ERROR_STATUS: &[u8] = b"500 Internal Server Error";
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub multithread: bool,
+    pub multiprocess: bool,
+    pub run_once: bool,
+    pub origin_server: bool,
+    pub file_wrapper: bool,
+    http_version: Vec<u8>,
+    server_software: Option<Vec<u8>>,
+    pub os_environ: Option<Arc<Environ>>,
+    error_status: Vec<u8>,
+    error_headers: HeaderList,
+    error_body: Vec<u8>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        let mut error_headers = HeaderList::default();
+        error_headers.push(b"Content-Type", b"text/plain");
+        Settings {
+            multithread: true,
+            multiprocess: true,
+            run_once: false,
+            origin_server: true,
+            file_wrapper: true,
+            http_version: b"1.0".to_vec(),
+            server_software: None,
+            os_environ: None,
+            error_status: DEFAULT_ERROR_STATUS.to_vec(),
+            error_headers,
+            error_body: DEFAULT_ERROR_BODY.to_vec(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn http_version(&self) -> &[u8] {
+        &self.http_version
+    }
+
+    /// `1*DIGIT "." 1*DIGIT`, as it goes into `HTTP/<version>`.
+    pub fn set_http_version(&mut self, version: &[u8]) -> Result<(), Error> {
+        let ok = match version.iter().position(|&b| b == b'.') {
+            Some(dot) => {
+                let (major, minor) = (&version[..dot], &version[dot + 1..]);
+                !major.is_empty()
+                    && !minor.is_empty()
+                    && major.iter().chain(minor).all(u8::is_ascii_digit)
+            }
+            None => false,
+        };
+        if !ok {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                "http_version must look like 1.0 or 1.1",
+            ));
+        }
+        self.http_version = version.to_vec();
+        Ok(())
+    }
+
+    pub fn server_software(&self) -> Option<&[u8]> {
+        self.server_software.as_deref()
+    }
+
+    /// None or empty turns it off (wsgiref tests truthiness). It must be a valid header value.
+    pub fn set_server_software(&mut self, software: Option<&[u8]>) -> Result<(), Error> {
+        match software {
+            None | Some(b"") => self.server_software = None,
+            Some(s) => {
+                check_header(b"Server", s).map_err(|e| Error::new(Status::InvalidArgument, e.message))?;
+                self.server_software = Some(s.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn error_status(&self) -> &[u8] {
+        &self.error_status
+    }
+
+    pub fn error_headers(&self) -> &HeaderList {
+        &self.error_headers
+    }
+
+    pub fn error_body(&self) -> &[u8] {
+        &self.error_body
+    }
+
+    /// Replaces the error page; checked by the same rules as an application's response.
+    pub fn set_error_page<'a>(
+        &mut self,
+        status: &[u8],
+        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        body: &[u8],
+    ) -> Result<(), Error> {
+        check_status(status)?;
+        let mut list = HeaderList::default();
+        for (name, value) in headers {
+            check_header(name, value)?;
+            list.push(name, value);
+        }
+        list.content_length()?;
+        self.error_status = status.to_vec();
+        self.error_headers = list;
+        self.error_body = body.to_vec();
+        Ok(())
+    }
+}
