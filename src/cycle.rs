@@ -136,6 +136,15 @@ impl<H: Host> Handler<H> {
             },
             Err(e) => Err(e),
         };
+        // An application that ignored a failed write still gets the cycle's true outcome.
+        let result = match result {
+            Ok(()) if req.st.client_gone => Err(Error::new(Status::ClientGone, "client went away")),
+            Ok(()) if req.st.io_failed => Err(Error::new(
+                Status::IoError,
+                "a write to the client failed and the application went on",
+            )),
+            other => other,
+        };
         let outcome = match result {
             Ok(()) => Ok(()),
             Err(e) => Err(req.handle_error(e)),

@@ -151,15 +151,15 @@ const _: () = assert!(GW_HTTP_DATE_LEN == crate::date::HTTP_DATE_LEN);
 #[no_mangle]
 pub unsafe extern "C" fn gw_format_date_time(seconds: i64, out: *mut c_char, out_cap: usize) -> Status {
     boundary(|| {
+        if out.is_null() {
+            return Err(null("out"));
+        }
         let out = unsafe { buffer_arg(out, out_cap, "out") }?;
         if out.len() < GW_HTTP_DATE_LEN + 1 {
             return Err(Error::new(
                 Status::InvalidArgument,
                 format!("out_cap must be at least {}", GW_HTTP_DATE_LEN + 1),
             ));
-        }
-        if out.is_empty() {
-            return Err(null("out"));
         }
         out[..GW_HTTP_DATE_LEN].copy_from_slice(&crate::date::format_http_date(seconds));
         out[GW_HTTP_DATE_LEN] = 0;

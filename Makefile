@@ -1,0 +1,119 @@
+# gateway: the front door. `make demo` builds and serves the demo app; `make test` runs every
+# check that can run on this machine.
+
+CARGO       ?= cargo
+CC          ?= cc
+CXX         ?= c++
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+PORT        ?= 8000
+
+RELEASE     := target/release
+BUILD       := build
+SONAME      := libgateway.so.0
+CFLAGS      := -std=c99 -Wall -Wextra -Wpedantic -Werror -O1 -g -D_POSIX_C_SOURCE=200809L -Iinclude
+# What `cargo rustc -- --print native-static-libs` reports for the static library.
+STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+GENERATED_HEADER := $(CURDIR)/target/gateway.h
+VALGRIND    := valgrind --quiet --error-exitcode=99 --leak-check=full \
+               --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+
+TEST_SOURCES := tests/test_gateway.c tests/host.c
+TEST_HEADERS := tests/host.h include/gateway.h
+
+.PHONY: all lib header check-header test test-rust test-c test-valgrind test-examples \
+        test-symbols test-cxx lint demo test-asan bench install clean
+
+all: lib
+
+# The libraries. build.rs also writes the header it generated to target/gateway.h.
+lib:
+	GATEWAY_HEADER_OUT=$(GENERATED_HEADER) $(CARGO) build --release
+	ln -sf libgateway.so $(RELEASE)/$(SONAME)
+
+# Regenerates the committed header.
+header: lib
+	cp $(GENERATED_HEADER) include/gateway.h
+
+# Fails when the committed header is not what the code generates.
+check-header: lib
+	@cmp -s $(GENERATED_HEADER) include/gateway.h || { \
+	  diff -u include/gateway.h $(GENERATED_HEADER) | head -40; \
+	  echo "include/gateway.h is stale: run 'make header' and commit it"; exit 1; }
+	@echo "header: include/gateway.h matches the code"
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+$(BUILD)/test_static: $(TEST_SOURCES) $(TEST_HEADERS) lib | $(BUILD)
+	$(CC) $(CFLAGS) $(TEST_SOURCES) $(RELEASE)/libgateway.a -lcmocka $(STATIC_LIBS) -o $@
+
+$(BUILD)/test_shared: $(TEST_SOURCES) $(TEST_HEADERS) lib | $(BUILD)
+	$(CC) $(CFLAGS) $(TEST_SOURCES) -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -lcmocka -o $@
+
+$(BUILD)/demo_server: c-examples/demo_server.c include/gateway.h lib | $(BUILD)
+	$(CC) $(CFLAGS) $< -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -o $@
+
+$(BUILD)/hello_cgi: c-examples/hello_cgi.c include/gateway.h lib | $(BUILD)
+	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
+
+test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-examples
+	@echo "make test: all checks passed"
+
+test-rust:
+	$(CARGO) test --release
+
+# The C harness against the static and the shared library.
+test-c: $(BUILD)/test_static $(BUILD)/test_shared
+	$(BUILD)/test_static
+	$(BUILD)/test_shared
+
+test-valgrind: $(BUILD)/test_shared
+	$(VALGRIND) $(BUILD)/test_shared
+
+# Every exported symbol is gw_-prefixed and declared in the header, and the other way round.
+test-symbols: lib | $(BUILD)
+	@nm -D --defined-only $(RELEASE)/libgateway.so | awk '$$2 == "T" { print $$3 }' | sort > $(BUILD)/symbols.so
+	@grep -oE '\bgw_[a-z0-9_]+\(' include/gateway.h | tr -d '(' | sort -u > $(BUILD)/symbols.h
+	@if grep -v '^gw_' $(BUILD)/symbols.so; then echo "exported symbols without the gw_ prefix"; exit 1; fi
+	@diff -u $(BUILD)/symbols.h $(BUILD)/symbols.so || { echo "exported symbols differ from the header"; exit 1; }
+	@echo "symbols: $$(wc -l < $(BUILD)/symbols.so) exported, all gw_-prefixed and declared"
+	@rm -f $(BUILD)/symbols.so $(BUILD)/symbols.h
+
+# The header compiles on its own as C99 and as C++.
+test-cxx:
+	echo '#include "gateway.h"' | $(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c -fsyntax-only -
+	echo '#include "gateway.h"' | $(CXX) -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only -
+
+lint:
+	@if $(CARGO) clippy --version >/dev/null 2>&1; then \
+	  $(CARGO) clippy --release --all-targets -- -D warnings; \
+	else echo "lint: cargo clippy is not installed; skipped"; fi
+	@if $(CARGO) fmt --version >/dev/null 2>&1; then \
+	  $(CARGO) fmt --check; \
+	else echo "lint: cargo fmt is not installed; skipped"; fi
+
+test-examples: $(BUILD)/demo_server $(BUILD)/hello_cgi
+	sh tests/examples.sh $(BUILD)
+
+demo: $(BUILD)/demo_server
+	$(BUILD)/demo_server $(PORT)
+
+# The C harness built with AddressSanitizer and UBSan (the C side instrumented), against the
+# static library.
+test-asan: lib | $(BUILD)
+	$(CC) $(CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer $(TEST_SOURCES) \
+	  $(RELEASE)/libgateway.a -lcmocka $(STATIC_LIBS) -o $(BUILD)/test_asan
+	@nm $(BUILD)/test_asan | grep -q __asan_init || { echo "test_asan is not instrumented"; exit 1; }
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 $(BUILD)/test_asan
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 644 include/gateway.h $(DESTDIR)$(PREFIX)/include/gateway.h
+	install -m 755 $(RELEASE)/libgateway.so $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libgateway.so
+	install -m 644 $(RELEASE)/libgateway.a $(DESTDIR)$(PREFIX)/lib/libgateway.a
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

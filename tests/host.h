@@ -1,0 +1,52 @@
+/* A memory-backed host for the C harness: captures what the library writes to the client
+ * and to the error stream, serves a request body from memory, adds CGI variables from a
+ * list, and can be told to write a few bytes at a time or to fail with an errno. */
+#ifndef GATEWAY_TEST_HOST_H
+#define GATEWAY_TEST_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gateway.h"
+
+#define HOST_BUF 65536
+
+typedef struct test_host {
+    char out[HOST_BUF];
+    size_t out_len;
+    int write_calls;
+    int flush_calls;
+    size_t max_write;      /* > 0: take at most this many bytes per write call */
+    int fail_errno;        /* != 0: fail writes with this errno ... */
+    size_t fail_after;     /* ... once this many bytes were taken */
+    bool zero_progress;    /* report 0 bytes written */
+    int flush_errno;       /* != 0: flush fails with this errno */
+
+    const char *in;        /* the request body the client sends */
+    size_t in_len;
+    size_t in_pos;
+    size_t max_read;       /* > 0: give at most this many bytes per read call */
+    int read_calls;
+    int read_errno;        /* != 0: reads fail with this errno */
+
+    char err[HOST_BUF];
+    size_t err_len;
+    int err_flush_calls;
+
+    const char *const *vars; /* "NAME=value" strings, NULL-terminated */
+    int add_vars_status;     /* returned by add_cgi_vars */
+} test_host;
+
+/* Zeroes the host. */
+void host_init(test_host *host);
+/* The hook table over `host` (every hook set). */
+gw_handler_hooks host_hooks(test_host *host);
+/* A handler over `host`, asserting success. */
+gw_handler *host_handler(test_host *host, bool origin_server);
+/* Forgets what was written; keeps the configuration. */
+void host_clear_output(test_host *host);
+/* NUL-terminated copies for string comparisons (the buffers never fill up in the tests). */
+const char *host_out(test_host *host);
+const char *host_err(test_host *host);
+
+#endif

@@ -1,0 +1,1743 @@
+/* The C harness: the request cycle through the public header, with exact bytes on the wire.
+ * Built against the static and the shared library and run under valgrind by `make test`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "gateway.h"
+#include "host.h"
+
+#define LEN(s) (sizeof(s) - 1)
+#define HDR(n, v) { n, LEN(n), v, LEN(v) }
+#define ERROR_BODY "A server error occurred.  Please contact the administrator."
+#define CGI_ERROR_PAGE \
+    "Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 59\r\n\r\n" ERROR_BODY
+
+/* ---- a scripted application ------------------------------------------------------------ */
+
+enum body_kind { BODY_NONE, BODY_BYTES, BODY_ITER, BODY_FILE };
+
+typedef struct app_spec {
+    const char *status;           /* NULL: never call start_response */
+    const gw_header *headers;
+    size_t header_count;
+    uint32_t flags;
+    const char *write;            /* gw_write this before returning */
+    enum body_kind body_kind;
+    const char *body;             /* BODY_BYTES */
+    const char *const *chunks;    /* BODY_ITER, NULL-terminated */
+    long block_count;             /* BODY_ITER: < 0 unknown */
+    int fail_at_chunk;            /* BODY_ITER: fail when asked for this chunk (-1: never) */
+    int32_t close_status;         /* BODY_ITER: what close returns */
+    int fd;                       /* BODY_FILE */
+    size_t block_size;
+    bool close_fd;
+    bool fail;                    /* return gw_request_fail at the end */
+    /* what happened */
+    gw_status start_status;
+    gw_status write_status;
+    gw_status body_status;
+    int next_calls;
+    int close_calls;
+    char seen[512];               /* environ values the app was asked to record */
+    const char *const *record;    /* names to record into `seen` as "NAME=value;" */
+} app_spec;
+
+static app_spec spec_defaults(void) {
+    app_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.block_count = -1;
+    spec.fail_at_chunk = -1;
+    spec.fd = -1;
+    return spec;
+}
+
+static int32_t iter_next(void *userdata, gw_request *req, const void **out_data, size_t *out_len, bool *out_end) {
+    app_spec *spec = userdata;
+    (void)req;
+    int i = spec->next_calls++;
+    if (i == spec->fail_at_chunk) return gw_request_fail(req, "iteration failed", LEN("iteration failed"));
+    if (spec->chunks[i] == NULL) {
+        *out_end = true;
+        return GW_STATUS_OK;
+    }
+    *out_data = spec->chunks[i];
+    *out_len = strlen(spec->chunks[i]);
+    return GW_STATUS_OK;
+}
+
+static bool iter_count(void *userdata, size_t *out_count) {
+    app_spec *spec = userdata;
+    if (spec->block_count < 0) return false;
+    *out_count = (size_t)spec->block_count;
+    return true;
+}
+
+static int32_t iter_close(void *userdata) {
+    app_spec *spec = userdata;
+    spec->close_calls++;
+    return spec->close_status;
+}
+
+static void record_environ(app_spec *spec, gw_request *req) {
+    gw_environ *env = NULL;
+    assert_int_equal(gw_request_environ(req, &env), GW_STATUS_OK);
+    for (const char *const *name = spec->record; name != NULL && *name != NULL; name++) {
+        const char *value = NULL;
+        size_t len = 0;
+        size_t used = strlen(spec->seen);
+        if (gw_environ_get(env, *name, strlen(*name), &value, &len) == GW_STATUS_OK) {
+            snprintf(spec->seen + used, sizeof spec->seen - used, "%s=%.*s;", *name, (int)len, value);
+        } else {
+            snprintf(spec->seen + used, sizeof spec->seen - used, "%s absent;", *name);
+        }
+    }
+}
+
+static int32_t spec_app(void *userdata, gw_request *req) {
+    app_spec *spec = userdata;
+    record_environ(spec, req);
+    if (spec->status != NULL) {
+        spec->start_status = gw_start_response(req, spec->status, strlen(spec->status), spec->headers,
+                                               spec->header_count, spec->flags);
+        if (spec->start_status != GW_STATUS_OK) return spec->start_status;
+    }
+    if (spec->write != NULL) {
+        spec->write_status = gw_write(req, spec->write, strlen(spec->write));
+        if (spec->write_status != GW_STATUS_OK) return spec->write_status;
+    }
+    switch (spec->body_kind) {
+    case BODY_NONE:
+        break;
+    case BODY_BYTES:
+        spec->body_status = gw_request_set_body_bytes(req, spec->body, strlen(spec->body));
+        break;
+    case BODY_ITER: {
+        gw_body_iter iter = { spec, iter_next, iter_count, iter_close };
+        spec->body_status = gw_request_set_body_iter(req, &iter);
+        break;
+    }
+    case BODY_FILE:
+        spec->body_status = gw_request_set_body_file(req, spec->fd, spec->block_size, spec->close_fd);
+        break;
+    }
+    if (spec->body_status != GW_STATUS_OK) return spec->body_status;
+    if (spec->fail) return gw_request_fail(req, "the app failed on purpose", LEN("the app failed on purpose"));
+    return GW_STATUS_OK;
+}
+
+/* Runs `spec` on a fresh handler over `host`; returns the run's status. */
+static gw_status run_spec(test_host *host, bool origin, app_spec *spec) {
+    gw_handler *h = host_handler(host, origin);
+    gw_status st = gw_handler_run(h, spec_app, spec);
+    gw_handler_free(h);
+    return st;
+}
+
+/* Compares origin-server output where "{DATE}" stands for the Date header's value. */
+static void assert_origin_output(test_host *host, const char *expected) {
+    const char *out = host_out(host);
+    time_t now = time(NULL);
+    for (int back = 0; back <= 2; back++) {
+        char date[GW_HTTP_DATE_LEN + 1];
+        assert_int_equal(gw_format_date_time((int64_t)(now - back), date, sizeof date), GW_STATUS_OK);
+        char want[4096];
+        const char *mark = strstr(expected, "{DATE}");
+        if (mark == NULL) {
+            snprintf(want, sizeof want, "%s", expected);
+        } else {
+            snprintf(want, sizeof want, "%.*s%s%s", (int)(mark - expected), expected, date, mark + 6);
+        }
+        if (strcmp(out, want) == 0) return;
+        if (back == 2) assert_string_equal(out, want);
+    }
+}
+
+static const gw_header TEXT_PLAIN[] = { HDR("Content-Type", "text/plain") };
+
+/* ---- the hello app, CGI and origin --------------------------------------------------------- */
+
+static int32_t hello_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    gw_status st = gw_start_response(req, "200 OK", 6, TEXT_PLAIN, 1, 0);
+    if (st != GW_STATUS_OK) return st;
+    return gw_request_set_body_bytes(req, "Hello, world!", 13);
+}
+
+static void test_hello_cgi(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+    assert_string_equal(host_out(&host),
+                        "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!");
+    assert_string_equal(host_err(&host), "");
+    /* The preamble, headers and the one block go out in one write call, then one flush. */
+    assert_int_equal(host.write_calls, 1);
+    assert_int_equal(host.flush_calls, 1);
+    gw_handler_free(h);
+}
+
+static void test_hello_origin(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, true);
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.0 200 OK\r\nDate: {DATE}\r\nContent-Type: text/plain\r\n"
+                                "Content-Length: 13\r\n\r\nHello, world!");
+    /* A reused handler serves the next request the same way. */
+    host_clear_output(&host);
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.0 200 OK\r\nDate: {DATE}\r\nContent-Type: text/plain\r\n"
+                                "Content-Length: 13\r\n\r\nHello, world!");
+    gw_handler_free(h);
+}
+
+/* origin or CGI × http_version × SERVER_PROTOCOL × server_software */
+static void test_header_format_matrix(void **state) {
+    (void)state;
+    const char *versions[] = { "1.0", "1.1" };
+    const char *protocols[] = { "HTTP/0.9", "HTTP/1.0", "HTTP/1.1" };
+    for (int origin = 0; origin <= 1; origin++) {
+        for (int v = 0; v < 2; v++) {
+            for (int p = 0; p < 3; p++) {
+                for (int sw = 0; sw <= 1; sw++) {
+                    char protocol_var[64];
+                    snprintf(protocol_var, sizeof protocol_var, "SERVER_PROTOCOL=%s", protocols[p]);
+                    const char *vars[] = { protocol_var, NULL };
+                    const char *record[] = { "SERVER_SOFTWARE", NULL };
+                    test_host host;
+                    host_init(&host);
+                    host.vars = vars;
+                    gw_handler *h = host_handler(&host, origin);
+                    assert_int_equal(gw_handler_set_http_version(h, versions[v], 3), GW_STATUS_OK);
+                    if (sw) assert_int_equal(gw_handler_set_server_software(h, "gw-test/1", 9), GW_STATUS_OK);
+                    app_spec spec = spec_defaults();
+                    spec.status = "200 OK";
+                    spec.headers = TEXT_PLAIN;
+                    spec.header_count = 1;
+                    spec.body_kind = BODY_BYTES;
+                    spec.body = "hi";
+                    spec.record = record;
+                    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+                    char want[512];
+                    if (!origin) {
+                        snprintf(want, sizeof want,
+                                 "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi");
+                        assert_string_equal(spec.seen, "SERVER_SOFTWARE absent;");
+                    } else if (p == 0) {
+                        snprintf(want, sizeof want, "hi");
+                    } else {
+                        snprintf(want, sizeof want,
+                                 "HTTP/%s 200 OK\r\nDate: {DATE}\r\n%sContent-Type: text/plain\r\n"
+                                 "Content-Length: 2\r\n\r\nhi",
+                                 versions[v], sw ? "Server: gw-test/1\r\n" : "");
+                    }
+                    if (origin) {
+                        assert_string_equal(spec.seen, sw ? "SERVER_SOFTWARE=gw-test/1;" : "SERVER_SOFTWARE absent;");
+                    }
+                    assert_origin_output(&host, want);
+                    gw_handler_free(h);
+                }
+            }
+        }
+    }
+}
+
+static void test_app_date_and_server_in_any_case(void **state) {
+    (void)state;
+    static const gw_header hdrs[] = { HDR("date", "Mon, 01 Jan 2001 00:00:00 GMT"), HDR("SERVER", "mine/2") };
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, true);
+    assert_int_equal(gw_handler_set_server_software(h, "gw-test/1", 9), GW_STATUS_OK);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.headers = hdrs;
+    spec.header_count = 2;
+    spec.body_kind = BODY_BYTES;
+    spec.body = "x";
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "HTTP/1.0 200 OK\r\ndate: Mon, 01 Jan 2001 00:00:00 GMT\r\n"
+                                         "SERVER: mine/2\r\nContent-Length: 1\r\n\r\nx");
+    gw_handler_free(h);
+}
+
+static void test_missing_server_protocol_is_modern(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "204 No Content";
+    assert_int_equal(run_spec(&host, true, &spec), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.0 204 No Content\r\nDate: {DATE}\r\nContent-Length: 0\r\n\r\n");
+}
+
+/* ---- the error page ---------------------------------------------------------------------- */
+
+static void test_error_page_cgi(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.headers = TEXT_PLAIN;
+    spec.header_count = 1;
+    spec.fail = true;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
+    assert_string_equal(host_err(&host), "gateway: application error: the app failed on purpose\n");
+    assert_true(host.err_flush_calls >= 1);
+    assert_int_equal((int)strlen(ERROR_BODY), 59);
+}
+
+static void test_error_page_origin(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, true);
+    assert_int_equal(gw_handler_set_server_software(h, "gw-test/1", 9), GW_STATUS_OK);
+    app_spec spec = spec_defaults();
+    spec.fail = true;
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_APP_ERROR);
+    assert_origin_output(&host, "HTTP/1.0 500 Internal Server Error\r\nDate: {DATE}\r\nServer: gw-test/1\r\n"
+                                "Content-Type: text/plain\r\nContent-Length: 59\r\n\r\n" ERROR_BODY);
+    gw_handler_free(h);
+}
+
+static void test_no_start_response_gives_error_page(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
+    assert_non_null(strstr(host_err(&host), "without calling start_response()"));
+}
+
+static void test_custom_error_page(void **state) {
+    (void)state;
+    static const gw_header hdrs[] = { HDR("Content-Type", "text/html"), HDR("X-Err", "1") };
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_set_error_page(h, "503 Busy", 8, hdrs, 2, "<p>busy</p>", 11), GW_STATUS_OK);
+    app_spec spec = spec_defaults();
+    spec.fail = true;
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host),
+                        "Status: 503 Busy\r\nContent-Type: text/html\r\nX-Err: 1\r\nContent-Length: 11\r\n\r\n<p>busy</p>");
+    /* The error page follows the same rules as an app's response. */
+    static const gw_header bad[] = { HDR("Connection", "close") };
+    assert_int_equal(gw_handler_set_error_page(h, "500 X", 5, bad, 1, "", 0), GW_STATUS_HOP_BY_HOP_HEADER);
+    assert_int_equal(gw_handler_set_error_page(h, "50 X", 4, NULL, 0, "", 0), GW_STATUS_INVALID_STATUS_LINE);
+    const char *status = NULL;
+    size_t len = 0;
+    assert_int_equal(gw_handler_get_error_status(h, &status, &len), GW_STATUS_OK);
+    assert_int_equal(len, 8);
+    assert_memory_equal(status, "503 Busy", 8);
+    size_t count = 0;
+    assert_int_equal(gw_handler_get_error_header_count(h, &count), GW_STATUS_OK);
+    assert_int_equal(count, 2);
+    gw_header got;
+    assert_int_equal(gw_handler_get_error_header(h, 1, &got), GW_STATUS_OK);
+    assert_memory_equal(got.name, "X-Err", 5);
+    assert_int_equal(gw_handler_get_error_header(h, 2, &got), GW_STATUS_NOT_FOUND);
+    assert_int_equal(gw_handler_get_error_body(h, &status, &len), GW_STATUS_OK);
+    assert_int_equal(len, 11);
+    gw_handler_free(h);
+}
+
+static void test_default_error_page_getters(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, true);
+    const char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(gw_handler_get_error_status(h, &text, &len), GW_STATUS_OK);
+    assert_int_equal(len, LEN("500 Internal Server Error"));
+    assert_memory_equal(text, "500 Internal Server Error", len);
+    assert_int_equal(gw_handler_get_error_body(h, &text, &len), GW_STATUS_OK);
+    assert_int_equal(len, 59);
+    assert_memory_equal(text, ERROR_BODY, 59);
+    gw_header got;
+    assert_int_equal(gw_handler_get_error_header(h, 0, &got), GW_STATUS_OK);
+    assert_int_equal(got.name_len, 12);
+    assert_memory_equal(got.value, "text/plain", 10);
+    gw_handler_free(h);
+}
+
+static void test_error_after_output_is_logged_and_truncated(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.write = "part";
+    spec.fail = true;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_RESPONSE_INCOMPLETE);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\npart");
+    assert_string_equal(host_err(&host), "gateway: response cut short: the app failed on purpose\n");
+}
+
+static void test_iteration_error_after_first_chunk(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "part", "more", NULL };
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    spec.fail_at_chunk = 1;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_RESPONSE_INCOMPLETE);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\npart");
+    assert_string_equal(host_err(&host), "gateway: response cut short: iteration failed\n");
+    assert_int_equal(spec.close_calls, 1);
+}
+
+static void test_empty_first_chunk_does_not_commit(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "", "never", NULL };
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    spec.fail_at_chunk = 1;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
+    assert_int_equal(spec.close_calls, 1);
+}
+
+/* ---- start_response rules ----------------------------------------------------------------- */
+
+/* Calls start_response with one bad input and checks the status and the message. */
+typedef struct bad_call {
+    const char *status;
+    size_t status_len;
+    gw_header header;
+    size_t header_count;
+    gw_status expect;
+    const char *message_part;
+} bad_call;
+
+static int32_t bad_call_app(void *userdata, gw_request *req) {
+    bad_call *call = userdata;
+    gw_status st = gw_start_response(req, call->status, call->status_len, &call->header, call->header_count, 0);
+    assert_int_equal(st, call->expect);
+    assert_non_null(strstr(gw_last_error_message(), call->message_part));
+    return st;
+}
+
+static void check_bad_call(bad_call call) {
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, bad_call_app, &call), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
+    assert_non_null(strstr(host_err(&host), call.message_part));
+    gw_handler_free(h);
+}
+
+#define BAD_STATUS(s, part) \
+    check_bad_call((bad_call){ s, LEN(s), HDR("A", "b"), 0, GW_STATUS_INVALID_STATUS_LINE, part })
+#define BAD_HEADER(n, v, st, part) \
+    check_bad_call((bad_call){ "200 OK", 6, HDR(n, v), 1, st, part })
+
+static void test_status_validation(void **state) {
+    (void)state;
+    BAD_STATUS("200", "Status must be at least 4 characters");
+    BAD_STATUS("", "Status must be at least 4 characters");
+    BAD_STATUS("2x0 OK", "Status message must begin w/3-digit code");
+    BAD_STATUS("\xd9\xa2" "00 OK", "Status message must begin w/3-digit code");
+    BAD_STATUS("2000 OK", "Status message must have a space after code");
+    BAD_STATUS("200\tOK", "Control characters are not allowed in status");
+    BAD_STATUS("200 OK\r\nX-Injected: 1", "Control characters are not allowed in status");
+    BAD_STATUS("200 OK\n", "Control characters are not allowed in status");
+    BAD_STATUS("200 O\0K", "Control characters are not allowed in status");
+    BAD_STATUS("200 OK\x7f", "Control characters are not allowed in status");
+    BAD_STATUS("600 Nope", "between 100 and 599");
+    BAD_STATUS("099 Nope", "between 100 and 599");
+}
+
+static void test_header_validation(void **state) {
+    (void)state;
+    BAD_HEADER("X Y", "v", GW_STATUS_INVALID_HEADER, "Header name must be a token");
+    BAD_HEADER("X:", "v", GW_STATUS_INVALID_HEADER, "Header name must be a token");
+    BAD_HEADER("", "v", GW_STATUS_INVALID_HEADER, "Header name must be a token");
+    BAD_HEADER("X\r\nY", "v", GW_STATUS_INVALID_HEADER, "Header name must be a token");
+    BAD_HEADER("X\tY", "v", GW_STATUS_INVALID_HEADER, "Header name must be a token");
+    BAD_HEADER("X\0Y", "v", GW_STATUS_INVALID_HEADER, "Header name must be a token");
+    BAD_HEADER("X", "a\r\nInjected: 1", GW_STATUS_INVALID_HEADER, "Control characters not allowed in header value");
+    BAD_HEADER("X", "a\rb", GW_STATUS_INVALID_HEADER, "Control characters not allowed in header value");
+    BAD_HEADER("X", "a\nb", GW_STATUS_INVALID_HEADER, "Control characters not allowed in header value");
+    BAD_HEADER("X", "a\0b", GW_STATUS_INVALID_HEADER, "Control characters not allowed in header value");
+    BAD_HEADER("X", "a\x7f", GW_STATUS_INVALID_HEADER, "Control characters not allowed in header value");
+    BAD_HEADER("X", "a\x01", GW_STATUS_INVALID_HEADER, "Control characters not allowed in header value");
+    BAD_HEADER("Content-Length", "-5", GW_STATUS_INVALID_HEADER, "Content-Length must be a decimal number");
+    BAD_HEADER("Content-Length", "+5", GW_STATUS_INVALID_HEADER, "Content-Length must be a decimal number");
+    BAD_HEADER("Content-Length", " 5", GW_STATUS_INVALID_HEADER, "Content-Length must be a decimal number");
+}
+
+static void test_hop_by_hop_refused(void **state) {
+    (void)state;
+    BAD_HEADER("Connection", "close", GW_STATUS_HOP_BY_HOP_HEADER, "Hop-by-hop header, 'Connection: close', not allowed");
+    BAD_HEADER("keep-alive", "5", GW_STATUS_HOP_BY_HOP_HEADER, "Hop-by-hop header");
+    BAD_HEADER("Proxy-Authenticate", "x", GW_STATUS_HOP_BY_HOP_HEADER, "Hop-by-hop header");
+    BAD_HEADER("Proxy-Authorization", "x", GW_STATUS_HOP_BY_HOP_HEADER, "Hop-by-hop header");
+    BAD_HEADER("TE", "trailers", GW_STATUS_HOP_BY_HOP_HEADER, "Hop-by-hop header");
+    BAD_HEADER("Trailers", "x", GW_STATUS_HOP_BY_HOP_HEADER, "Hop-by-hop header");
+    BAD_HEADER("TRANSFER-ENCODING", "chunked", GW_STATUS_HOP_BY_HOP_HEADER, "Hop-by-hop header");
+    BAD_HEADER("Upgrade", "h2c", GW_STATUS_HOP_BY_HOP_HEADER, "Hop-by-hop header");
+}
+
+static void test_valid_headers_pass_through_in_order(void **state) {
+    (void)state;
+    static const gw_header hdrs[] = { HDR("Trailer", "X"), HDR("X-Tab", "a\tb"), HDR("X-Latin", "caf\xe9"),
+                                      HDR("Set-Cookie", "a=1"), HDR("Set-Cookie", "b=2") };
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200  OK ";
+    spec.headers = hdrs;
+    spec.header_count = 5;
+    spec.body_kind = BODY_BYTES;
+    spec.body = "abc";
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200  OK \r\nTrailer: X\r\nX-Tab: a\tb\r\nX-Latin: caf\xe9\r\n"
+                                         "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 3\r\n\r\nabc");
+}
+
+static int32_t twice_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    gw_status st = gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+    assert_int_equal(st, GW_STATUS_HEADERS_ALREADY_SET);
+    assert_string_equal(gw_last_error_message(), "Headers already set!");
+    return st;
+}
+
+static int32_t retry_after_failure_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    assert_int_equal(gw_start_response(req, "20 OK", 5, NULL, 0, 0), GW_STATUS_INVALID_STATUS_LINE);
+    /* PEP 3333: a second call without exc_info is fatal even when the first one failed. */
+    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+}
+
+static void test_second_start_response(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, twice_app, NULL), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
+    assert_string_equal(host_err(&host), "gateway: application error: Headers already set!\n");
+    host_clear_output(&host);
+    assert_int_equal(gw_handler_run(h, retry_after_failure_app, NULL), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
+    gw_handler_free(h);
+}
+
+static int32_t exc_info_before_output_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    static const gw_header first[] = { HDR("A", "1") };
+    static const gw_header second[] = { HDR("B", "2") };
+    assert_int_equal(gw_start_response(req, "200 OK", 6, first, 1, 0), GW_STATUS_OK);
+    assert_int_equal(gw_start_response(req, "500 Err", 7, second, 1, GW_START_RESPONSE_EXC_INFO), GW_STATUS_OK);
+    return gw_request_set_body_bytes(req, "err", 3);
+}
+
+static int32_t exc_info_after_output_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_write(req, "abc", 3), GW_STATUS_OK);
+    gw_status st = gw_start_response(req, "500 Err", 7, NULL, 0, GW_START_RESPONSE_EXC_INFO);
+    assert_int_equal(st, GW_STATUS_HEADERS_ALREADY_SENT);
+    return st; /* the re-raise */
+}
+
+static int32_t bad_flags_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    return gw_start_response(req, "200 OK", 6, NULL, 0, 0x80);
+}
+
+static void test_exc_info(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, exc_info_before_output_app, NULL), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 500 Err\r\nB: 2\r\nContent-Length: 3\r\n\r\nerr");
+    host_clear_output(&host);
+    assert_int_equal(gw_handler_run(h, exc_info_after_output_app, NULL), GW_STATUS_RESPONSE_INCOMPLETE);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\nabc");
+    assert_non_null(strstr(host_err(&host), "re-raised"));
+    host_clear_output(&host);
+    assert_int_equal(gw_handler_run(h, bad_flags_app, NULL), GW_STATUS_APP_ERROR);
+    gw_handler_free(h);
+}
+
+static int32_t write_first_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    gw_status st = gw_write(req, "x", 1);
+    assert_int_equal(st, GW_STATUS_INVALID_STATE);
+    assert_string_equal(gw_last_error_message(), "write() before start_response()");
+    return st;
+}
+
+static void test_write_before_start_response(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, write_first_app, NULL), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
+    assert_string_equal(host_err(&host), "gateway: application error: write() before start_response()\n");
+    gw_handler_free(h);
+}
+
+/* ---- bodies --------------------------------------------------------------------------------- */
+
+static void test_multi_block_body(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "a", "b", NULL };
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.headers = TEXT_PLAIN;
+    spec.header_count = 1;
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    spec.block_count = 2;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nab");
+    assert_int_equal(spec.close_calls, 1);
+    assert_int_equal(spec.next_calls, 3);
+}
+
+static void test_one_block_iterator_gets_content_length(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "xyz", NULL };
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    spec.block_count = 1;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 3\r\n\r\nxyz");
+}
+
+static void test_empty_bodies_get_content_length_zero(void **state) {
+    (void)state;
+    static const char *const empty_chunk[] = { "", NULL };
+    static const char *const no_chunks[] = { NULL };
+    const char *const *cases[] = { empty_chunk, no_chunks };
+    for (int i = 0; i < 2; i++) {
+        test_host host;
+        host_init(&host);
+        app_spec spec = spec_defaults();
+        spec.status = "200 OK";
+        spec.body_kind = BODY_ITER;
+        spec.chunks = cases[i];
+        assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+        assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 0\r\n\r\n");
+    }
+    /* No body at all, and an empty bytes body. */
+    for (int i = 0; i < 2; i++) {
+        test_host host;
+        host_init(&host);
+        app_spec spec = spec_defaults();
+        spec.status = "200 OK";
+        spec.body_kind = i == 0 ? BODY_NONE : BODY_BYTES;
+        spec.body = "";
+        assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+        assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 0\r\n\r\n");
+    }
+}
+
+static void test_app_content_length_kept_and_enforced(void **state) {
+    (void)state;
+    static const gw_header lower[] = { HDR("content-length", "3") };
+    static const gw_header ten[] = { HDR("Content-Length", "10") };
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.headers = lower;
+    spec.header_count = 1;
+    spec.body_kind = BODY_BYTES;
+    spec.body = "abc";
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\ncontent-length: 3\r\n\r\nabc");
+
+    /* Longer than declared: the extra bytes are dropped and logged. */
+    host_init(&host);
+    spec.body = "abcdef";
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\ncontent-length: 3\r\n\r\nabc");
+    assert_string_equal(host_err(&host),
+                        "gateway: response body longer than its Content-Length; the extra bytes were dropped\n");
+
+    /* Shorter than declared: the host is told to close. */
+    host_init(&host);
+    spec.headers = ten;
+    spec.body = "abc";
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_RESPONSE_INCOMPLETE);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    assert_non_null(strstr(host_err(&host), "shorter than its Content-Length (3 of 10 bytes)"));
+
+    /* ... except for HEAD, which declares the GET length without a body. */
+    static const char *const head[] = { "REQUEST_METHOD=HEAD", NULL };
+    host_init(&host);
+    host.vars = head;
+    spec.body_kind = BODY_NONE;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 10\r\n\r\n");
+}
+
+static void test_lying_block_count_cannot_overrun(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "abc", "def", NULL };
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    spec.block_count = 1;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+    assert_non_null(strstr(host_err(&host), "longer than its Content-Length"));
+}
+
+static void test_write_then_body(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.write = "abc";
+    spec.body_kind = BODY_BYTES;
+    spec.body = "de";
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\nabcde");
+}
+
+static int32_t body_twice_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_set_body_bytes(req, "a", 1), GW_STATUS_OK);
+    assert_int_equal(gw_request_set_body_bytes(req, "b", 1), GW_STATUS_INVALID_STATE);
+    gw_body_iter iter = { NULL, iter_next, NULL, NULL };
+    assert_int_equal(gw_request_set_body_iter(req, &iter), GW_STATUS_INVALID_STATE);
+    return GW_STATUS_OK;
+}
+
+static void test_body_set_twice(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, body_twice_app, NULL), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 1\r\n\r\na");
+    gw_handler_free(h);
+}
+
+static int make_temp_file(const char *content) {
+    char path[] = "/tmp/gw-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+static void test_file_body(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_FILE;
+    spec.fd = make_temp_file("0123456789");
+    spec.block_size = 4;
+    spec.close_fd = true;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\n0123456789");
+    /* The library closed the descriptor it was given. */
+    assert_int_equal(fcntl(spec.fd, F_GETFD), -1);
+    assert_int_equal(errno, EBADF);
+
+    /* Without close_fd the descriptor stays the app's, read from its current position. */
+    host_init(&host);
+    spec.fd = make_temp_file("0123456789");
+    assert_int_equal(lseek(spec.fd, 6, SEEK_SET), 6);
+    spec.close_fd = false;
+    spec.block_size = 0;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\n6789");
+    assert_int_equal(close(spec.fd), 0);
+
+    /* With wsgi.file_wrapper turned off the call is refused. */
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_set_file_wrapper(h, false), GW_STATUS_OK);
+    spec.fd = 0;
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_APP_ERROR);
+    assert_int_equal(spec.body_status, GW_STATUS_UNSUPPORTED);
+    gw_handler_free(h);
+}
+
+static void test_partial_writes_seven_bytes(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "first chunk, ", "second chunk, ", "third", NULL };
+    test_host whole, partial;
+    host_init(&whole);
+    host_init(&partial);
+    partial.max_write = 7;
+    for (int i = 0; i < 2; i++) {
+        test_host *host = i == 0 ? &whole : &partial;
+        app_spec spec = spec_defaults();
+        spec.status = "200 OK";
+        spec.headers = TEXT_PLAIN;
+        spec.header_count = 1;
+        spec.write = "written, ";
+        spec.body_kind = BODY_ITER;
+        spec.chunks = chunks;
+        assert_int_equal(run_spec(host, false, &spec), GW_STATUS_OK);
+    }
+    assert_string_equal(host_out(&partial), "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+                                            "written, first chunk, second chunk, third");
+    assert_string_equal(host_out(&partial), host_out(&whole));
+    assert_true(partial.write_calls > whole.write_calls);
+    assert_true(partial.write_calls >= (int)(partial.out_len / 7));
+}
+
+/* ---- hooks that fail ----------------------------------------------------------------------- */
+
+static void test_disconnect_errnos(void **state) {
+    (void)state;
+    const int errnos[] = { EPIPE, ECONNRESET, ECONNABORTED };
+    static const char *const chunks[] = { "abc", "def", NULL };
+    for (int i = 0; i < 3; i++) {
+        for (size_t after = 0; after <= 20; after += 10) {
+            test_host host;
+            host_init(&host);
+            host.fail_errno = errnos[i];
+            host.fail_after = after;
+            gw_handler *h = host_handler(&host, false);
+            app_spec spec = spec_defaults();
+            spec.status = "200 OK";
+            spec.body_kind = BODY_ITER;
+            spec.chunks = chunks;
+            assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_CLIENT_GONE);
+            assert_string_equal(host_err(&host), "");
+            assert_int_equal(spec.close_calls, 1);
+            /* The handler is ready for the next request. */
+            host.fail_errno = 0;
+            host_clear_output(&host);
+            host.out_len = 0;
+            assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+            assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Type: text/plain\r\n"
+                                                 "Content-Length: 13\r\n\r\nHello, world!");
+            gw_handler_free(h);
+        }
+    }
+}
+
+static int32_t write_after_gone_app(void *userdata, gw_request *req) {
+    int *calls = userdata;
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_write(req, "abc", 3), GW_STATUS_CLIENT_GONE);
+    /* An app that ignores it gets the same answer, without touching the client again. */
+    *calls = 1;
+    assert_int_equal(gw_write(req, "def", 3), GW_STATUS_CLIENT_GONE);
+    return GW_STATUS_OK;
+}
+
+static void test_disconnect_inside_app(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    host.fail_errno = EPIPE;
+    gw_handler *h = host_handler(&host, false);
+    int calls = 0;
+    assert_int_equal(gw_handler_run(h, write_after_gone_app, &calls), GW_STATUS_CLIENT_GONE);
+    assert_int_equal(host.write_calls, 1);
+    assert_int_equal(calls, 1);
+    assert_string_equal(host_err(&host), "");
+    gw_handler_free(h);
+}
+
+static void test_write_errors_end_the_cycle(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    host.fail_errno = EIO;
+    host.fail_after = 5;
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_BYTES;
+    spec.body = "hello";
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_IO_ERROR);
+    assert_string_equal(host_out(&host), "Statu");
+    assert_non_null(strstr(host_err(&host), "gateway: write hook failed"));
+
+    /* A write hook that makes no progress is an error, never a loop. */
+    host_init(&host);
+    host.zero_progress = true;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_IO_ERROR);
+    assert_int_equal(host.write_calls, 1);
+    assert_string_equal(host_err(&host), "gateway: write hook made no progress\n");
+
+    /* A failing flush is an error too; a flush reporting EPIPE is a disconnect. */
+    host_init(&host);
+    host.flush_errno = EIO;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_IO_ERROR);
+    host_init(&host);
+    host.flush_errno = EPIPE;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_CLIENT_GONE);
+    assert_string_equal(host_err(&host), "");
+}
+
+static void test_close_called_once_on_every_path(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "abc", NULL };
+    /* success, app error after setting the body, iteration error, disconnect */
+    for (int path = 0; path < 4; path++) {
+        test_host host;
+        host_init(&host);
+        app_spec spec = spec_defaults();
+        spec.status = "200 OK";
+        spec.body_kind = BODY_ITER;
+        spec.chunks = chunks;
+        gw_status expect = GW_STATUS_OK;
+        if (path == 1) {
+            spec.fail = true;
+            expect = GW_STATUS_APP_ERROR;
+        } else if (path == 2) {
+            spec.fail_at_chunk = 0;
+            expect = GW_STATUS_APP_ERROR;
+        } else if (path == 3) {
+            host.fail_errno = ECONNRESET;
+            expect = GW_STATUS_CLIENT_GONE;
+        }
+        assert_int_equal(run_spec(&host, false, &spec), expect);
+        assert_int_equal(spec.close_calls, 1);
+    }
+}
+
+static void test_failing_close_is_only_logged(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "body", NULL };
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    spec.close_status = GW_STATUS_APP_ERROR;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\nbody");
+    assert_int_equal(spec.close_calls, 1);
+    assert_non_null(strstr(host_err(&host), "closing the response body failed"));
+}
+
+static void test_add_cgi_vars_failure(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    host.add_vars_status = GW_STATUS_INVALID_ARGUMENT;
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
+    assert_non_null(strstr(host_err(&host), "add_cgi_vars hook failed"));
+}
+
+/* ---- wsgi.input ------------------------------------------------------------------------------- */
+
+typedef struct input_case {
+    char got[256];
+    size_t got_len;
+    gw_status status;
+} input_case;
+
+static int32_t read_all_app(void *userdata, gw_request *req) {
+    input_case *c = userdata;
+    const char *data = NULL;
+    size_t len = 0;
+    c->status = gw_input_read_all(req, &data, &len);
+    if (c->status == GW_STATUS_OK) {
+        memcpy(c->got, data, len);
+        c->got_len = len;
+        /* After the end every read returns nothing. */
+        char buf[8];
+        size_t n = 99;
+        assert_int_equal(gw_input_read(req, buf, sizeof buf, &n), GW_STATUS_OK);
+        assert_int_equal(n, 0);
+    }
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    return GW_STATUS_OK;
+}
+
+static input_case run_read_all(const char *const *vars, const char *body, size_t max_read) {
+    test_host host;
+    host_init(&host);
+    host.vars = vars;
+    host.in = body;
+    host.in_len = strlen(body);
+    host.max_read = max_read;
+    gw_handler *h = host_handler(&host, false);
+    input_case c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+    gw_handler_free(h);
+    return c;
+}
+
+static void test_input_bounded_by_content_length(void **state) {
+    (void)state;
+    static const char *const cl11[] = { "CONTENT_LENGTH=11", NULL };
+    static const char *const empty[] = { "CONTENT_LENGTH=", NULL };
+    static const char *const bad[] = { "CONTENT_LENGTH=-1", NULL };
+    input_case c = run_read_all(cl11, "hello worldEXTRA: the next request", 0);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.got_len, 11);
+    assert_memory_equal(c.got, "hello world", 11);
+    c = run_read_all(cl11, "hello worldEXTRA", 3);
+    assert_int_equal(c.got_len, 11);
+    /* A client that sends less than it announced: what came is the body. */
+    c = run_read_all(cl11, "hello", 0);
+    assert_int_equal(c.got_len, 5);
+    /* Absent or empty CONTENT_LENGTH means no body. */
+    c = run_read_all(NULL, "unannounced", 0);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.got_len, 0);
+    c = run_read_all(empty, "unannounced", 0);
+    assert_int_equal(c.got_len, 0);
+    c = run_read_all(bad, "body", 0);
+    assert_int_equal(c.status, GW_STATUS_INPUT_ERROR);
+}
+
+static int32_t lines_app(void *userdata, gw_request *req) {
+    input_case *c = userdata;
+    char buf[8];
+    size_t n = 0;
+    /* readline with a size limit, then without reaching it */
+    assert_int_equal(gw_input_readline(req, buf, 3, &n), GW_STATUS_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(buf, "one", 3);
+    assert_int_equal(gw_input_readline(req, buf, sizeof buf, &n), GW_STATUS_OK);
+    assert_int_equal(n, 1);
+    assert_memory_equal(buf, "\n", 1);
+    /* read(size) */
+    assert_int_equal(gw_input_read(req, buf, 2, &n), GW_STATUS_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(buf, "tw", 2);
+    /* line iteration */
+    const char *line = NULL;
+    assert_int_equal(gw_input_next_line(req, &line, &n), GW_STATUS_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(line, "o\n", 2);
+    /* readlines: the rest, up to CONTENT_LENGTH */
+    const gw_bytes *lines = NULL;
+    size_t count = 0;
+    assert_int_equal(gw_input_readlines(req, 0, &lines, &count), GW_STATUS_OK);
+    assert_int_equal(count, 2);
+    assert_int_equal(lines[0].len, 6);
+    assert_memory_equal(lines[0].data, "three\n", 6);
+    assert_int_equal(lines[1].len, 4);
+    assert_memory_equal(lines[1].data, "four", 4);
+    assert_int_equal(gw_input_next_line(req, &line, &n), GW_STATUS_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(gw_input_readlines(req, 0, &lines, &count), GW_STATUS_OK);
+    assert_int_equal(count, 0);
+    c->status = GW_STATUS_OK;
+    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+}
+
+static void test_input_lines(void **state) {
+    (void)state;
+    static const char *const vars[] = { "CONTENT_LENGTH=18", NULL };
+    const char *body = "one\ntwo\nthree\nfourNEXT REQUEST\n";
+    for (size_t max_read = 0; max_read <= 2; max_read++) {
+        test_host host;
+        host_init(&host);
+        host.vars = vars;
+        host.in = body;
+        host.in_len = strlen(body);
+        host.max_read = max_read;
+        gw_handler *h = host_handler(&host, false);
+        input_case c;
+        memset(&c, 0, sizeof c);
+        c.status = GW_STATUS_APP_ERROR;
+        assert_int_equal(gw_handler_run(h, lines_app, &c), GW_STATUS_OK);
+        assert_int_equal(c.status, GW_STATUS_OK);
+        assert_int_equal(host.in_pos, 18);
+        gw_handler_free(h);
+    }
+}
+
+static int32_t readlines_hint_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    const gw_bytes *lines = NULL;
+    size_t count = 0;
+    assert_int_equal(gw_input_readlines(req, 5, &lines, &count), GW_STATUS_OK);
+    assert_int_equal(count, 2);
+    assert_memory_equal(lines[1].data, "bb\n", 3);
+    assert_int_equal(gw_input_readlines(req, 0, &lines, &count), GW_STATUS_OK);
+    assert_int_equal(count, 1);
+    assert_memory_equal(lines[0].data, "cc\n", 3);
+    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+}
+
+static void test_input_readlines_hint(void **state) {
+    (void)state;
+    static const char *const vars[] = { "CONTENT_LENGTH=9", NULL };
+    test_host host;
+    host_init(&host);
+    host.vars = vars;
+    host.in = "aa\nbb\ncc\n";
+    host.in_len = 9;
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, readlines_hint_app, NULL), GW_STATUS_OK);
+    gw_handler_free(h);
+}
+
+static void test_input_read_errors(void **state) {
+    (void)state;
+    static const char *const cl[] = { "CONTENT_LENGTH=4", NULL };
+    test_host host;
+    host_init(&host);
+    host.vars = cl;
+    host.in = "body";
+    host.in_len = 4;
+    host.read_errno = EIO;
+    gw_handler *h = host_handler(&host, false);
+    input_case c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_INPUT_ERROR);
+    host.read_errno = ECONNRESET;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_CLIENT_GONE);
+    gw_handler_free(h);
+}
+
+/* ---- wsgi.errors ------------------------------------------------------------------------------- */
+
+static int32_t errors_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    const gw_bytes lines[] = { { "two\n", 4 }, { "three\n", 6 } };
+    assert_int_equal(gw_errors_write(req, "one\n", 4), GW_STATUS_OK);
+    assert_int_equal(gw_errors_writelines(req, lines, 2), GW_STATUS_OK);
+    assert_int_equal(gw_errors_flush(req), GW_STATUS_OK);
+    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+}
+
+static void test_errors_stream(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, errors_app, NULL), GW_STATUS_OK);
+    assert_string_equal(host_err(&host), "one\ntwo\nthree\n");
+    assert_int_equal(host.err_flush_calls, 1);
+    gw_handler_free(h);
+}
+
+/* ---- the environ -------------------------------------------------------------------------------- */
+
+typedef struct environ_dump {
+    char text[2048];
+} environ_dump;
+
+static int32_t dump_environ_app(void *userdata, gw_request *req) {
+    environ_dump *dump = userdata;
+    gw_environ *env = NULL;
+    assert_int_equal(gw_request_environ(req, &env), GW_STATUS_OK);
+    size_t cursor = 0, used = 0;
+    const char *name, *value;
+    size_t name_len, value_len;
+    while (gw_environ_next(env, &cursor, &name, &name_len, &value, &value_len) == GW_STATUS_OK) {
+        used += (size_t)snprintf(dump->text + used, sizeof dump->text - used, "%.*s=%.*s\n", (int)name_len,
+                                 name, (int)value_len, value);
+    }
+    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+}
+
+static void test_environ_order_and_precedence(void **state) {
+    (void)state;
+    static const char *const vars[] = { "B=cgi", "wsgi.url_scheme=ftp", "HTTPS=on", "C=cgi",
+                                        "SERVER_SOFTWARE=from-cgi", NULL };
+    gw_environ *os = NULL;
+    assert_int_equal(gw_environ_new(&os), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(os, "A", 1, "os", 2), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(os, "B", 1, "os", 2), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(os, "wsgi.multithread", 16, "os", 2), GW_STATUS_OK);
+    test_host host;
+    host_init(&host);
+    host.vars = vars;
+    gw_handler *h = host_handler(&host, true);
+    assert_int_equal(gw_handler_set_os_environ(h, os), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_server_software(h, "gw-test/1", 9), GW_STATUS_OK);
+    /* A later change to the caller's environ does not reach the handler's snapshot. */
+    assert_int_equal(gw_environ_set(os, "A", 1, "changed", 7), GW_STATUS_OK);
+    gw_environ_free(os);
+    environ_dump dump;
+    memset(&dump, 0, sizeof dump);
+    assert_int_equal(gw_handler_run(h, dump_environ_app, &dump), GW_STATUS_OK);
+    assert_string_equal(dump.text, "A=os\nB=cgi\nwsgi.multithread=1\nwsgi.url_scheme=https\nHTTPS=on\nC=cgi\n"
+                                   "SERVER_SOFTWARE=from-cgi\nwsgi.input=gw_input\nwsgi.errors=gw_errors\n"
+                                   "wsgi.version=1.0\nwsgi.run_once=0\nwsgi.multiprocess=1\n"
+                                   "wsgi.file_wrapper=gw_request_set_body_file\nwsgi.input_terminated=1\n");
+    /* The base environ can be read back. */
+    gw_environ *back = NULL;
+    assert_int_equal(gw_handler_get_os_environ(h, &back), GW_STATUS_OK);
+    const char *value = NULL;
+    size_t len = 0;
+    assert_int_equal(gw_environ_get(back, "A", 1, &value, &len), GW_STATUS_OK);
+    assert_string_equal(value, "os");
+    gw_environ_free(back);
+    gw_handler_free(h);
+}
+
+static void test_environ_defaults_and_server_software(void **state) {
+    (void)state;
+    static const char *const vars[] = { "HTTPS=ON", NULL };
+    static const char *const record[] = { "SERVER_SOFTWARE", "wsgi.url_scheme", "wsgi.multithread",
+                                          "wsgi.multiprocess", "wsgi.run_once", "wsgi.version", "PATH", NULL };
+    test_host host;
+    host_init(&host);
+    host.vars = vars;
+    gw_handler *h = host_handler(&host, true);
+    assert_int_equal(gw_handler_set_server_software(h, "gw-test/1", 9), GW_STATUS_OK);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.record = record;
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+    /* HTTPS is compared case-sensitively, as wsgiref; the process environment is not inherited. */
+    assert_string_equal(spec.seen, "SERVER_SOFTWARE=gw-test/1;wsgi.url_scheme=http;wsgi.multithread=1;"
+                                   "wsgi.multiprocess=1;wsgi.run_once=0;wsgi.version=1.0;PATH absent;");
+    gw_handler_free(h);
+}
+
+static void test_environ_object(void **state) {
+    (void)state;
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "B", 1, "1", 1), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "A", 1, "x\0y", 3), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "B", 1, "2", 1), GW_STATUS_OK);
+    size_t len = 0;
+    assert_int_equal(gw_environ_len(env, &len), GW_STATUS_OK);
+    assert_int_equal(len, 2);
+    const char *value = NULL;
+    size_t value_len = 0;
+    assert_int_equal(gw_environ_get(env, "A", 1, &value, &value_len), GW_STATUS_OK);
+    assert_int_equal(value_len, 3);
+    assert_memory_equal(value, "x\0y", 4);
+    assert_int_equal(gw_environ_get(env, "Z", 1, &value, &value_len), GW_STATUS_NOT_FOUND);
+    size_t cursor = 0;
+    const char *name = NULL;
+    size_t name_len = 0;
+    assert_int_equal(gw_environ_next(env, &cursor, &name, &name_len, &value, &value_len), GW_STATUS_OK);
+    assert_memory_equal(name, "B", 1);
+    assert_memory_equal(value, "2", 1);
+    assert_int_equal(gw_environ_remove(env, "B", 1), GW_STATUS_OK);
+    assert_int_equal(gw_environ_remove(env, "B", 1), GW_STATUS_NOT_FOUND);
+    assert_int_equal(gw_environ_set(env, "", 0, "v", 1), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_environ_set(env, "A=B", 3, "v", 1), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_environ_set(env, "Q", 1, NULL, 0), GW_STATUS_OK);
+    assert_int_equal(gw_environ_get(env, "Q", 1, &value, &value_len), GW_STATUS_OK);
+    assert_int_equal(value_len, 0);
+    gw_environ_free(env);
+
+    /* From the process environment, byte for byte. */
+    assert_int_equal(setenv("GW_TEST_RAW", "caf\xe9", 1), 0);
+    assert_int_equal(gw_environ_new_from_process(&env), GW_STATUS_OK);
+    assert_int_equal(gw_environ_get(env, "GW_TEST_RAW", 11, &value, &value_len), GW_STATUS_OK);
+    assert_int_equal(value_len, 4);
+    assert_memory_equal(value, "caf\xe9", 4);
+    gw_environ_free(env);
+    unsetenv("GW_TEST_RAW");
+}
+
+/* ---- settings and presets ------------------------------------------------------------------------ */
+
+static void test_handler_defaults_and_setters(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler_hooks hooks = host_hooks(&host);
+    gw_handler *h = NULL;
+    assert_int_equal(gw_handler_new(&hooks, &h), GW_STATUS_OK);
+    bool flag = false;
+    assert_int_equal(gw_handler_get_multithread(h, &flag), GW_STATUS_OK);
+    assert_true(flag);
+    assert_int_equal(gw_handler_get_multiprocess(h, &flag), GW_STATUS_OK);
+    assert_true(flag);
+    assert_int_equal(gw_handler_get_run_once(h, &flag), GW_STATUS_OK);
+    assert_false(flag);
+    assert_int_equal(gw_handler_get_origin_server(h, &flag), GW_STATUS_OK);
+    assert_true(flag);
+    assert_int_equal(gw_handler_get_file_wrapper(h, &flag), GW_STATUS_OK);
+    assert_true(flag);
+    const char *text = NULL;
+    size_t len = 1;
+    assert_int_equal(gw_handler_get_server_software(h, &text, &len), GW_STATUS_OK);
+    assert_null(text);
+    assert_int_equal(len, 0);
+    assert_int_equal(gw_handler_get_http_version(h, &text, &len), GW_STATUS_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(text, "1.0", 3);
+
+    assert_int_equal(gw_handler_set_multithread(h, false), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_multiprocess(h, false), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_run_once(h, true), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_origin_server(h, false), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_file_wrapper(h, false), GW_STATUS_OK);
+    assert_int_equal(gw_handler_get_multithread(h, &flag), GW_STATUS_OK);
+    assert_false(flag);
+    assert_int_equal(gw_handler_get_multiprocess(h, &flag), GW_STATUS_OK);
+    assert_false(flag);
+    assert_int_equal(gw_handler_get_run_once(h, &flag), GW_STATUS_OK);
+    assert_true(flag);
+    assert_int_equal(gw_handler_get_origin_server(h, &flag), GW_STATUS_OK);
+    assert_false(flag);
+    assert_int_equal(gw_handler_get_file_wrapper(h, &flag), GW_STATUS_OK);
+    assert_false(flag);
+
+    assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_http_version(h, "1.1\r\n", 5), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_handler_set_http_version(h, "x", 1), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_handler_get_http_version(h, &text, &len), GW_STATUS_OK);
+    assert_memory_equal(text, "1.1", 3);
+    assert_int_equal(gw_handler_set_server_software(h, "a\r\nb", 4), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_handler_set_server_software(h, "sw/1", 4), GW_STATUS_OK);
+    assert_int_equal(gw_handler_get_server_software(h, &text, &len), GW_STATUS_OK);
+    assert_int_equal(len, 4);
+    assert_int_equal(gw_handler_set_server_software(h, NULL, 0), GW_STATUS_OK);
+    assert_int_equal(gw_handler_get_server_software(h, &text, &len), GW_STATUS_OK);
+    assert_null(text);
+
+    /* The hooks' userdata can change between requests. */
+    test_host other;
+    host_init(&other);
+    void *ud = NULL;
+    assert_int_equal(gw_handler_set_userdata(h, &other), GW_STATUS_OK);
+    assert_int_equal(gw_handler_get_userdata(h, &ud), GW_STATUS_OK);
+    assert_ptr_equal(ud, &other);
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+    assert_int_equal(host.out_len, 0);
+    assert_true(other.out_len > 0);
+    gw_handler_free(h);
+
+    /* write is the one required hook. */
+    hooks.write = NULL;
+    assert_int_equal(gw_handler_new(&hooks, &h), GW_STATUS_NULL_ARGUMENT);
+    assert_string_equal(gw_last_error_message(), "hooks->write is NULL");
+}
+
+static int32_t reentrant_app(void *userdata, gw_request *req) {
+    gw_handler *h = userdata;
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_INVALID_STATE);
+    assert_int_equal(gw_handler_set_multithread(h, false), GW_STATUS_INVALID_STATE);
+    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+}
+
+static void test_handler_refuses_reentry(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, reentrant_app, h), GW_STATUS_OK);
+    gw_handler_free(h);
+}
+
+/* Records the wsgi.* flags and PATH_INFO as the body. */
+static int32_t flags_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    gw_environ *env = NULL;
+    gw_request_environ(req, &env);
+    const char *names[] = { "wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once", "PATH_INFO" };
+    char body[256];
+    size_t used = 0;
+    for (int i = 0; i < 4; i++) {
+        const char *value = "-";
+        size_t len = 1;
+        gw_environ_get(env, names[i], strlen(names[i]), &value, &len);
+        used += (size_t)snprintf(body + used, sizeof body - used, "%s=%.*s;", names[i], (int)len, value);
+    }
+    gw_status st = gw_start_response(req, "200 OK", 6, TEXT_PLAIN, 1, 0);
+    if (st != GW_STATUS_OK) return st;
+    return gw_request_set_body_bytes(req, body, used);
+}
+
+static size_t read_fd(int fd, char *buf, size_t cap) {
+    size_t used = 0;
+    ssize_t n;
+    while (used < cap - 1 && (n = read(fd, buf + used, cap - 1 - used)) > 0) used += (size_t)n;
+    buf[used] = '\0';
+    return used;
+}
+
+static void test_simple_and_base_cgi_presets(void **state) {
+    (void)state;
+    for (int cgi = 0; cgi <= 1; cgi++) {
+        int in[2], out[2], err[2];
+        assert_int_equal(pipe(in), 0);
+        assert_int_equal(pipe(out), 0);
+        assert_int_equal(pipe(err), 0);
+        gw_environ *env = NULL;
+        assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+        assert_int_equal(gw_environ_set(env, "PATH_INFO", 9, "/p", 2), GW_STATUS_OK);
+        assert_int_equal(gw_environ_set(env, "SERVER_PROTOCOL", 15, "HTTP/1.0", 8), GW_STATUS_OK);
+        gw_handler *h = NULL;
+        gw_status st = cgi ? gw_handler_new_base_cgi(in[0], out[1], err[1], env, true, false, &h)
+                           : gw_handler_new_simple(in[0], out[1], err[1], env, true, false, &h);
+        assert_int_equal(st, GW_STATUS_OK);
+        gw_environ_free(env);
+        assert_int_equal(gw_handler_set_userdata(h, NULL), GW_STATUS_INVALID_STATE);
+        assert_int_equal(gw_handler_run(h, flags_app, NULL), GW_STATUS_OK);
+        gw_handler_free(h);
+        close(out[1]);
+        char got[1024];
+        read_fd(out[0], got, sizeof got);
+        const char *body = "wsgi.multithread=1;wsgi.multiprocess=0;wsgi.run_once=0;PATH_INFO=/p;";
+        char want[1024];
+        if (cgi) {
+            snprintf(want, sizeof want, "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+            assert_string_equal(got, want);
+        } else {
+            snprintf(want, sizeof want,
+                     "HTTP/1.0 200 OK\r\nDate: {DATE}\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+            test_host fake;
+            host_init(&fake);
+            memcpy(fake.out, got, strlen(got));
+            fake.out_len = strlen(got);
+            assert_origin_output(&fake, want);
+        }
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(err[0]);
+        close(err[1]);
+    }
+    gw_handler *h = NULL;
+    assert_int_equal(gw_handler_new_simple(-1, 1, 2, NULL, true, false, &h), GW_STATUS_INVALID_ARGUMENT);
+}
+
+/* Runs a CGI preset in a child process with the given environment; returns its stdout. */
+static void run_cgi_child(bool iis, const char *script_name, const char *path_info, char *got, size_t cap) {
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        setenv("SCRIPT_NAME", script_name, 1);
+        setenv("PATH_INFO", path_info, 1);
+        gw_handler *h = NULL;
+        if ((iis ? gw_handler_new_iis_cgi(&h) : gw_handler_new_cgi(&h)) != GW_STATUS_OK) _exit(2);
+        gw_status st = gw_handler_run(h, flags_app, NULL);
+        gw_handler_free(h);
+        _exit(st == GW_STATUS_OK ? 0 : 3);
+    }
+    close(out[1]);
+    read_fd(out[0], got, cap);
+    close(out[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_cgi_and_iis_presets(void **state) {
+    (void)state;
+    const char *prefix = "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ";
+    char got[1024], want[1024];
+    const char *cases[][4] = {
+        /* iis?, SCRIPT_NAME, PATH_INFO, expected PATH_INFO */
+        { "cgi", "/app", "/app/x", "/app/x" },
+        { "iis", "/app", "/app/x", "/x" },
+        { "iis", "/app", "/app", "" },
+        { "iis", "/app", "/apple", "/apple" },
+        { "iis", "", "/x", "/x" },
+        { "iis", "/app", "/x", "/x" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_cgi_child(strcmp(cases[i][0], "iis") == 0, cases[i][1], cases[i][2], got, sizeof got);
+        char body[256];
+        snprintf(body, sizeof body, "wsgi.multithread=0;wsgi.multiprocess=1;wsgi.run_once=1;PATH_INFO=%s;",
+                 cases[i][3]);
+        snprintf(want, sizeof want, "%s%zu\r\n\r\n%s", prefix, strlen(body), body);
+        assert_string_equal(got, want);
+    }
+}
+
+/* ---- helpers, versions, NULL arguments ------------------------------------------------------------ */
+
+static void test_format_date_time_and_version(void **state) {
+    (void)state;
+    char date[GW_HTTP_DATE_LEN + 1];
+    assert_int_equal(gw_format_date_time(0, date, sizeof date), GW_STATUS_OK);
+    assert_string_equal(date, "Thu, 01 Jan 1970 00:00:00 GMT");
+    assert_int_equal(gw_format_date_time(1000000000, date, sizeof date), GW_STATUS_OK);
+    assert_string_equal(date, "Sun, 09 Sep 2001 01:46:40 GMT");
+    assert_int_equal(gw_format_date_time(0, date, GW_HTTP_DATE_LEN), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_format_date_time(0, NULL, 30), GW_STATUS_NULL_ARGUMENT);
+
+    assert_string_equal(gw_version(), GW_VERSION);
+    assert_int_equal(gw_version_number(), GW_VERSION_NUMBER);
+    char from_parts[32];
+    snprintf(from_parts, sizeof from_parts, "%d.%d.%d", GW_VERSION_MAJOR, GW_VERSION_MINOR, GW_VERSION_PATCH);
+    assert_string_equal(from_parts, GW_VERSION);
+    assert_int_equal(gw_version_number() & 0xff, GW_VERSION_PATCH);
+
+    assert_string_equal(gw_status_str(GW_STATUS_OK), "ok");
+    assert_string_equal(gw_status_str(GW_STATUS_HEADERS_ALREADY_SET), "Headers already set!");
+    assert_string_equal(gw_status_str(9999), "unknown status");
+    assert_string_equal(gw_status_str(-1), "unknown status");
+}
+
+static int32_t null_request_args_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    size_t n = 0;
+    const char *p = NULL;
+    char buf[4];
+    const gw_bytes *lines = NULL;
+    gw_header bad = { NULL, 3, "v", 1 };
+    assert_int_equal(gw_request_environ(req, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_start_response(req, NULL, 6, NULL, 0, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 1, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_start_response(req, "200 OK", 6, &bad, 1, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_string_equal(gw_last_error_message(), "headers[0].name is NULL");
+    assert_int_equal(gw_write(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_set_body_bytes(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_set_body_iter(req, NULL), GW_STATUS_NULL_ARGUMENT);
+    gw_body_iter no_next = { NULL, NULL, NULL, NULL };
+    assert_int_equal(gw_request_set_body_iter(req, &no_next), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_set_body_file(req, -1, 0, false), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_request_fail(req, NULL, 3), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_read(req, NULL, 4, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_read(req, buf, 4, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_readline(req, NULL, 4, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_readline(req, buf, 4, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_read_all(req, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_read_all(req, &p, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_next_line(req, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_next_line(req, &p, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_readlines(req, 0, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_readlines(req, 0, &lines, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_errors_write(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_errors_writelines(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    gw_bytes bad_line = { NULL, 2 };
+    assert_int_equal(gw_errors_writelines(req, &bad_line, 1), GW_STATUS_NULL_ARGUMENT);
+    /* Zero lengths accept NULL. */
+    assert_int_equal(gw_errors_write(req, NULL, 0), GW_STATUS_OK);
+    assert_int_equal(gw_input_read(req, NULL, 0, &n), GW_STATUS_OK);
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    return gw_request_set_body_bytes(req, NULL, 0);
+}
+
+static void test_null_arguments(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    const char *p = NULL;
+    size_t n = 0, cursor = 0;
+    bool flag = false;
+    void *ud = NULL;
+    gw_header hdr;
+    gw_handler *out = NULL;
+    gw_handler_hooks hooks = host_hooks(&host);
+
+    /* Requests exist only inside a run. */
+    assert_int_equal(gw_request_environ(NULL, (gw_environ **)&ud), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_start_response(NULL, "200 OK", 6, NULL, 0, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_write(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_set_body_bytes(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_set_body_iter(NULL, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_set_body_file(NULL, 0, 0, false), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_fail(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_read(NULL, &n, 1, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_readline(NULL, &n, 1, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_read_all(NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_next_line(NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_input_readlines(NULL, 0, (const gw_bytes **)&ud, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_errors_write(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_errors_writelines(NULL, NULL, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_errors_flush(NULL), GW_STATUS_NULL_ARGUMENT);
+
+    /* Environs. */
+    assert_int_equal(gw_environ_new(NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_new_from_process(NULL), GW_STATUS_NULL_ARGUMENT);
+    gw_environ_free(NULL);
+    assert_int_equal(gw_environ_set(NULL, "A", 1, "b", 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_set(env, NULL, 1, "b", 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_set(env, "A", 1, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_get(NULL, "A", 1, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_get(env, NULL, 1, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_get(env, "A", 1, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_get(env, "A", 1, &p, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_remove(NULL, "A", 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_remove(env, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_len(NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_len(env, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_next(NULL, &cursor, &p, &n, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_next(env, NULL, &p, &n, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_next(env, &cursor, NULL, &n, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_next(env, &cursor, &p, NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_next(env, &cursor, &p, &n, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_next(env, &cursor, &p, &n, &p, NULL), GW_STATUS_NULL_ARGUMENT);
+
+    /* Handlers. */
+    assert_int_equal(gw_handler_new(NULL, &out), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_new(&hooks, NULL), GW_STATUS_NULL_ARGUMENT);
+    gw_handler_free(NULL);
+    assert_int_equal(gw_handler_run(NULL, hello_app, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_run(h, NULL, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_userdata(NULL, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_userdata(NULL, &ud), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_userdata(h, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_multithread(NULL, true), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_multithread(NULL, &flag), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_multithread(h, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_multiprocess(NULL, true), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_multiprocess(NULL, &flag), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_multiprocess(h, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_run_once(NULL, true), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_run_once(NULL, &flag), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_run_once(h, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_origin_server(NULL, true), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_origin_server(NULL, &flag), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_origin_server(h, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_file_wrapper(NULL, true), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_file_wrapper(NULL, &flag), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_file_wrapper(h, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_http_version(NULL, "1.1", 3), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_http_version(h, NULL, 3), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_http_version(NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_http_version(h, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_http_version(h, &p, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_server_software(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_server_software(h, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_server_software(NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_server_software(h, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_server_software(h, &p, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_os_environ(NULL, env), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_os_environ(h, NULL), GW_STATUS_OK);
+    assert_int_equal(gw_handler_get_os_environ(NULL, &env), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_os_environ(h, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_error_page(NULL, "500 X", 5, NULL, 0, "", 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_error_page(h, NULL, 5, NULL, 0, "", 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_error_page(h, "500 X", 5, NULL, 1, "", 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_set_error_page(h, "500 X", 5, NULL, 0, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_error_status(NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_error_status(h, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_error_status(h, &p, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_error_body(NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_error_body(h, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_error_body(h, &p, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_error_header_count(NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_error_header_count(h, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_error_header(NULL, 0, &hdr), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_error_header(h, 0, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_new_simple(0, 1, 2, NULL, true, false, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_new_base_cgi(0, 1, 2, NULL, true, false, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_new_cgi(NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_new_iis_cgi(NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_format_date_time(0, NULL, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_non_null(gw_last_error_message());
+
+    /* NULL arguments from inside an application. */
+    assert_int_equal(gw_handler_run(h, null_request_args_app, NULL), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 0\r\n\r\n");
+    gw_environ_free(env);
+    gw_handler_free(h);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hello_cgi),
+        cmocka_unit_test(test_hello_origin),
+        cmocka_unit_test(test_header_format_matrix),
+        cmocka_unit_test(test_app_date_and_server_in_any_case),
+        cmocka_unit_test(test_missing_server_protocol_is_modern),
+        cmocka_unit_test(test_error_page_cgi),
+        cmocka_unit_test(test_error_page_origin),
+        cmocka_unit_test(test_no_start_response_gives_error_page),
+        cmocka_unit_test(test_custom_error_page),
+        cmocka_unit_test(test_default_error_page_getters),
+        cmocka_unit_test(test_error_after_output_is_logged_and_truncated),
+        cmocka_unit_test(test_iteration_error_after_first_chunk),
+        cmocka_unit_test(test_empty_first_chunk_does_not_commit),
+        cmocka_unit_test(test_status_validation),
+        cmocka_unit_test(test_header_validation),
+        cmocka_unit_test(test_hop_by_hop_refused),
+        cmocka_unit_test(test_valid_headers_pass_through_in_order),
+        cmocka_unit_test(test_second_start_response),
+        cmocka_unit_test(test_exc_info),
+        cmocka_unit_test(test_write_before_start_response),
+        cmocka_unit_test(test_multi_block_body),
+        cmocka_unit_test(test_one_block_iterator_gets_content_length),
+        cmocka_unit_test(test_empty_bodies_get_content_length_zero),
+        cmocka_unit_test(test_app_content_length_kept_and_enforced),
+        cmocka_unit_test(test_lying_block_count_cannot_overrun),
+        cmocka_unit_test(test_write_then_body),
+        cmocka_unit_test(test_body_set_twice),
+        cmocka_unit_test(test_file_body),
+        cmocka_unit_test(test_partial_writes_seven_bytes),
+        cmocka_unit_test(test_disconnect_errnos),
+        cmocka_unit_test(test_disconnect_inside_app),
+        cmocka_unit_test(test_write_errors_end_the_cycle),
+        cmocka_unit_test(test_close_called_once_on_every_path),
+        cmocka_unit_test(test_failing_close_is_only_logged),
+        cmocka_unit_test(test_add_cgi_vars_failure),
+        cmocka_unit_test(test_input_bounded_by_content_length),
+        cmocka_unit_test(test_input_lines),
+        cmocka_unit_test(test_input_readlines_hint),
+        cmocka_unit_test(test_input_read_errors),
+        cmocka_unit_test(test_errors_stream),
+        cmocka_unit_test(test_environ_order_and_precedence),
+        cmocka_unit_test(test_environ_defaults_and_server_software),
+        cmocka_unit_test(test_environ_object),
+        cmocka_unit_test(test_handler_defaults_and_setters),
+        cmocka_unit_test(test_handler_refuses_reentry),
+        cmocka_unit_test(test_simple_and_base_cgi_presets),
+        cmocka_unit_test(test_cgi_and_iis_presets),
+        cmocka_unit_test(test_format_date_time_and_version),
+        cmocka_unit_test(test_null_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
