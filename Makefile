@@ -57,6 +57,9 @@ $(BUILD)/demo_server: c-examples/demo_server.c include/gateway.h lib | $(BUILD)
 $(BUILD)/hello_cgi: c-examples/hello_cgi.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
+$(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
+	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
+
 test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-examples
 	@echo "make test: all checks passed"
 
@@ -93,7 +96,7 @@ lint:
 	  $(CARGO) fmt --check; \
 	else echo "lint: cargo fmt is not installed; skipped"; fi
 
-test-examples: $(BUILD)/demo_server $(BUILD)/hello_cgi
+test-examples: $(BUILD)/demo_server $(BUILD)/hello_cgi $(BUILD)/hello_host
 	sh tests/examples.sh $(BUILD)
 
 demo: $(BUILD)/demo_server

@@ -326,8 +326,16 @@ gw_status gw_handler_get_userdata(const struct gw_handler *handler, void **out);
 // - GW_STATUS_CLIENT_GONE: the client went away; nothing was logged;
 // - GW_STATUS_IO_ERROR: a hook failed; logged; close the connection;
 // - GW_STATUS_NULL_ARGUMENT / GW_STATUS_INVALID_STATE: nothing was run.
+//
 // In every case the handler is ready for the next request.
 gw_status gw_handler_run(struct gw_handler *handler, gw_application_fn app, void *app_userdata);
+
+// What the last gw_handler_run sent, for the host's access log: the status code (0 when no
+// headers went out) and the number of body bytes handed to the write hook (the error page's
+// body included).
+gw_status gw_handler_last_response(const struct gw_handler *handler,
+                                   uint16_t *out_status_code,
+                                   uint64_t *out_body_bytes);
 
 // wsgi.multithread (default true).
 gw_status gw_handler_set_multithread(struct gw_handler *handler, bool value);

@@ -40,6 +40,8 @@ struct State<B> {
     /// The app's Content-Length, or the one the library computed.
     declared_length: Option<u64>,
     headers_sent: bool,
+    /// The status code that went out (0 before the headers did), for the host's access log.
+    sent_code: u16,
     body_sent: u64,
     body: Body<B>,
     bytes_body: Vec<u8>,
@@ -62,6 +64,7 @@ impl<B> Default for State<B> {
             headers: HeaderList::default(),
             declared_length: None,
             headers_sent: false,
+            sent_code: 0,
             body_sent: 0,
             body: Body::Unset,
             bytes_body: Vec::new(),
@@ -83,6 +86,7 @@ impl<B> State<B> {
         self.headers.clear();
         self.declared_length = None;
         self.headers_sent = false;
+        self.sent_code = 0;
         self.body_sent = 0;
         self.body = Body::Unset;
         self.bytes_body.clear();
@@ -156,6 +160,12 @@ impl<H: Host> Handler<H> {
     /// The environ of the last request (empty before the first).
     pub fn environ(&self) -> &Environ {
         &self.state.environ
+    }
+
+    /// The last request's status code (0 when no headers went out) and the body bytes that
+    /// went out: what an access log line needs.
+    pub fn last_response(&self) -> (u16, u64) {
+        (self.state.sent_code, self.state.body_sent)
     }
 }
 
@@ -238,7 +248,10 @@ impl<H: Host> Request<'_, H> {
                 ));
             }
         } else if st.start_response_called {
-            return Err(Error::new(Status::HeadersAlreadySet, "Headers already set!"));
+            return Err(Error::new(
+                Status::HeadersAlreadySet,
+                "Headers already set!",
+            ));
         }
         st.start_response_called = true;
         st.has_status = false;
@@ -315,6 +328,9 @@ impl<H: Host> Request<'_, H> {
         let s = self.settings;
         let st = &mut *self.st;
         st.headers_sent = true;
+        st.sent_code = st.status[..3]
+            .iter()
+            .fold(0, |code, d| code * 10 + u16::from(d - b'0'));
         let computed = if one_block && !st.headers.contains(b"content-length") {
             st.declared_length = Some(first.len() as u64);
             Some(first.len())
@@ -719,4 +735,3 @@ fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
     &buf[i..]
 }
-

@@ -323,12 +323,18 @@ mod tests {
         env.set(b"B", b"3").unwrap();
         assert_eq!(env.get(b"B"), Some(&b"3"[..]));
         assert_eq!(env.len(), 2);
-        assert_eq!(pairs(&env), [("B".into(), "3".into()), ("A".into(), "2".into())]);
+        assert_eq!(
+            pairs(&env),
+            [("B".into(), "3".into()), ("A".into(), "2".into())]
+        );
         assert!(env.remove(b"B").unwrap());
         assert!(!env.remove(b"B").unwrap());
         assert_eq!(env.get(b"B"), None);
         env.set(b"B", b"4").unwrap();
-        assert_eq!(pairs(&env), [("A".into(), "2".into()), ("B".into(), "4".into())]);
+        assert_eq!(
+            pairs(&env),
+            [("A".into(), "2".into()), ("B".into(), "4".into())]
+        );
     }
 
     #[test]
@@ -343,21 +349,36 @@ mod tests {
         req.set(b"Z", b"req").unwrap();
         assert!(req.remove(b"X").unwrap());
         assert_eq!(req.len(), 2);
-        assert_eq!(pairs(&req), [("Y".into(), "req".into()), ("Z".into(), "req".into())]);
+        assert_eq!(
+            pairs(&req),
+            [("Y".into(), "req".into()), ("Z".into(), "req".into())]
+        );
         assert_eq!(shared.get(b"X"), Some(&b"base"[..]));
         req.set(b"X", b"again").unwrap();
         assert_eq!(req.get(b"X"), Some(&b"again"[..]));
         assert_eq!(pairs(&req).last().unwrap().0, "X");
         // The original object still reads the same after sharing.
-        assert_eq!(pairs(&base), [("X".into(), "base".into()), ("Y".into(), "base".into())]);
+        assert_eq!(
+            pairs(&base),
+            [("X".into(), "base".into()), ("Y".into(), "base".into())]
+        );
     }
 
     #[test]
     fn names_are_checked() {
         let mut env = Environ::new();
-        assert_eq!(env.set(b"", b"v").unwrap_err().status, Status::InvalidArgument);
-        assert_eq!(env.set(b"A=B", b"v").unwrap_err().status, Status::InvalidArgument);
-        assert_eq!(env.set(b"A\0", b"v").unwrap_err().status, Status::InvalidArgument);
+        assert_eq!(
+            env.set(b"", b"v").unwrap_err().status,
+            Status::InvalidArgument
+        );
+        assert_eq!(
+            env.set(b"A=B", b"v").unwrap_err().status,
+            Status::InvalidArgument
+        );
+        assert_eq!(
+            env.set(b"A\0", b"v").unwrap_err().status,
+            Status::InvalidArgument
+        );
         let big = vec![b'v'; MAX_VALUE_LEN + 1];
         assert_eq!(env.set(b"A", &big).unwrap_err().status, Status::TooLarge);
         assert!(env.is_empty());

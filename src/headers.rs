@@ -217,15 +217,36 @@ mod tests {
     #[test]
     fn header_rules() {
         assert!(check_header(b"X-A", b"a\tb \xe9").is_ok());
-        assert_eq!(check_header(b"X A", b"v").unwrap_err().status, Status::InvalidHeader);
-        assert_eq!(check_header(b"", b"v").unwrap_err().status, Status::InvalidHeader);
-        assert_eq!(check_header(b"X:", b"v").unwrap_err().status, Status::InvalidHeader);
-        assert_eq!(check_header(b"X", b"a\nb").unwrap_err().status, Status::InvalidHeader);
-        assert_eq!(check_header(b"X", b"a\0b").unwrap_err().status, Status::InvalidHeader);
-        assert_eq!(check_header(b"X", b"a\x7f").unwrap_err().status, Status::InvalidHeader);
+        assert_eq!(
+            check_header(b"X A", b"v").unwrap_err().status,
+            Status::InvalidHeader
+        );
+        assert_eq!(
+            check_header(b"", b"v").unwrap_err().status,
+            Status::InvalidHeader
+        );
+        assert_eq!(
+            check_header(b"X:", b"v").unwrap_err().status,
+            Status::InvalidHeader
+        );
+        assert_eq!(
+            check_header(b"X", b"a\nb").unwrap_err().status,
+            Status::InvalidHeader
+        );
+        assert_eq!(
+            check_header(b"X", b"a\0b").unwrap_err().status,
+            Status::InvalidHeader
+        );
+        assert_eq!(
+            check_header(b"X", b"a\x7f").unwrap_err().status,
+            Status::InvalidHeader
+        );
         let e = check_header(b"Connection", b"close").unwrap_err();
         assert_eq!(e.status, Status::HopByHopHeader);
-        assert_eq!(e.message, "Hop-by-hop header, 'Connection: close', not allowed");
+        assert_eq!(
+            e.message,
+            "Hop-by-hop header, 'Connection: close', not allowed"
+        );
         assert!(is_hop_by_hop(b"TRAILERS"));
         assert!(!is_hop_by_hop(b"Trailer"));
         assert!(!is_hop_by_hop(b"Proxy-Connection"));
@@ -235,7 +256,16 @@ mod tests {
     fn content_length_is_strict() {
         assert_eq!(parse_content_length(b"0"), Some(0));
         assert_eq!(parse_content_length(b"0012"), Some(12));
-        for bad in [&b""[..], b"-5", b"+5", b" 5", b"5 ", b"5_0", b"0x10", b"99999999999999999999"] {
+        for bad in [
+            &b""[..],
+            b"-5",
+            b"+5",
+            b" 5",
+            b"5 ",
+            b"5_0",
+            b"0x10",
+            b"99999999999999999999",
+        ] {
             assert_eq!(parse_content_length(bad), None, "{bad:?}");
         }
         let mut h = HeaderList::default();

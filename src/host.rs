@@ -31,7 +31,10 @@ pub trait Host: Sized {
 /// block count and a close that the cycle calls exactly once.
 pub trait BodySource<H: Host> {
     /// The next chunk, borrowed until the next call; Ok(None) at the end.
-    fn next_chunk<'s>(&'s mut self, request: &mut Request<'_, H>) -> Result<Option<&'s [u8]>, Error>;
+    fn next_chunk<'s>(
+        &'s mut self,
+        request: &mut Request<'_, H>,
+    ) -> Result<Option<&'s [u8]>, Error>;
     /// How many chunks there are, when known (Python's `len(result)`).
     fn block_count(&mut self) -> Option<usize>;
     /// Releases the body; called exactly once on every path.

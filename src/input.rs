@@ -63,7 +63,9 @@ impl Input {
 
     /// Reads from the host into `dst`, at most what is left of the body.
     fn read_host<H: Host>(&mut self, host: &mut H, dst: &mut [u8]) -> Result<usize, Error> {
-        let want = dst.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let want = dst
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         if want == 0 {
             return Ok(0);
         }
@@ -189,7 +191,8 @@ impl Input {
     pub fn read_all<H: Host>(&mut self, host: &mut H) -> Result<(), Error> {
         self.check()?;
         self.scratch.clear();
-        self.scratch.extend_from_slice(&self.buf[self.pos..self.end]);
+        self.scratch
+            .extend_from_slice(&self.buf[self.pos..self.end]);
         self.pos = self.end;
         loop {
             let len = self.scratch.len();

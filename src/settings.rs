@@ -9,7 +9,8 @@ use crate::headers::{check_header, check_status, HeaderList};
 use crate::status::{Error, Status};
 
 /// wsgiref's error_body: 59 bytes, two spaces after the first period.
-pub const DEFAULT_ERROR_BODY: &[u8] = b"A server error occurred.  Please contact the administrator.";
+pub const DEFAULT_ERROR_BODY: &[u8] =
+    b"A server error occurred.  Please contact the administrator.";
 pub const DEFAULT_ERROR_STATUS: &[u8] = b"500 Internal Server Error";
 
 #[derive(Clone, Debug)]
@@ -82,7 +83,8 @@ impl Settings {
         match software {
             None | Some(b"") => self.server_software = None,
             Some(s) => {
-                check_header(b"Server", s).map_err(|e| Error::new(Status::InvalidArgument, e.message))?;
+                check_header(b"Server", s)
+                    .map_err(|e| Error::new(Status::InvalidArgument, e.message))?;
                 self.server_software = Some(s.to_vec());
             }
         }

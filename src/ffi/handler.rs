@@ -72,7 +72,10 @@ unsafe fn idle<'a>(handler: *const gw_handler) -> Result<&'a mut Handler<FfiHost
 /// HTTP/1.0, no server_software, wsgi.file_wrapper offered, wsgiref's error page, and an
 /// empty base environ (wsgiref copies the process environment; see gw_handler_set_os_environ).
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_new(hooks: *const gw_handler_hooks, out: *mut *mut gw_handler) -> Status {
+pub unsafe extern "C" fn gw_handler_new(
+    hooks: *const gw_handler_hooks,
+    out: *mut *mut gw_handler,
+) -> Status {
     boundary(|| {
         // SAFETY: a non-NULL hooks pointer points at a hook table.
         let hooks = *unsafe { hooks.as_ref() }.ok_or_else(|| null("hooks"))?;
@@ -105,19 +108,28 @@ pub unsafe extern "C" fn gw_handler_free(handler: *mut gw_handler) {
 /// Replaces the userdata passed to the hooks, so one handler can serve many connections.
 /// GW_STATUS_INVALID_STATE for the file-descriptor presets, which have no hook userdata.
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_set_userdata(handler: *mut gw_handler, userdata: *mut c_void) -> Status {
+pub unsafe extern "C" fn gw_handler_set_userdata(
+    handler: *mut gw_handler,
+    userdata: *mut c_void,
+) -> Status {
     boundary(|| match &mut unsafe { idle(handler) }?.host.io {
         HostIo::Hooks(hooks) => {
             hooks.userdata = userdata;
             Ok(())
         }
-        HostIo::Fds(_) => Err(Error::new(Status::InvalidState, "preset handlers have no hook userdata")),
+        HostIo::Fds(_) => Err(Error::new(
+            Status::InvalidState,
+            "preset handlers have no hook userdata",
+        )),
     })
 }
 
 /// The userdata passed to the hooks (NULL for the presets).
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_get_userdata(handler: *const gw_handler, out: *mut *mut c_void) -> Status {
+pub unsafe extern "C" fn gw_handler_get_userdata(
+    handler: *const gw_handler,
+    out: *mut *mut c_void,
+) -> Status {
     boundary(|| {
         let h = unsafe { idle(handler) }?;
         let out = unsafe { out_arg(out, "out") }?;
@@ -139,6 +151,7 @@ pub unsafe extern "C" fn gw_handler_get_userdata(handler: *const gw_handler, out
 /// - GW_STATUS_CLIENT_GONE: the client went away; nothing was logged;
 /// - GW_STATUS_IO_ERROR: a hook failed; logged; close the connection;
 /// - GW_STATUS_NULL_ARGUMENT / GW_STATUS_INVALID_STATE: nothing was run.
+///
 /// In every case the handler is ready for the next request.
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_run(
@@ -167,15 +180,54 @@ pub unsafe extern "C" fn gw_handler_run(
     })
 }
 
+/// What the last gw_handler_run sent, for the host's access log: the status code (0 when no
+/// headers went out) and the number of body bytes handed to the write hook (the error page's
+/// body included).
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_last_response(
+    handler: *const gw_handler,
+    out_status_code: *mut u16,
+    out_body_bytes: *mut u64,
+) -> Status {
+    boundary(|| {
+        let h = unsafe { idle(handler) }?;
+        let out_status_code = unsafe { out_arg(out_status_code, "out_status_code") }?;
+        let out_body_bytes = unsafe { out_arg(out_body_bytes, "out_body_bytes") }?;
+        (*out_status_code, *out_body_bytes) = h.last_response();
+        Ok(())
+    })
+}
+
 // ---- settings -----------------------------------------------------------------------------
 
 /// Applies `change` to an idle handler's settings.
-unsafe fn set(handler: *mut gw_handler, change: impl FnOnce(&mut Settings) -> Result<(), Error>) -> Status {
+unsafe fn set(
+    handler: *mut gw_handler,
+    change: impl FnOnce(&mut Settings) -> Result<(), Error>,
+) -> Status {
     boundary(|| change(&mut unsafe { idle(handler) }?.settings))
 }
 
+/// Sets one of the boolean settings.
+unsafe fn set_flag(
+    handler: *mut gw_handler,
+    value: bool,
+    field: impl FnOnce(&mut Settings) -> &mut bool,
+) -> Status {
+    unsafe {
+        set(handler, |s| {
+            *field(s) = value;
+            Ok(())
+        })
+    }
+}
+
 /// Reads an idle handler's settings into an out-parameter.
-unsafe fn get<T>(handler: *const gw_handler, out: *mut T, read: impl FnOnce(&Settings, &mut T)) -> Status {
+unsafe fn get<T>(
+    handler: *const gw_handler,
+    out: *mut T,
+    read: impl FnOnce(&Settings, &mut T),
+) -> Status {
     boundary(|| {
         let h = unsafe { idle(handler) }?;
         read(&h.settings, unsafe { out_arg(out, "out") }?);
@@ -203,63 +255,94 @@ unsafe fn get_bytes(
 
 /// wsgi.multithread (default true).
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_set_multithread(handler: *mut gw_handler, value: bool) -> Status {
-    unsafe { set(handler, |s| Ok(s.multithread = value)) }
+pub unsafe extern "C" fn gw_handler_set_multithread(
+    handler: *mut gw_handler,
+    value: bool,
+) -> Status {
+    unsafe { set_flag(handler, value, |s| &mut s.multithread) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_get_multithread(handler: *const gw_handler, out: *mut bool) -> Status {
+pub unsafe extern "C" fn gw_handler_get_multithread(
+    handler: *const gw_handler,
+    out: *mut bool,
+) -> Status {
     unsafe { get(handler, out, |s, o| *o = s.multithread) }
 }
 
 /// wsgi.multiprocess (default true).
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_set_multiprocess(handler: *mut gw_handler, value: bool) -> Status {
-    unsafe { set(handler, |s| Ok(s.multiprocess = value)) }
+pub unsafe extern "C" fn gw_handler_set_multiprocess(
+    handler: *mut gw_handler,
+    value: bool,
+) -> Status {
+    unsafe { set_flag(handler, value, |s| &mut s.multiprocess) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_get_multiprocess(handler: *const gw_handler, out: *mut bool) -> Status {
+pub unsafe extern "C" fn gw_handler_get_multiprocess(
+    handler: *const gw_handler,
+    out: *mut bool,
+) -> Status {
     unsafe { get(handler, out, |s, o| *o = s.multiprocess) }
 }
 
 /// wsgi.run_once (default false).
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_set_run_once(handler: *mut gw_handler, value: bool) -> Status {
-    unsafe { set(handler, |s| Ok(s.run_once = value)) }
+    unsafe { set_flag(handler, value, |s| &mut s.run_once) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_get_run_once(handler: *const gw_handler, out: *mut bool) -> Status {
+pub unsafe extern "C" fn gw_handler_get_run_once(
+    handler: *const gw_handler,
+    out: *mut bool,
+) -> Status {
     unsafe { get(handler, out, |s, o| *o = s.run_once) }
 }
 
 /// true (default): an origin server, writing `HTTP/<version> <status>`, Date and Server.
 /// false: CGI output, `Status: <status>` and never Date or Server.
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_set_origin_server(handler: *mut gw_handler, value: bool) -> Status {
-    unsafe { set(handler, |s| Ok(s.origin_server = value)) }
+pub unsafe extern "C" fn gw_handler_set_origin_server(
+    handler: *mut gw_handler,
+    value: bool,
+) -> Status {
+    unsafe { set_flag(handler, value, |s| &mut s.origin_server) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_get_origin_server(handler: *const gw_handler, out: *mut bool) -> Status {
+pub unsafe extern "C" fn gw_handler_get_origin_server(
+    handler: *const gw_handler,
+    out: *mut bool,
+) -> Status {
     unsafe { get(handler, out, |s, o| *o = s.origin_server) }
 }
 
 /// Whether wsgi.file_wrapper (gw_request_set_body_file) is offered (default true).
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_set_file_wrapper(handler: *mut gw_handler, value: bool) -> Status {
-    unsafe { set(handler, |s| Ok(s.file_wrapper = value)) }
+pub unsafe extern "C" fn gw_handler_set_file_wrapper(
+    handler: *mut gw_handler,
+    value: bool,
+) -> Status {
+    unsafe { set_flag(handler, value, |s| &mut s.file_wrapper) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_get_file_wrapper(handler: *const gw_handler, out: *mut bool) -> Status {
+pub unsafe extern "C" fn gw_handler_get_file_wrapper(
+    handler: *const gw_handler,
+    out: *mut bool,
+) -> Status {
     unsafe { get(handler, out, |s, o| *o = s.file_wrapper) }
 }
 
 /// The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0"). Copied.
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_set_http_version(handler: *mut gw_handler, version: *const c_char, len: usize) -> Status {
+pub unsafe extern "C" fn gw_handler_set_http_version(
+    handler: *mut gw_handler,
+    version: *const c_char,
+    len: usize,
+) -> Status {
     unsafe {
         set(handler, |s| {
             let version = bytes_arg(version, len, "version")?;
@@ -281,7 +364,11 @@ pub unsafe extern "C" fn gw_handler_get_http_version(
 /// The Server header and default SERVER_SOFTWARE of an origin server. NULL or empty turns
 /// it off (the default). Must be a valid header value. Copied.
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_set_server_software(handler: *mut gw_handler, software: *const c_char, len: usize) -> Status {
+pub unsafe extern "C" fn gw_handler_set_server_software(
+    handler: *mut gw_handler,
+    software: *const c_char,
+    len: usize,
+) -> Status {
     unsafe {
         set(handler, |s| {
             let software = bytes_arg(software, len, "software")?;
@@ -306,7 +393,10 @@ pub unsafe extern "C" fn gw_handler_get_server_software(
 /// NULL means empty (the default: unlike wsgiref, the process environment is opt-in, with
 /// gw_environ_new_from_process).
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_set_os_environ(handler: *mut gw_handler, environ: *mut gw_environ) -> Status {
+pub unsafe extern "C" fn gw_handler_set_os_environ(
+    handler: *mut gw_handler,
+    environ: *mut gw_environ,
+) -> Status {
     boundary(|| {
         let h = unsafe { idle(handler) }?;
         h.settings.os_environ = if environ.is_null() {
@@ -321,7 +411,10 @@ pub unsafe extern "C" fn gw_handler_set_os_environ(handler: *mut gw_handler, env
 /// A new environ holding the handler's base environ (sharing it, not copying); free it
 /// with gw_environ_free.
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_get_os_environ(handler: *const gw_handler, out: *mut *mut gw_environ) -> Status {
+pub unsafe extern "C" fn gw_handler_get_os_environ(
+    handler: *const gw_handler,
+    out: *mut *mut gw_environ,
+) -> Status {
     boundary(|| {
         let h = unsafe { idle(handler) }?;
         let out = unsafe { out_arg(out, "out") }?;
@@ -377,14 +470,21 @@ pub unsafe extern "C" fn gw_handler_get_error_body(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_get_error_header_count(handler: *const gw_handler, out: *mut usize) -> Status {
+pub unsafe extern "C" fn gw_handler_get_error_header_count(
+    handler: *const gw_handler,
+    out: *mut usize,
+) -> Status {
     unsafe { get(handler, out, |s, o| *o = s.error_headers().len()) }
 }
 
 /// The error page's header number `index`, borrowed until the error page changes or the
 /// handler is freed. GW_STATUS_NOT_FOUND past the last one.
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_get_error_header(handler: *const gw_handler, index: usize, out: *mut gw_header) -> Status {
+pub unsafe extern "C" fn gw_handler_get_error_header(
+    handler: *const gw_handler,
+    index: usize,
+    out: *mut gw_header,
+) -> Status {
     boundary(|| {
         let h = unsafe { idle(handler) }?;
         let out = unsafe { out_arg(out, "out") }?;
@@ -417,7 +517,10 @@ unsafe fn fd_preset(
         return Err(null("out"));
     }
     if stdin_fd < 0 || stdout_fd < 0 || stderr_fd < 0 {
-        return Err(Error::new(Status::InvalidArgument, "file descriptors must not be negative"));
+        return Err(Error::new(
+            Status::InvalidArgument,
+            "file descriptors must not be negative",
+        ));
     }
     let base_env = if environ.is_null() {
         Arc::new(Environ::new())
@@ -448,10 +551,17 @@ pub unsafe extern "C" fn gw_handler_new_simple(
     out: *mut *mut gw_handler,
 ) -> Status {
     boundary(|| unsafe {
-        fd_preset(stdin_fd, stdout_fd, stderr_fd, environ, |s| {
-            s.multithread = multithread;
-            s.multiprocess = multiprocess;
-        }, out)
+        fd_preset(
+            stdin_fd,
+            stdout_fd,
+            stderr_fd,
+            environ,
+            |s| {
+                s.multithread = multithread;
+                s.multiprocess = multiprocess;
+            },
+            out,
+        )
     })
 }
 
@@ -468,11 +578,18 @@ pub unsafe extern "C" fn gw_handler_new_base_cgi(
     out: *mut *mut gw_handler,
 ) -> Status {
     boundary(|| unsafe {
-        fd_preset(stdin_fd, stdout_fd, stderr_fd, environ, |s| {
-            s.multithread = multithread;
-            s.multiprocess = multiprocess;
-            s.origin_server = false;
-        }, out)
+        fd_preset(
+            stdin_fd,
+            stdout_fd,
+            stderr_fd,
+            environ,
+            |s| {
+                s.multithread = multithread;
+                s.multiprocess = multiprocess;
+                s.origin_server = false;
+            },
+            out,
+        )
     })
 }
 
@@ -490,7 +607,16 @@ fn cgi_settings(s: &mut Settings) {
 pub unsafe extern "C" fn gw_handler_new_cgi(out: *mut *mut gw_handler) -> Status {
     boundary(|| {
         let mut env = Environ::from_process()?;
-        unsafe { fd_preset(0, 1, 2, &mut env as *mut Environ as *mut gw_environ, cgi_settings, out) }
+        unsafe {
+            fd_preset(
+                0,
+                1,
+                2,
+                &mut env as *mut Environ as *mut gw_environ,
+                cgi_settings,
+                out,
+            )
+        }
     })
 }
 
@@ -505,6 +631,15 @@ pub unsafe extern "C" fn gw_handler_new_iis_cgi(out: *mut *mut gw_handler) -> St
         if let Some(fixed) = iis_path_info(&script, &path) {
             env.set(b"PATH_INFO", &fixed)?;
         }
-        unsafe { fd_preset(0, 1, 2, &mut env as *mut Environ as *mut gw_environ, cgi_settings, out) }
+        unsafe {
+            fd_preset(
+                0,
+                1,
+                2,
+                &mut env as *mut Environ as *mut gw_environ,
+                cgi_settings,
+                out,
+            )
+        }
     })
 }

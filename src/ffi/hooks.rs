@@ -18,7 +18,12 @@ use crate::status::{Error, Status};
 /// EPIPE, ECONNRESET and ECONNABORTED mean the client went away; EINTR is retried; any other
 /// error, or 0 bytes taken, ends the cycle with GW_STATUS_IO_ERROR.
 pub type gw_hook_write_fn = Option<
-    unsafe extern "C" fn(userdata: *mut c_void, data: *const c_void, len: usize, out_written: *mut usize) -> c_int,
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        data: *const c_void,
+        len: usize,
+        out_written: *mut usize,
+    ) -> c_int,
 >;
 
 /// Pushes buffered output out. Returns 0, or an errno value (or -1 with errno set).
@@ -28,7 +33,12 @@ pub type gw_hook_flush_fn = Option<unsafe extern "C" fn(userdata: *mut c_void) -
 /// `*out_read` (0 means end of input) and returning 0, or returns an errno value (or -1 with
 /// errno set). The library never asks for more than CONTENT_LENGTH in total.
 pub type gw_hook_read_fn = Option<
-    unsafe extern "C" fn(userdata: *mut c_void, buf: *mut c_void, len: usize, out_read: *mut usize) -> c_int,
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        buf: *mut c_void,
+        len: usize,
+        out_read: *mut usize,
+    ) -> c_int,
 >;
 
 /// Adds the request's CGI variables to `environ` with gw_environ_set / gw_environ_remove.
@@ -87,7 +97,14 @@ impl gw_handler_hooks {
         };
         let mut written = 0usize;
         // SAFETY: the hook contract; `data` outlives the call.
-        let rc = unsafe { hook(self.userdata, data.as_ptr().cast(), data.len(), &mut written) };
+        let rc = unsafe {
+            hook(
+                self.userdata,
+                data.as_ptr().cast(),
+                data.len(),
+                &mut written,
+            )
+        };
         hook_result(rc).map(|()| written)
     }
 
@@ -236,7 +253,10 @@ pub enum FfiBody {
 }
 
 impl BodySource<FfiHost> for FfiBody {
-    fn next_chunk<'s>(&'s mut self, request: &mut Request<'_, FfiHost>) -> Result<Option<&'s [u8]>, Error> {
+    fn next_chunk<'s>(
+        &'s mut self,
+        request: &mut Request<'_, FfiHost>,
+    ) -> Result<Option<&'s [u8]>, Error> {
         match self {
             FfiBody::File(file) => file.next_chunk(),
             FfiBody::Iter(iter) => {
@@ -247,7 +267,15 @@ impl BodySource<FfiHost> for FfiBody {
                 let mut len = 0usize;
                 let mut end = false;
                 // SAFETY: the iterator contract; the request pointer is valid for the call.
-                let raw = unsafe { next(iter.userdata, as_request_ptr(request), &mut data, &mut len, &mut end) };
+                let raw = unsafe {
+                    next(
+                        iter.userdata,
+                        as_request_ptr(request),
+                        &mut data,
+                        &mut len,
+                        &mut end,
+                    )
+                };
                 match Status::from_raw(raw) {
                     Status::Ok if end => Ok(None),
                     Status::Ok if len > 0 && data.is_null() => Err(Error::new(
@@ -255,7 +283,9 @@ impl BodySource<FfiHost> for FfiBody {
                         "body iterator returned NULL data with a non-zero length",
                     )),
                     // SAFETY: the iterator promises `len` readable bytes until its next call.
-                    Status::Ok if len > 0 => Ok(Some(unsafe { std::slice::from_raw_parts(data.cast(), len) })),
+                    Status::Ok if len > 0 => Ok(Some(unsafe {
+                        std::slice::from_raw_parts(data.cast(), len)
+                    })),
                     Status::Ok => Ok(Some(&[])),
                     failed => Err(Error::new(failed, request_failure_message(request, failed))),
                 }
@@ -285,7 +315,10 @@ impl BodySource<FfiHost> for FfiBody {
                 // SAFETY: the iterator contract; `take` makes a second call impossible.
                 match Status::from_raw(unsafe { close(iter.userdata) }) {
                     Status::Ok => Ok(()),
-                    failed => Err(Error::new(failed, format!("body close returned: {}", failed.describe()))),
+                    failed => Err(Error::new(
+                        failed,
+                        format!("body close returned: {}", failed.describe()),
+                    )),
                 }
             }
         }

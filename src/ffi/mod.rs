@@ -62,7 +62,11 @@ pub(crate) fn null(what: &str) -> Error {
 }
 
 /// A `(ptr, len)` pair from C as a slice; NULL is allowed only with `len == 0`.
-pub(crate) unsafe fn bytes_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [u8], Error> {
+pub(crate) unsafe fn bytes_arg<'a, T>(
+    ptr: *const T,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], Error> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -70,14 +74,21 @@ pub(crate) unsafe fn bytes_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> 
         return Err(null(what));
     }
     if len > isize::MAX as usize {
-        return Err(Error::new(Status::InvalidArgument, format!("{what}: length too large")));
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("{what}: length too large"),
+        ));
     }
     // SAFETY: the caller promises `ptr` points at `len` readable bytes (documented per function).
     Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
 }
 
 /// A writable `(ptr, len)` buffer from C.
-pub(crate) unsafe fn buffer_arg<'a, T>(ptr: *mut T, len: usize, what: &str) -> Result<&'a mut [u8], Error> {
+pub(crate) unsafe fn buffer_arg<'a, T>(
+    ptr: *mut T,
+    len: usize,
+    what: &str,
+) -> Result<&'a mut [u8], Error> {
     if len == 0 {
         return Ok(&mut []);
     }
@@ -85,7 +96,10 @@ pub(crate) unsafe fn buffer_arg<'a, T>(ptr: *mut T, len: usize, what: &str) -> R
         return Err(null(what));
     }
     if len > isize::MAX as usize {
-        return Err(Error::new(Status::InvalidArgument, format!("{what}: length too large")));
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("{what}: length too large"),
+        ));
     }
     // SAFETY: the caller promises `ptr` points at `len` writable bytes.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len) })
@@ -149,7 +163,11 @@ const _: () = assert!(GW_HTTP_DATE_LEN == crate::date::HTTP_DATE_LEN);
 /// wsgiref.handlers.format_date_time: writes the RFC 1123 GMT date for `seconds` since the
 /// Unix epoch into `out` and a NUL after it; `out_cap` must be at least GW_HTTP_DATE_LEN + 1.
 #[no_mangle]
-pub unsafe extern "C" fn gw_format_date_time(seconds: i64, out: *mut c_char, out_cap: usize) -> Status {
+pub unsafe extern "C" fn gw_format_date_time(
+    seconds: i64,
+    out: *mut c_char,
+    out_cap: usize,
+) -> Status {
     boundary(|| {
         if out.is_null() {
             return Err(null("out"));
@@ -173,7 +191,10 @@ mod tests {
 
     #[test]
     fn version_number_matches_cargo() {
-        let v: Vec<u32> = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse().unwrap()).collect();
+        let v: Vec<u32> = env!("CARGO_PKG_VERSION")
+            .split('.')
+            .map(|p| p.parse().unwrap())
+            .collect();
         assert_eq!(version_number(), (v[0] << 16) | (v[1] << 8) | v[2]);
     }
 

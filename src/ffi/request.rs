@@ -49,7 +49,10 @@ unsafe fn request<'a>(request: *mut gw_request) -> Result<&'a mut Request<'a, Ff
 }
 
 /// Checks every header's pointers, so the headers can then be read without checks.
-pub(crate) unsafe fn check_headers<'a>(headers: *const gw_header, count: usize) -> Result<&'a [gw_header], Error> {
+pub(crate) unsafe fn check_headers<'a>(
+    headers: *const gw_header,
+    count: usize,
+) -> Result<&'a [gw_header], Error> {
     if count == 0 {
         return Ok(&[]);
     }
@@ -84,7 +87,10 @@ pub(crate) fn header_iter(headers: &[gw_header]) -> impl Iterator<Item = (&[u8],
 /// wsgi.input "gw_input" and wsgi.errors "gw_errors" (read them with gw_input_* and
 /// gw_errors_*), wsgi.file_wrapper "gw_request_set_body_file" when offered.
 #[no_mangle]
-pub unsafe extern "C" fn gw_request_environ(req: *mut gw_request, out: *mut *mut gw_environ) -> Status {
+pub unsafe extern "C" fn gw_request_environ(
+    req: *mut gw_request,
+    out: *mut *mut gw_environ,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         *unsafe { out_arg(out, "out") }? = as_ptr(req.environ());
@@ -111,11 +117,18 @@ pub unsafe extern "C" fn gw_start_response(
     boundary(|| {
         let req = unsafe { request(req) }?;
         if flags & !GW_START_RESPONSE_EXC_INFO != 0 {
-            return Err(Error::new(Status::InvalidArgument, format!("unknown start_response flags {flags:#x}")));
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!("unknown start_response flags {flags:#x}"),
+            ));
         }
         let status = unsafe { bytes_arg(status, status_len, "status") }?;
         let headers = unsafe { check_headers(headers, header_count) }?;
-        req.start_response(status, header_iter(headers), flags & GW_START_RESPONSE_EXC_INFO != 0)
+        req.start_response(
+            status,
+            header_iter(headers),
+            flags & GW_START_RESPONSE_EXC_INFO != 0,
+        )
     })
 }
 
@@ -135,7 +148,11 @@ pub unsafe extern "C" fn gw_write(req: *mut gw_request, data: *const c_void, len
 /// Returns one block of bytes as the body (copied), so Content-Length is computed.
 /// GW_STATUS_INVALID_STATE when a body was already set.
 #[no_mangle]
-pub unsafe extern "C" fn gw_request_set_body_bytes(req: *mut gw_request, data: *const c_void, len: usize) -> Status {
+pub unsafe extern "C" fn gw_request_set_body_bytes(
+    req: *mut gw_request,
+    data: *const c_void,
+    len: usize,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         let data = unsafe { bytes_arg(data, len, "data") }?;
@@ -146,7 +163,10 @@ pub unsafe extern "C" fn gw_request_set_body_bytes(req: *mut gw_request, data: *
 /// Returns a chunk iterator as the body (the table is copied). On GW_STATUS_OK the library
 /// owns it and calls its close exactly once; on failure it is not used and not closed.
 #[no_mangle]
-pub unsafe extern "C" fn gw_request_set_body_iter(req: *mut gw_request, iter: *const gw_body_iter) -> Status {
+pub unsafe extern "C" fn gw_request_set_body_iter(
+    req: *mut gw_request,
+    iter: *const gw_body_iter,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         // SAFETY: a non-NULL iter points at an iterator table.
@@ -164,27 +184,46 @@ pub unsafe extern "C" fn gw_request_set_body_iter(req: *mut gw_request, iter: *c
 /// stays the caller's. No Content-Length is computed (as wsgiref). GW_STATUS_UNSUPPORTED when
 /// the handler does not offer wsgi.file_wrapper.
 #[no_mangle]
-pub unsafe extern "C" fn gw_request_set_body_file(req: *mut gw_request, fd: c_int, block_size: usize, close_fd: bool) -> Status {
+pub unsafe extern "C" fn gw_request_set_body_file(
+    req: *mut gw_request,
+    fd: c_int,
+    block_size: usize,
+    close_fd: bool,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         if !req.file_wrapper_enabled() {
-            return Err(Error::new(Status::Unsupported, "wsgi.file_wrapper is turned off on this handler"));
+            return Err(Error::new(
+                Status::Unsupported,
+                "wsgi.file_wrapper is turned off on this handler",
+            ));
         }
         if fd < 0 {
-            return Err(Error::new(Status::InvalidArgument, "fd must not be negative"));
+            return Err(Error::new(
+                Status::InvalidArgument,
+                "fd must not be negative",
+            ));
         }
         let block_size = if block_size == 0 { 8192 } else { block_size };
         if block_size > 16 * 1024 * 1024 {
-            return Err(Error::new(Status::TooLarge, "block_size is larger than 16 MiB"));
+            return Err(Error::new(
+                Status::TooLarge,
+                "block_size is larger than 16 MiB",
+            ));
         }
-        req.set_body_source(FfiBody::File(FdFile::new(fd, block_size, close_fd))).map_err(|(e, _)| e)
+        req.set_body_source(FfiBody::File(FdFile::new(fd, block_size, close_fd)))
+            .map_err(|(e, _)| e)
     })
 }
 
 /// Records why the application failed (written to the error log, never to the client) and
 /// returns GW_STATUS_APP_ERROR, so an application can `return gw_request_fail(req, ...)`.
 #[no_mangle]
-pub unsafe extern "C" fn gw_request_fail(req: *mut gw_request, message: *const c_char, len: usize) -> Status {
+pub unsafe extern "C" fn gw_request_fail(
+    req: *mut gw_request,
+    message: *const c_char,
+    len: usize,
+) -> Status {
     let status = boundary(|| {
         let req = unsafe { request(req) }?;
         let message = unsafe { bytes_arg(message, len, "message") }?;
@@ -202,7 +241,12 @@ pub unsafe extern "C" fn gw_request_fail(req: *mut gw_request, message: *const c
 /// read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body
 /// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end.
 #[no_mangle]
-pub unsafe extern "C" fn gw_input_read(req: *mut gw_request, buf: *mut c_void, cap: usize, out_len: *mut usize) -> Status {
+pub unsafe extern "C" fn gw_input_read(
+    req: *mut gw_request,
+    buf: *mut c_void,
+    cap: usize,
+    out_len: *mut usize,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         let buf = unsafe { buffer_arg(buf, cap, "buf") }?;
@@ -215,7 +259,12 @@ pub unsafe extern "C" fn gw_input_read(req: *mut gw_request, buf: *mut c_void, c
 /// readline(size): one line, newline included, of at most `cap` bytes into `buf`.
 /// `*out_len` 0 means the end.
 #[no_mangle]
-pub unsafe extern "C" fn gw_input_readline(req: *mut gw_request, buf: *mut c_void, cap: usize, out_len: *mut usize) -> Status {
+pub unsafe extern "C" fn gw_input_readline(
+    req: *mut gw_request,
+    buf: *mut c_void,
+    cap: usize,
+    out_len: *mut usize,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         let buf = unsafe { buffer_arg(buf, cap, "buf") }?;
@@ -228,7 +277,11 @@ pub unsafe extern "C" fn gw_input_readline(req: *mut gw_request, buf: *mut c_voi
 /// read(): the rest of the body, borrowed until the next gw_input_* call or the end of the
 /// request.
 #[no_mangle]
-pub unsafe extern "C" fn gw_input_read_all(req: *mut gw_request, out_data: *mut *const c_char, out_len: *mut usize) -> Status {
+pub unsafe extern "C" fn gw_input_read_all(
+    req: *mut gw_request,
+    out_data: *mut *const c_char,
+    out_len: *mut usize,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         let out_data = unsafe { out_arg(out_data, "out_data") }?;
@@ -243,7 +296,11 @@ pub unsafe extern "C" fn gw_input_read_all(req: *mut gw_request, out_data: *mut 
 /// Line iteration (`for line in wsgi.input`): the next line of any length, borrowed until the
 /// next gw_input_* call or the end of the request. `*out_len` 0 means the end.
 #[no_mangle]
-pub unsafe extern "C" fn gw_input_next_line(req: *mut gw_request, out_data: *mut *const c_char, out_len: *mut usize) -> Status {
+pub unsafe extern "C" fn gw_input_next_line(
+    req: *mut gw_request,
+    out_data: *mut *const c_char,
+    out_len: *mut usize,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         let out_data = unsafe { out_arg(out_data, "out_data") }?;
@@ -287,7 +344,11 @@ pub unsafe extern "C" fn gw_input_readlines(
 
 /// wsgi.errors write: all `len` bytes go to the write_stderr hook.
 #[no_mangle]
-pub unsafe extern "C" fn gw_errors_write(req: *mut gw_request, data: *const c_void, len: usize) -> Status {
+pub unsafe extern "C" fn gw_errors_write(
+    req: *mut gw_request,
+    data: *const c_void,
+    len: usize,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         let data = unsafe { bytes_arg(data, len, "data") }?;
@@ -297,7 +358,11 @@ pub unsafe extern "C" fn gw_errors_write(req: *mut gw_request, data: *const c_vo
 
 /// wsgi.errors writelines: writes each of `count` byte strings in order.
 #[no_mangle]
-pub unsafe extern "C" fn gw_errors_writelines(req: *mut gw_request, lines: *const gw_bytes, count: usize) -> Status {
+pub unsafe extern "C" fn gw_errors_writelines(
+    req: *mut gw_request,
+    lines: *const gw_bytes,
+    count: usize,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         let lines: &[gw_bytes] = if count == 0 {
