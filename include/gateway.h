@@ -133,8 +133,9 @@ typedef struct gw_environ gw_environ;
 // A handler: wsgiref's BaseHandler instance. Create one per worker thread or connection and
 // reuse it: a reused handler serves requests without allocating once warmed up.
 //
-// Thread safety: a handler needs exclusive access (one thread at a time) and may move
-// between threads between calls. No gw_handler_* function may be called on a handler from
+// Thread safety: the getters (which take a `const gw_handler *`) may run on several
+// threads at once; every other function needs exclusive access (one thread at a time). A
+// handler may move between threads between calls. No gw_handler_* function may be called on a handler from
 // inside its own hooks or application while gw_handler_run is running on it; such calls
 // fail with GW_STATUS_INVALID_STATE.
 typedef struct gw_handler gw_handler;

@@ -1,7 +1,8 @@
 //! `gw_handler`: one per worker or connection, reused across requests; its settings, its
 //! hooks, the presets, and `gw_handler_run`.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
 
@@ -19,8 +20,9 @@ use crate::util::iis_path_info;
 /// A handler: wsgiref's BaseHandler instance. Create one per worker thread or connection and
 /// reuse it: a reused handler serves requests without allocating once warmed up.
 ///
-/// Thread safety: a handler needs exclusive access (one thread at a time) and may move
-/// between threads between calls. No gw_handler_* function may be called on a handler from
+/// Thread safety: the getters (which take a `const gw_handler *`) may run on several
+/// threads at once; every other function needs exclusive access (one thread at a time). A
+/// handler may move between threads between calls. No gw_handler_* function may be called on a handler from
 /// inside its own hooks or application while gw_handler_run is running on it; such calls
 /// fail with GW_STATUS_INVALID_STATE.
 pub struct gw_handler {
@@ -28,7 +30,8 @@ pub struct gw_handler {
 }
 
 struct HandlerCell {
-    running: Cell<bool>,
+    /// Set while gw_handler_run runs, so calls from inside the cycle are refused.
+    running: AtomicBool,
     handler: UnsafeCell<Handler<FfiHost>>,
 }
 
@@ -42,7 +45,7 @@ pub type gw_application_fn =
 fn publish(handler: Handler<FfiHost>, out: *mut *mut gw_handler) -> Result<(), Error> {
     let out = unsafe { out_arg(out, "out") }?;
     let cell = HandlerCell {
-        running: Cell::new(false),
+        running: AtomicBool::new(false),
         handler: UnsafeCell::new(handler),
     };
     *out = Box::into_raw(Box::new(cell)).cast();
@@ -54,17 +57,30 @@ unsafe fn cell<'a>(handler: *const gw_handler) -> Result<&'a HandlerCell, Error>
     unsafe { handler.cast::<HandlerCell>().as_ref() }.ok_or_else(|| null("handler"))
 }
 
-/// Exclusive access to an idle handler.
-unsafe fn idle<'a>(handler: *const gw_handler) -> Result<&'a mut Handler<FfiHost>, Error> {
-    let cell = unsafe { cell(handler) }?;
-    if cell.running.get() {
+fn check_idle(cell: &HandlerCell) -> Result<(), Error> {
+    if cell.running.load(Ordering::Acquire) {
         return Err(Error::new(
             Status::InvalidState,
             "the handler is running a request; change it between requests",
         ));
     }
+    Ok(())
+}
+
+/// Exclusive access to an idle handler (the non-const functions).
+unsafe fn idle<'a>(handler: *mut gw_handler) -> Result<&'a mut Handler<FfiHost>, Error> {
+    let cell = unsafe { cell(handler) }?;
+    check_idle(cell)?;
     // SAFETY: not running, and the caller has exclusive access (documented).
     Ok(unsafe { &mut *cell.handler.get() })
+}
+
+/// Shared access to an idle handler (the const getters, which may run on several threads).
+unsafe fn idle_ref<'a>(handler: *const gw_handler) -> Result<&'a Handler<FfiHost>, Error> {
+    let cell = unsafe { cell(handler) }?;
+    check_idle(cell)?;
+    // SAFETY: not running; only const functions read it concurrently (documented).
+    Ok(unsafe { &*cell.handler.get() })
 }
 
 /// Creates a handler over the host's hooks (copied; `hooks->write` is required), with
@@ -131,7 +147,7 @@ pub unsafe extern "C" fn gw_handler_get_userdata(
     out: *mut *mut c_void,
 ) -> Status {
     boundary(|| {
-        let h = unsafe { idle(handler) }?;
+        let h = unsafe { idle_ref(handler) }?;
         let out = unsafe { out_arg(out, "out") }?;
         *out = match &h.host.io {
             HostIo::Hooks(hooks) => hooks.userdata,
@@ -165,11 +181,11 @@ pub unsafe extern "C" fn gw_handler_run(
         };
         let h = unsafe { idle(handler) }?;
         let cell = unsafe { cell(handler) }?;
-        cell.running.set(true);
-        struct Running<'a>(&'a Cell<bool>);
+        cell.running.store(true, Ordering::Release);
+        struct Running<'a>(&'a AtomicBool);
         impl Drop for Running<'_> {
             fn drop(&mut self) {
-                self.0.set(false);
+                self.0.store(false, Ordering::Release);
             }
         }
         let _running = Running(&cell.running);
@@ -190,7 +206,7 @@ pub unsafe extern "C" fn gw_handler_last_response(
     out_body_bytes: *mut u64,
 ) -> Status {
     boundary(|| {
-        let h = unsafe { idle(handler) }?;
+        let h = unsafe { idle_ref(handler) }?;
         let out_status_code = unsafe { out_arg(out_status_code, "out_status_code") }?;
         let out_body_bytes = unsafe { out_arg(out_body_bytes, "out_body_bytes") }?;
         (*out_status_code, *out_body_bytes) = h.last_response();
@@ -229,7 +245,7 @@ unsafe fn get<T>(
     read: impl FnOnce(&Settings, &mut T),
 ) -> Status {
     boundary(|| {
-        let h = unsafe { idle(handler) }?;
+        let h = unsafe { idle_ref(handler) }?;
         read(&h.settings, unsafe { out_arg(out, "out") }?);
         Ok(())
     })
@@ -243,7 +259,7 @@ unsafe fn get_bytes(
     read: impl FnOnce(&Settings) -> Option<&[u8]>,
 ) -> Status {
     boundary(|| {
-        let h = unsafe { idle(handler) }?;
+        let h = unsafe { idle_ref(handler) }?;
         let out = unsafe { out_arg(out, "out") }?;
         let out_len = unsafe { out_arg(out_len, "out_len") }?;
         let value = read(&h.settings);
@@ -416,7 +432,7 @@ pub unsafe extern "C" fn gw_handler_get_os_environ(
     out: *mut *mut gw_environ,
 ) -> Status {
     boundary(|| {
-        let h = unsafe { idle(handler) }?;
+        let h = unsafe { idle_ref(handler) }?;
         let out = unsafe { out_arg(out, "out") }?;
         let mut env = Environ::new();
         env.reset(h.settings.os_environ.clone());
@@ -486,7 +502,7 @@ pub unsafe extern "C" fn gw_handler_get_error_header(
     out: *mut gw_header,
 ) -> Status {
     boundary(|| {
-        let h = unsafe { idle(handler) }?;
+        let h = unsafe { idle_ref(handler) }?;
         let out = unsafe { out_arg(out, "out") }?;
         let (name, value) = h
             .settings
