@@ -21,7 +21,7 @@ VALGRIND    := valgrind --quiet --error-exitcode=99 --leak-check=full \
 TEST_SOURCES := tests/test_gateway.c tests/host.c
 TEST_HEADERS := tests/host.h include/gateway.h
 
-.PHONY: all lib header check-header test test-rust test-c test-valgrind test-examples \
+.PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples \
         test-symbols test-cxx lint demo test-asan bench install clean
 
 all: lib
@@ -60,7 +60,7 @@ $(BUILD)/hello_cgi: c-examples/hello_cgi.c include/gateway.h lib | $(BUILD)
 $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
-test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-examples
+test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-alloc test-examples
 	@echo "make test: all checks passed"
 
 test-rust:
@@ -70,6 +70,17 @@ test-rust:
 test-c: $(BUILD)/test_static $(BUILD)/test_shared
 	$(BUILD)/test_static
 	$(BUILD)/test_shared
+
+# A warmed-up handler serves requests through the C ABI without heap allocation.
+test-alloc: $(BUILD)/bench
+	$(BUILD)/bench --check-allocations
+
+# Side-by-side timings (see tests/bench.c); not part of `make test`.
+bench: $(BUILD)/bench
+	$(BUILD)/bench $(ITERATIONS)
+
+$(BUILD)/bench: tests/bench.c include/gateway.h lib | $(BUILD)
+	$(CC) $(CFLAGS) -O2 $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
 test-valgrind: $(BUILD)/test_shared
 	$(VALGRIND) $(BUILD)/test_shared

@@ -2,8 +2,8 @@
 //! hooks, the presets, and `gw_handler_run`.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::environ::{env_mut, gw_environ};

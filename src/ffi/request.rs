@@ -62,8 +62,13 @@ pub(crate) unsafe fn check_headers<'a>(
     // SAFETY: the caller promises `count` headers.
     let headers = unsafe { std::slice::from_raw_parts(headers, count) };
     for (i, h) in headers.iter().enumerate() {
-        unsafe { bytes_arg(h.name, h.name_len, &format!("headers[{i}].name")) }?;
-        unsafe { bytes_arg(h.value, h.value_len, &format!("headers[{i}].value")) }?;
+        // The message is formatted only on failure: this runs on every request.
+        if h.name.is_null() && h.name_len > 0 {
+            return Err(null(&format!("headers[{i}].name")));
+        }
+        if h.value.is_null() && h.value_len > 0 {
+            return Err(null(&format!("headers[{i}].value")));
+        }
     }
     Ok(headers)
 }
@@ -373,8 +378,8 @@ pub unsafe extern "C" fn gw_errors_writelines(
             // SAFETY: the caller promises `count` entries.
             unsafe { std::slice::from_raw_parts(lines, count) }
         };
-        for (i, line) in lines.iter().enumerate() {
-            unsafe { bytes_arg(line.data, line.len, &format!("lines[{i}].data")) }?;
+        if let Some(i) = lines.iter().position(|l| l.data.is_null() && l.len > 0) {
+            return Err(null(&format!("lines[{i}].data")));
         }
         for line in lines {
             req.errors_write(unsafe { bytes_arg(line.data, line.len, "") }?)?;

@@ -1,0 +1,171 @@
+/* bench: what one request costs through a reused handler, measured side by side with a
+ * hand-written baseline that puts the same bytes on the same write hook, and how many heap
+ * allocations a warmed-up handler makes per request (it should make none).
+ *
+ *   bench [ITERATIONS]        prints ns/request for each case and the ratios
+ *   bench --check-allocations exits non-zero when a warmed-up request allocates
+ *
+ * The machine is shared and noisy: the cases run interleaved in several rounds and the
+ * median round is reported, so the ratios compare runs made under the same conditions. */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway.h"
+
+/* ---- allocation counting: glibc's malloc family, interposed ---- */
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *ptr, size_t size);
+extern void __libc_free(void *ptr);
+
+static int counting;
+static long allocations;
+
+void *malloc(size_t size) {
+    if (counting) allocations++;
+    return __libc_malloc(size);
+}
+void *calloc(size_t n, size_t size) {
+    if (counting) allocations++;
+    return __libc_calloc(n, size);
+}
+void *realloc(void *ptr, size_t size) {
+    if (counting) allocations++;
+    return __libc_realloc(ptr, size);
+}
+void free(void *ptr) {
+    __libc_free(ptr);
+}
+
+/* ---- a host whose client swallows bytes ---- */
+typedef struct sink {
+    uint64_t bytes;
+} sink;
+
+static int sink_write(void *userdata, const void *data, size_t len, size_t *out_written) {
+    sink *s = userdata;
+    (void)data;
+    s->bytes += len;
+    *out_written = len;
+    return 0;
+}
+
+static int32_t add_vars(void *userdata, gw_environ *env) {
+    (void)userdata;
+    static const char *const vars[][2] = {
+        { "REQUEST_METHOD", "GET" },      { "SCRIPT_NAME", "" },          { "PATH_INFO", "/hello" },
+        { "QUERY_STRING", "a=1&b=2" },    { "SERVER_NAME", "127.0.0.1" }, { "SERVER_PORT", "8000" },
+        { "SERVER_PROTOCOL", "HTTP/1.1" }, { "REMOTE_ADDR", "127.0.0.1" }, { "HTTP_HOST", "localhost:8000" },
+        { "HTTP_USER_AGENT", "bench/1" }, { "HTTP_ACCEPT", "*/*" },
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        gw_status st = gw_environ_set(env, vars[i][0], strlen(vars[i][0]), vars[i][1], strlen(vars[i][1]));
+        if (st != GW_STATUS_OK) return st;
+    }
+    return GW_STATUS_OK;
+}
+
+static const gw_header HEADERS[] = { { "Content-Type", 12, "text/plain", 10 } };
+
+static gw_status hello_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    gw_environ *env = NULL;
+    const char *path = NULL;
+    size_t path_len = 0;
+    gw_request_environ(req, &env);
+    gw_environ_get(env, "PATH_INFO", 9, &path, &path_len);
+    gw_status st = gw_start_response(req, "200 OK", 6, HEADERS, 1, 0);
+    if (st != GW_STATUS_OK) return st;
+    return gw_request_set_body_bytes(req, "Hello, world!", 13);
+}
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* The baseline: the same CGI response bytes, formatted by hand and given to the same hook. */
+static void baseline_request(sink *s) {
+    char out[256];
+    const char *body = "Hello, world!";
+    int n = snprintf(out, sizeof out, "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    size_t written = 0;
+    sink_write(s, out, (size_t)n, &written);
+}
+
+static gw_handler *make_handler(sink *s, bool origin) {
+    gw_handler_hooks hooks = { .userdata = s, .write = sink_write, .add_cgi_vars = add_vars };
+    gw_handler *h = NULL;
+    if (gw_handler_new(&hooks, &h) != GW_STATUS_OK) exit(2);
+    gw_handler_set_origin_server(h, origin);
+    gw_handler_set_server_software(h, "bench/1", 7);
+    return h;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static long allocations_per_request(gw_handler *h, long iterations) {
+    for (int i = 0; i < 10; i++) gw_handler_run(h, hello_app, NULL);
+    allocations = 0;
+    counting = 1;
+    for (long i = 0; i < iterations; i++) gw_handler_run(h, hello_app, NULL);
+    counting = 0;
+    return allocations;
+}
+
+int main(int argc, char **argv) {
+    sink s = { 0 };
+    gw_handler *cgi = make_handler(&s, false);
+    gw_handler *origin = make_handler(&s, true);
+
+    if (argc > 1 && strcmp(argv[1], "--check-allocations") == 0) {
+        long a = allocations_per_request(cgi, 1000) + allocations_per_request(origin, 1000);
+        printf("allocations in 2000 warmed-up requests: %ld\n", a);
+        gw_handler_free(cgi);
+        gw_handler_free(origin);
+        return a == 0 ? 0 : 1;
+    }
+
+    long iterations = argc > 1 ? strtol(argv[1], NULL, 10) : 200000;
+    if (iterations <= 0) iterations = 200000;
+    enum { ROUNDS = 7, CASES = 3 };
+    const char *names[CASES] = { "baseline (snprintf + write hook)", "gateway, CGI mode", "gateway, origin mode" };
+    double ns[CASES][ROUNDS];
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int c = 0; c < CASES; c++) {
+            double start = now_ns();
+            for (long i = 0; i < iterations; i++) {
+                if (c == 0) {
+                    baseline_request(&s);
+                } else if (gw_handler_run(c == 1 ? cgi : origin, hello_app, NULL) != GW_STATUS_OK) {
+                    fprintf(stderr, "bench: %s\n", gw_last_error_message());
+                    return 1;
+                }
+            }
+            ns[c][round] = (now_ns() - start) / (double)iterations;
+        }
+    }
+    double median[CASES];
+    printf("%ld requests per case and round, %d interleaved rounds, median round:\n", iterations, ROUNDS);
+    for (int c = 0; c < CASES; c++) {
+        qsort(ns[c], ROUNDS, sizeof ns[c][0], compare_doubles);
+        median[c] = ns[c][ROUNDS / 2];
+        printf("  %-34s %8.1f ns/request\n", names[c], median[c]);
+    }
+    printf("ratios: CGI mode / baseline = %.2f, origin mode / baseline = %.2f\n", median[1] / median[0],
+           median[2] / median[0]);
+    long a = allocations_per_request(cgi, 1000);
+    printf("heap allocations per warmed-up request: %.3f\n", (double)a / 1000.0);
+    gw_handler_free(cgi);
+    gw_handler_free(origin);
+    return 0;
+}
