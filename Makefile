@@ -46,10 +46,10 @@ $(BUILD):
 	mkdir -p $(BUILD)
 
 $(BUILD)/test_static: $(TEST_SOURCES) $(TEST_HEADERS) lib | $(BUILD)
-	$(CC) $(CFLAGS) $(TEST_SOURCES) $(RELEASE)/libgateway.a -lcmocka $(STATIC_LIBS) -o $@
+	$(CC) $(CFLAGS) $(TEST_SOURCES) $(RELEASE)/libgateway.a -lcmocka -lpthread $(STATIC_LIBS) -o $@
 
 $(BUILD)/test_shared: $(TEST_SOURCES) $(TEST_HEADERS) lib | $(BUILD)
-	$(CC) $(CFLAGS) $(TEST_SOURCES) -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -lcmocka -o $@
+	$(CC) $(CFLAGS) $(TEST_SOURCES) -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -lcmocka -lpthread -o $@
 
 $(BUILD)/demo_server: c-examples/demo_server.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -o $@
@@ -117,7 +117,7 @@ demo: $(BUILD)/demo_server
 # static library.
 test-asan: lib | $(BUILD)
 	$(CC) $(CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer $(TEST_SOURCES) \
-	  $(RELEASE)/libgateway.a -lcmocka $(STATIC_LIBS) -o $(BUILD)/test_asan
+	  $(RELEASE)/libgateway.a -lcmocka -lpthread $(STATIC_LIBS) -o $(BUILD)/test_asan
 	@nm $(BUILD)/test_asan | grep -q __asan_init || { echo "test_asan is not instrumented"; exit 1; }
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 $(BUILD)/test_asan
 

@@ -167,8 +167,9 @@ typedef int32_t (*gw_hook_add_cgi_vars_fn)(void *userdata, struct gw_environ *en
 // The host's hooks: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr` and
 // `add_cgi_vars`. The library copies the table in gw_handler_new. Every hook gets `userdata`
 // first, is called on the thread that called gw_handler_run, must not unwind (no C++
-// exceptions or longjmp across the library) and must not call gw_handler_* functions on
-// the handler that is running; add_cgi_vars may call gw_environ_* on its environ.
+// exceptions or longjmp across the library) and must not call gw_handler_* or
+// gw_request_* functions of the cycle that is running; add_cgi_vars may call gw_environ_*
+// on its environ. EINTR from any hook is retried (up to 64 times in a row).
 typedef struct gw_handler_hooks {
   // Passed to every hook; change it between requests with gw_handler_set_userdata.
   void *userdata;

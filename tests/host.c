@@ -19,6 +19,10 @@ void host_clear_output(test_host *host) {
 static int host_write(void *userdata, const void *data, size_t len, size_t *out_written) {
     test_host *host = userdata;
     host->write_calls++;
+    if (host->write_eintr > 0) {
+        host->write_eintr--;
+        return EINTR;
+    }
     if (host->zero_progress) {
         *out_written = 0;
         return 0;
@@ -45,6 +49,11 @@ static int host_flush(void *userdata) {
 static int host_read(void *userdata, void *buf, size_t len, size_t *out_read) {
     test_host *host = userdata;
     host->read_calls++;
+    if (host->read_eintr > 0) {
+        host->read_eintr--;
+        errno = EINTR;
+        return -1; /* the "-1 with errno set" form of the contract */
+    }
     if (host->read_errno != 0) return host->read_errno;
     size_t left = host->in_len - host->in_pos;
     size_t take = len < left ? len : left;

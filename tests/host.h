@@ -21,6 +21,7 @@ typedef struct test_host {
     size_t fail_after;     /* ... once this many bytes were taken */
     bool zero_progress;    /* report 0 bytes written */
     int flush_errno;       /* != 0: flush fails with this errno */
+    int write_eintr;       /* this many write calls fail with EINTR first */
 
     const char *in;        /* the request body the client sends */
     size_t in_len;
@@ -28,6 +29,7 @@ typedef struct test_host {
     size_t max_read;       /* > 0: give at most this many bytes per read call */
     int read_calls;
     int read_errno;        /* != 0: reads fail with this errno */
+    int read_eintr;        /* this many read calls fail with EINTR first */
 
     char err[HOST_BUF];
     size_t err_len;

@@ -2,7 +2,9 @@
  * Built against the static and the shared library and run under valgrind by `make test`. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1678,13 +1680,239 @@ static void test_null_arguments(void **state) {
     assert_int_equal(gw_handler_new_cgi(NULL), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_new_iis_cgi(NULL), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_format_date_time(0, NULL, 0), GW_STATUS_NULL_ARGUMENT);
+    uint16_t code = 0;
+    uint64_t bytes = 0;
+    assert_int_equal(gw_handler_last_response(NULL, &code, &bytes), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_last_response(h, NULL, &bytes), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_last_response(h, &code, NULL), GW_STATUS_NULL_ARGUMENT);
     assert_non_null(gw_last_error_message());
+    /* The functions without pointer arguments answer for any input. */
+    assert_non_null(gw_status_str(-5));
+    assert_non_null(gw_version());
+    assert_true(gw_version_number() > 0);
 
     /* NULL arguments from inside an application. */
     assert_int_equal(gw_handler_run(h, null_request_args_app, NULL), GW_STATUS_OK);
     assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 0\r\n\r\n");
     gw_environ_free(env);
     gw_handler_free(h);
+}
+
+static int32_t empty_write_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_write(req, NULL, 0), GW_STATUS_OK);
+    return gw_request_fail(req, "after an empty write", LEN("after an empty write"));
+}
+
+static void test_empty_write_commits_headers(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, empty_write_app, NULL), GW_STATUS_RESPONSE_INCOMPLETE);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\n");
+    uint16_t code = 0;
+    uint64_t bytes = 99;
+    assert_int_equal(gw_handler_last_response(h, &code, &bytes), GW_STATUS_OK);
+    assert_int_equal(code, 200);
+    assert_int_equal(bytes, 0);
+    gw_handler_free(h);
+}
+
+static void test_last_response(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    uint16_t code = 1;
+    uint64_t bytes = 1;
+    assert_int_equal(gw_handler_last_response(h, &code, &bytes), GW_STATUS_OK);
+    assert_int_equal(code, 0);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+    assert_int_equal(gw_handler_last_response(h, &code, &bytes), GW_STATUS_OK);
+    assert_int_equal(code, 200);
+    assert_int_equal(bytes, 13);
+    app_spec spec = spec_defaults();
+    spec.fail = true;
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_APP_ERROR);
+    assert_int_equal(gw_handler_last_response(h, &code, &bytes), GW_STATUS_OK);
+    assert_int_equal(code, 500);
+    assert_int_equal(bytes, 59);
+    host.fail_errno = EPIPE;
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_CLIENT_GONE);
+    gw_handler_free(h);
+}
+
+static void test_eintr_is_retried(void **state) {
+    (void)state;
+    static const char *const cl[] = { "CONTENT_LENGTH=5", NULL };
+    test_host host;
+    host_init(&host);
+    host.vars = cl;
+    host.in = "hello";
+    host.in_len = 5;
+    host.read_eintr = 3;
+    host.write_eintr = 3;
+    gw_handler *h = host_handler(&host, false);
+    input_case c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.got_len, 5);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 0\r\n\r\n");
+    /* A hook that reports EINTR forever is an error after a bounded number of retries. */
+    host_clear_output(&host);
+    host.write_eintr = 1000000;
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_IO_ERROR);
+    assert_true(host.write_calls < 1000);
+    gw_handler_free(h);
+}
+
+/* A preset's read interrupted by a signal is retried (by the fd hook, and by the cycle,
+ * which retries EINTR from any hook a bounded number of times). */
+static void on_signal(int sig) {
+    (void)sig;
+}
+
+typedef struct interrupter {
+    pthread_t target;
+    int fd;
+} interrupter;
+
+static void *interrupt_then_write(void *arg) {
+    interrupter *it = arg;
+    struct timespec pause = { 0, 100 * 1000 * 1000 };
+    nanosleep(&pause, NULL);
+    pthread_kill(it->target, SIGUSR1);
+    nanosleep(&pause, NULL);
+    /* No cmocka assertion off the test's thread: the result goes back through join. */
+    return write(it->fd, "hello", 5) == 5 ? NULL : (void *)1;
+}
+
+static void test_fd_preset_retries_eintr(void **state) {
+    (void)state;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: read(2) fails with EINTR */
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "CONTENT_LENGTH", 14, "5", 1), GW_STATUS_OK);
+    gw_handler *h = NULL;
+    assert_int_equal(gw_handler_new_base_cgi(in[0], out[1], 2, env, false, false, &h), GW_STATUS_OK);
+    gw_environ_free(env);
+    interrupter it = { pthread_self(), in[1] };
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, interrupt_then_write, &it), 0);
+    input_case c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+    void *wrote = (void *)1;
+    assert_int_equal(pthread_join(thread, &wrote), 0);
+    assert_null(wrote);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.got_len, 5);
+    assert_memory_equal(c.got, "hello", 5);
+    gw_handler_free(h);
+    close(out[1]);
+    char got[256];
+    read_fd(out[0], got, sizeof got);
+    assert_string_equal(got, "Status: 200 OK\r\nContent-Length: 0\r\n\r\n");
+    close(in[0]);
+    close(in[1]);
+    close(out[0]);
+    assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
+/* ---- threads ---------------------------------------------------------------------------------- */
+
+static void *fail_on_another_thread(void *arg) {
+    (void)arg;
+    gw_environ *env = NULL;
+    if (gw_environ_new(&env) != GW_STATUS_OK) return (void *)1;
+    gw_status st = gw_environ_set(env, "", 0, "x", 1);
+    int ok = st == GW_STATUS_INVALID_ARGUMENT && strcmp(gw_last_error_message(), "environ names must not be empty") == 0;
+    gw_environ_free(env);
+    return ok ? NULL : (void *)1;
+}
+
+static void test_last_error_is_per_thread(void **state) {
+    (void)state;
+    assert_int_equal(gw_handler_new(NULL, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_string_equal(gw_last_error_message(), "hooks is NULL");
+    pthread_t thread;
+    void *result = (void *)2;
+    assert_int_equal(pthread_create(&thread, NULL, fail_on_another_thread, NULL), 0);
+    assert_int_equal(pthread_join(thread, &result), 0);
+    assert_null(result);
+    assert_string_equal(gw_last_error_message(), "hooks is NULL");
+}
+
+typedef struct worker {
+    gw_environ *shared; /* read concurrently through const getters */
+    gw_handler *handler;
+    test_host host;
+    int failures;
+} worker;
+
+static int32_t shared_env_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    gw_environ *env = NULL;
+    const char *value = NULL;
+    size_t len = 0;
+    gw_status st = gw_request_environ(req, &env);
+    if (st == GW_STATUS_OK) st = gw_environ_get(env, "SHARED", 6, &value, &len);
+    if (st != GW_STATUS_OK) return st;
+    st = gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+    if (st != GW_STATUS_OK) return st;
+    return gw_request_set_body_bytes(req, value, len);
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    for (int i = 0; i < 500; i++) {
+        host_clear_output(&w->host);
+        const char *value = NULL;
+        size_t len = 0;
+        bool flag = false;
+        if (gw_environ_get(w->shared, "SHARED", 6, &value, &len) != GW_STATUS_OK || len != 5) w->failures++;
+        if (gw_handler_get_multithread(w->handler, &flag) != GW_STATUS_OK || !flag) w->failures++;
+        if (gw_handler_run(w->handler, shared_env_app, NULL) != GW_STATUS_OK) w->failures++;
+        if (strcmp(host_out(&w->host), "Status: 200 OK\r\nContent-Length: 5\r\n\r\nvalue") != 0) w->failures++;
+    }
+    return NULL;
+}
+
+static void test_handlers_on_threads_share_a_base_environ(void **state) {
+    (void)state;
+    gw_environ *base = NULL;
+    assert_int_equal(gw_environ_new(&base), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(base, "SHARED", 6, "value", 5), GW_STATUS_OK);
+    enum { THREADS = 4 };
+    worker workers[THREADS];
+    pthread_t threads[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        host_init(&workers[i].host);
+        workers[i].handler = host_handler(&workers[i].host, false);
+        workers[i].shared = base;
+        workers[i].failures = 0;
+        assert_int_equal(gw_handler_set_os_environ(workers[i].handler, base), GW_STATUS_OK);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_create(&threads[i], NULL, worker_main, &workers[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(workers[i].failures, 0);
+        gw_handler_free(workers[i].handler);
+    }
+    gw_environ_free(base);
 }
 
 int main(void) {
@@ -1738,6 +1966,12 @@ int main(void) {
         cmocka_unit_test(test_cgi_and_iis_presets),
         cmocka_unit_test(test_format_date_time_and_version),
         cmocka_unit_test(test_null_arguments),
+        cmocka_unit_test(test_empty_write_commits_headers),
+        cmocka_unit_test(test_last_response),
+        cmocka_unit_test(test_eintr_is_retried),
+        cmocka_unit_test(test_fd_preset_retries_eintr),
+        cmocka_unit_test(test_last_error_is_per_thread),
+        cmocka_unit_test(test_handlers_on_threads_share_a_base_environ),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,14 +139,15 @@ pub extern "C" fn gw_last_error_message() -> *const c_char {
 /// The library's version as a static string, "MAJOR.MINOR.PATCH"; equal to GW_VERSION.
 #[no_mangle]
 pub extern "C" fn gw_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    catch_unwind(|| VERSION.as_ptr().cast()).unwrap_or(c"".as_ptr())
 }
 
 /// The library's version as a number: MAJOR << 16 | MINOR << 8 | PATCH; equal to
 /// GW_VERSION_NUMBER of the header the caller was compiled with when the two match.
 #[no_mangle]
 pub extern "C" fn gw_version_number() -> u32 {
-    version_number()
+    catch_unwind(version_number).unwrap_or(0)
 }
 
 pub(crate) fn version_number() -> u32 {
