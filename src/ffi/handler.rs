@@ -521,36 +521,74 @@ pub unsafe extern "C" fn gw_handler_get_error_header(
 
 // ---- presets --------------------------------------------------------------------------------
 
-unsafe fn fd_preset(
-    stdin_fd: c_int,
-    stdout_fd: c_int,
-    stderr_fd: c_int,
-    environ: *mut gw_environ,
-    configure: impl FnOnce(&mut Settings),
+/// A preset handler over three file descriptors, with `base_env` merged into every request.
+fn fd_preset(
+    fds: [c_int; 3],
+    base_env: Arc<Environ>,
+    settings: Settings,
     out: *mut *mut gw_handler,
 ) -> Result<(), Error> {
     if out.is_null() {
         return Err(null("out"));
     }
-    if stdin_fd < 0 || stdout_fd < 0 || stderr_fd < 0 {
+    if fds.iter().any(|&fd| fd < 0) {
         return Err(Error::new(
             Status::InvalidArgument,
             "file descriptors must not be negative",
         ));
     }
-    let base_env = if environ.is_null() {
-        Arc::new(Environ::new())
-    } else {
-        unsafe { env_mut(environ) }?.share()
-    };
+    let [stdin_fd, stdout_fd, stderr_fd] = fds;
     let mut handler = Handler::new(FfiHost::new(HostIo::Fds(FdHost {
         stdin_fd,
         stdout_fd,
         stderr_fd,
         base_env,
     })));
-    configure(&mut handler.settings);
+    handler.settings = settings;
     publish(handler, out)
+}
+
+/// SimpleHandler and BaseCGIHandler: the caller's descriptors and environ snapshot.
+unsafe fn simple_preset(
+    fds: [c_int; 3],
+    environ: *mut gw_environ,
+    multithread: bool,
+    multiprocess: bool,
+    origin_server: bool,
+    out: *mut *mut gw_handler,
+) -> Status {
+    boundary(|| {
+        let base_env = if environ.is_null() {
+            Arc::new(Environ::new())
+        } else {
+            unsafe { env_mut(environ) }?.share()
+        };
+        let mut settings = Settings::default();
+        settings.multithread = multithread;
+        settings.multiprocess = multiprocess;
+        settings.origin_server = origin_server;
+        fd_preset(fds, base_env, settings, out)
+    })
+}
+
+/// CGIHandler and IISCGIHandler: the process's streams and environment.
+fn cgi_preset(iis_path_fix: bool, out: *mut *mut gw_handler) -> Status {
+    boundary(|| {
+        let mut env = Environ::from_process()?;
+        if iis_path_fix {
+            let script = env.get(b"SCRIPT_NAME").unwrap_or(b"").to_vec();
+            let path = env.get(b"PATH_INFO").unwrap_or(b"").to_vec();
+            if let Some(fixed) = iis_path_info(&script, &path) {
+                env.set(b"PATH_INFO", &fixed)?;
+            }
+        }
+        let mut settings = Settings::default();
+        settings.multithread = false;
+        settings.multiprocess = true;
+        settings.run_once = true;
+        settings.origin_server = false;
+        fd_preset([0, 1, 2], Arc::new(env), settings, out)
+    })
 }
 
 /// wsgiref's SimpleHandler: an origin server over the host's file descriptors (never closed
@@ -566,19 +604,8 @@ pub unsafe extern "C" fn gw_handler_new_simple(
     multiprocess: bool,
     out: *mut *mut gw_handler,
 ) -> Status {
-    boundary(|| unsafe {
-        fd_preset(
-            stdin_fd,
-            stdout_fd,
-            stderr_fd,
-            environ,
-            |s| {
-                s.multithread = multithread;
-                s.multiprocess = multiprocess;
-            },
-            out,
-        )
-    })
+    let fds = [stdin_fd, stdout_fd, stderr_fd];
+    unsafe { simple_preset(fds, environ, multithread, multiprocess, true, out) }
 }
 
 /// wsgiref's BaseCGIHandler: gw_handler_new_simple with CGI output (`Status:`, no Date or
@@ -593,27 +620,8 @@ pub unsafe extern "C" fn gw_handler_new_base_cgi(
     multiprocess: bool,
     out: *mut *mut gw_handler,
 ) -> Status {
-    boundary(|| unsafe {
-        fd_preset(
-            stdin_fd,
-            stdout_fd,
-            stderr_fd,
-            environ,
-            |s| {
-                s.multithread = multithread;
-                s.multiprocess = multiprocess;
-                s.origin_server = false;
-            },
-            out,
-        )
-    })
-}
-
-fn cgi_settings(s: &mut Settings) {
-    s.multithread = false;
-    s.multiprocess = true;
-    s.run_once = true;
-    s.origin_server = false;
+    let fds = [stdin_fd, stdout_fd, stderr_fd];
+    unsafe { simple_preset(fds, environ, multithread, multiprocess, false, out) }
 }
 
 /// wsgiref's CGIHandler: the process's stdin, stdout and stderr, the process environment
@@ -621,41 +629,12 @@ fn cgi_settings(s: &mut Settings) {
 /// multithread false, multiprocess true, run_once true.
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_new_cgi(out: *mut *mut gw_handler) -> Status {
-    boundary(|| {
-        let mut env = Environ::from_process()?;
-        unsafe {
-            fd_preset(
-                0,
-                1,
-                2,
-                &mut env as *mut Environ as *mut gw_environ,
-                cgi_settings,
-                out,
-            )
-        }
-    })
+    cgi_preset(false, out)
 }
 
 /// wsgiref's IISCGIHandler: gw_handler_new_cgi, with IIS's PATH_INFO fixed: when PATH_INFO
 /// starts with SCRIPT_NAME (followed by '/' or nothing), that prefix is removed.
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_new_iis_cgi(out: *mut *mut gw_handler) -> Status {
-    boundary(|| {
-        let mut env = Environ::from_process()?;
-        let script = env.get(b"SCRIPT_NAME").unwrap_or(b"").to_vec();
-        let path = env.get(b"PATH_INFO").unwrap_or(b"").to_vec();
-        if let Some(fixed) = iis_path_info(&script, &path) {
-            env.set(b"PATH_INFO", &fixed)?;
-        }
-        unsafe {
-            fd_preset(
-                0,
-                1,
-                2,
-                &mut env as *mut Environ as *mut gw_environ,
-                cgi_settings,
-                out,
-            )
-        }
-    })
+    cgi_preset(true, out)
 }
