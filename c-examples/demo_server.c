@@ -8,7 +8,9 @@
  * connections. It builds the CGI variables from the HTTP request itself: method, path split
  * at '?', percent-decoded PATH_INFO, raw QUERY_STRING, headers as HTTP_* (a header name
  * holding '_' is dropped, so `X_Y` can never pose as `X-Y`), CONTENT_TYPE, CONTENT_LENGTH,
- * SERVER_NAME, SERVER_PORT, SERVER_PROTOCOL, REMOTE_ADDR, REMOTE_PORT.
+ * SERVER_NAME, SERVER_PORT, SERVER_PROTOCOL, REMOTE_ADDR, REMOTE_PORT. Requests it cannot
+ * frame safely (conflicting Content-Length, any Transfer-Encoding, malformed lines) get a
+ * 400 or 411 and are not passed to the application.
  *
  * One gw_handler serves every connection; gw_handler_set_userdata points its hooks at the
  * connection of the moment.
@@ -272,6 +274,15 @@ static void send_all(int fd, const char *data, size_t len) {
     }
 }
 
+static const char *error_reason(int code) {
+    switch (code) {
+    case 411: return "Length Required";
+    case 431: return "Request Header Fields Too Large";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Bad Request";
+    }
+}
+
 /* A response the server itself makes for a request it cannot parse. */
 static void send_error(connection *conn, int code, const char *reason) {
     char msg[256];
@@ -339,6 +350,7 @@ static int read_request(connection *conn) {
     }
 
     /* Header lines: name ":" OWS value OWS; no obsolete folding, no bare CR or LF. */
+    const header_line *content_length = NULL;
     char *line = line_end == end ? end : line_end + 2;
     while (line < end) {
         char *next = strstr(line, "\r\n");
@@ -360,8 +372,16 @@ static int read_request(connection *conn) {
         h->value = value;
         h->value_len = (size_t)(value_end - value);
         if (h->name_len == 14 && strncasecmp(h->name, "Content-Length", 14) == 0) {
+            /* Plain digits, and every repeat the same: anything else could desynchronise. */
             if (h->value_len == 0 || strspn(h->value, "0123456789") < h->value_len) return 400;
+            if (content_length != NULL &&
+                (content_length->value_len != h->value_len || memcmp(content_length->value, h->value, h->value_len) != 0)) {
+                return 400;
+            }
+            content_length = h;
         }
+        /* This server does not decode chunked or other request framings. */
+        if (h->name_len == 17 && strncasecmp(h->name, "Transfer-Encoding", 17) == 0) return 411;
         line = next + 2;
     }
     return 0;
@@ -426,9 +446,7 @@ static void serve(int client, struct sockaddr_in *peer, unsigned server_port, gw
 
     int error = read_request(conn);
     if (error > 0) {
-        send_error(conn, error, error == 431 ? "Request Header Fields Too Large"
-                              : error == 505 ? "HTTP Version Not Supported"
-                                             : "Bad Request");
+        send_error(conn, error, error_reason(error));
     } else if (error == 0) {
         gw_handler_set_userdata(handler, conn);
         gw_status st = gw_handler_run(handler, demo_app, NULL);

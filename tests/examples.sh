@@ -66,7 +66,7 @@ check "hello_cgi turns a bad CONTENT_LENGTH into the error page" "$work/cgi-bad.
 contains "hello_cgi logs why" "$work/cgi-bad.err" "gateway: application error: CONTENT_LENGTH is not a decimal length: 'bogus'"
 
 # ---- demo_server ----------------------------------------------------------------------------
-"$build/demo_server" 0 4 > "$work/demo.out" 2> "$work/demo.err" &
+"$build/demo_server" 0 6 > "$work/demo.out" 2> "$work/demo.err" &
 demo_pid=$!
 port=
 for _ in $(seq 1 50); do
@@ -104,25 +104,36 @@ contains "demo: REQUEST_METHOD" "$work/post.body" "REQUEST_METHOD = POST"
 curl -sS --max-time 10 -D "$work/bad.head" -o /dev/null -H 'Bad Header: x' "$url/" || true
 contains "demo: a malformed header gets 400" "$work/bad.head" "HTTP/1.0 400 Bad Request"
 
+curl -sS --max-time 10 -D "$work/cl.head" -o /dev/null -H 'Content-Length: 1' -H 'Content-Length: 2' \
+    --data-binary @"$work/post.data" "$url/" || true
+contains "demo: conflicting Content-Length gets 400" "$work/cl.head" "HTTP/1.0 400 Bad Request"
+
+curl -sS --max-time 10 -D "$work/te.head" -o /dev/null -H 'Transfer-Encoding: chunked' \
+    --data-binary @"$work/post.data" "$url/" || true
+contains "demo: a chunked request gets 411" "$work/te.head" "HTTP/1.0 411 Length Required"
+
 curl -sS --max-time 10 -o "$work/last.body" "$url/last"
 contains "demo: serves the next connection" "$work/last.body" "PATH_INFO = /last"
 
-# The demo exits by itself after its 4 connections.
+# The demo exits by itself after its 6 connections.
 for _ in $(seq 1 50); do
     kill -0 "$demo_pid" 2>/dev/null || break
     sleep 0.1
 done
 if kill -0 "$demo_pid" 2>/dev/null; then
     failed=$((failed + 1))
-    echo "FAILED: demo_server did not stop after 4 connections"
+    echo "FAILED: demo_server did not stop after 6 connections"
 else
     wait "$demo_pid" || true
     demo_pid=
 fi
 contains "demo: access log line" "$work/demo.err" "\"GET /a%20b/%C3%A9?x=1&y=%20 HTTP/1.1\" 200 $(wc -c < "$work/get.body" | tr -d ' ')"
 contains "demo: access log for the 400" "$work/demo.err" "\"GET / HTTP/1.1\" 400"
-[ "$(grep -c '^127.0.0.1 - - ' "$work/demo.err")" -eq 4 ] && passed=$((passed + 1)) && echo "ok: demo: four log lines" ||
-    { failed=$((failed + 1)); echo "FAILED: demo: expected four access log lines"; cat "$work/demo.err"; }
+if [ "$(grep -c '^127.0.0.1 - - ' "$work/demo.err")" -eq 6 ]; then
+    passed=$((passed + 1)); echo "ok: demo: six access log lines"
+else
+    failed=$((failed + 1)); echo "FAILED: demo: expected six access log lines"; cat "$work/demo.err"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
