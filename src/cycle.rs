@@ -42,6 +42,8 @@ struct State<B> {
     headers_sent: bool,
     /// The status code that went out (0 before the headers did), for the host's access log.
     sent_code: u16,
+    /// The response carries no body (HEAD, 1xx, 204, 304): body bytes are not written.
+    no_body: bool,
     body_sent: u64,
     body: Body<B>,
     bytes_body: Vec<u8>,
@@ -65,6 +67,7 @@ impl<B> Default for State<B> {
             declared_length: None,
             headers_sent: false,
             sent_code: 0,
+            no_body: false,
             body_sent: 0,
             body: Body::Unset,
             bytes_body: Vec::new(),
@@ -87,6 +90,7 @@ impl<B> State<B> {
         self.declared_length = None;
         self.headers_sent = false;
         self.sent_code = 0;
+        self.no_body = false;
         self.body_sent = 0;
         self.body = Body::Unset;
         self.bytes_body.clear();
@@ -308,6 +312,11 @@ impl<H: Host> Request<'_, H> {
     /// How much of a `len`-byte block may still go out under the declared Content-Length;
     /// the rest is dropped and logged once (wsgiref sends it: weakness 8.2.4).
     fn body_allowance(&mut self, len: usize) -> usize {
+        if self.st.no_body {
+            // HEAD, 1xx, 204, 304: the app's bytes are consumed but never sent (wsgiref
+            // sends them: weakness 8.2.2-3).
+            return 0;
+        }
         let allowed = match self.st.declared_length {
             Some(declared) => {
                 let left = declared.saturating_sub(self.st.body_sent);
@@ -331,7 +340,17 @@ impl<H: Host> Request<'_, H> {
         st.sent_code = st.status[..3]
             .iter()
             .fold(0, |code, d| code * 10 + u16::from(d - b'0'));
-        let computed = if one_block && !st.headers.contains(b"content-length") {
+        // 1xx and 204 must not carry Content-Length, and for 304 it would describe the
+        // representation, which an empty block does not; HEAD gets the length of the block
+        // the app produced, unless it produced none.
+        let head = st.environ.get(b"REQUEST_METHOD") == Some(b"HEAD");
+        let bodiless_status = st.sent_code < 200 || st.sent_code == 204 || st.sent_code == 304;
+        st.no_body = head || bodiless_status;
+        let compute = one_block
+            && !bodiless_status
+            && !(head && first.is_empty())
+            && !st.headers.contains(b"content-length");
+        let computed = if compute {
             st.declared_length = Some(first.len() as u64);
             Some(first.len())
         } else {
@@ -540,7 +559,8 @@ impl<H: Host> Request<'_, H> {
     }
 
     /// wsgiref's finish_content: an empty body gets its headers (Content-Length: 0 unless the
-    /// app set one); then a body shorter than its Content-Length is reported.
+    /// app set one or the response carries no body); then a body shorter than its
+    /// Content-Length is reported.
     fn finish_content(&mut self) -> Result<(), Error> {
         if !self.st.headers_sent {
             self.check_output()?;
@@ -554,7 +574,7 @@ impl<H: Host> Request<'_, H> {
             self.flush()?;
         }
         if let Some(declared) = self.st.declared_length {
-            if self.st.body_sent < declared && !self.body_may_be_short() {
+            if self.st.body_sent < declared && !self.st.no_body {
                 return Err(Error::new(
                     Status::ResponseIncomplete,
                     format!(
@@ -565,13 +585,6 @@ impl<H: Host> Request<'_, H> {
             }
         }
         Ok(())
-    }
-
-    /// HEAD responses and 1xx/204/304 declare a length without carrying the body.
-    fn body_may_be_short(&self) -> bool {
-        let head = self.st.environ.get(b"REQUEST_METHOD") == Some(b"HEAD");
-        let code = &self.st.status[..3];
-        head || code[0] == b'1' || code == b"204" || code == b"304"
     }
 
     // ---- failures ---------------------------------------------------------------------------

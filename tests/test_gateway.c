@@ -285,7 +285,7 @@ static void test_missing_server_protocol_is_modern(void **state) {
     app_spec spec = spec_defaults();
     spec.status = "204 No Content";
     assert_int_equal(run_spec(&host, true, &spec), GW_STATUS_OK);
-    assert_origin_output(&host, "HTTP/1.0 204 No Content\r\nDate: {DATE}\r\nContent-Length: 0\r\n\r\n");
+    assert_origin_output(&host, "HTTP/1.0 204 No Content\r\nDate: {DATE}\r\n\r\n");
 }
 
 /* ---- the error page ---------------------------------------------------------------------- */
@@ -425,6 +425,86 @@ static void test_empty_first_chunk_does_not_commit(void **state) {
     assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_APP_ERROR);
     assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
     assert_int_equal(spec.close_calls, 1);
+}
+
+/* ---- responses without a body: HEAD, 1xx, 204, 304 ----------------------------------------- */
+
+static void test_head_sends_no_body(void **state) {
+    (void)state;
+    static const char *const head[] = { "REQUEST_METHOD=HEAD", NULL };
+    static const char *const chunks[] = { "abc", "def", NULL };
+    /* One block: its length is the Content-Length, its bytes stay unsent. */
+    test_host host;
+    host_init(&host);
+    host.vars = head;
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n");
+    uint16_t code = 0;
+    uint64_t bytes = 99;
+    assert_int_equal(gw_handler_last_response(h, &code, &bytes), GW_STATUS_OK);
+    assert_int_equal(bytes, 0);
+    /* An iterator is drained and closed, nothing of it is sent. */
+    host_clear_output(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\n");
+    assert_int_equal(spec.next_calls, 3);
+    assert_int_equal(spec.close_calls, 1);
+    /* write() bytes are not sent either. */
+    host_clear_output(&host);
+    spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.write = "written";
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\n");
+    /* No body at all: no made-up Content-Length: 0 for the GET it stands for. */
+    host_clear_output(&host);
+    spec = spec_defaults();
+    spec.status = "200 OK";
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\n");
+    /* The error page keeps its length and loses its body. */
+    host_clear_output(&host);
+    spec.fail = true;
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host),
+                        "Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 59\r\n\r\n");
+    gw_handler_free(h);
+}
+
+static void test_bodiless_statuses(void **state) {
+    (void)state;
+    static const gw_header cl3[] = { HDR("Content-Length", "3") };
+    const struct {
+        const char *status;
+        const char *body;
+        const gw_header *headers;
+        size_t header_count;
+        const char *expect;
+    } cases[] = {
+        { "204 No Content", "", NULL, 0, "Status: 204 No Content\r\n\r\n" },
+        { "204 No Content", "ignored", NULL, 0, "Status: 204 No Content\r\n\r\n" },
+        { "304 Not Modified", "abc", NULL, 0, "Status: 304 Not Modified\r\n\r\n" },
+        { "304 Not Modified", "", cl3, 1, "Status: 304 Not Modified\r\nContent-Length: 3\r\n\r\n" },
+        { "103 Early Hints", "x", NULL, 0, "Status: 103 Early Hints\r\n\r\n" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        test_host host;
+        host_init(&host);
+        app_spec spec = spec_defaults();
+        spec.status = cases[i].status;
+        spec.headers = cases[i].headers;
+        spec.header_count = cases[i].header_count;
+        spec.body_kind = BODY_BYTES;
+        spec.body = cases[i].body;
+        assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
+        assert_string_equal(host_out(&host), cases[i].expect);
+        assert_string_equal(host_err(&host), "");
+    }
 }
 
 /* ---- start_response rules ----------------------------------------------------------------- */
@@ -1930,6 +2010,8 @@ int main(void) {
         cmocka_unit_test(test_error_after_output_is_logged_and_truncated),
         cmocka_unit_test(test_iteration_error_after_first_chunk),
         cmocka_unit_test(test_empty_first_chunk_does_not_commit),
+        cmocka_unit_test(test_head_sends_no_body),
+        cmocka_unit_test(test_bodiless_statuses),
         cmocka_unit_test(test_status_validation),
         cmocka_unit_test(test_header_validation),
         cmocka_unit_test(test_hop_by_hop_refused),
