@@ -348,7 +348,7 @@ impl<H: Host> Request<'_, H> {
         st.no_body = head || bodiless_status;
         let compute = one_block
             && !bodiless_status
-            && !(head && first.is_empty())
+            && (!head || !first.is_empty())
             && !st.headers.contains(b"content-length");
         let computed = if compute {
             st.declared_length = Some(first.len() as u64);
