@@ -21,7 +21,7 @@ VALGRIND    := valgrind --quiet --error-exitcode=99 --leak-check=full \
 TEST_SOURCES := tests/test_gateway.c tests/host.c
 TEST_HEADERS := tests/host.h include/gateway.h
 
-.PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples \
+.PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
         test-symbols test-cxx lint demo test-asan bench install clean
 
 all: lib
@@ -60,7 +60,7 @@ $(BUILD)/hello_cgi: c-examples/hello_cgi.c include/gateway.h lib | $(BUILD)
 $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
-test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-alloc test-examples
+test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-alloc test-examples test-install
 	@echo "make test: all checks passed"
 
 test-rust:
@@ -121,12 +121,28 @@ test-asan: lib | $(BUILD)
 	@nm $(BUILD)/test_asan | grep -q __asan_init || { echo "test_asan is not instrumented"; exit 1; }
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 $(BUILD)/test_asan
 
+# `make install` into a scratch folder, then a program built against what it installed.
+test-install: | $(BUILD)
+	rm -rf $(BUILD)/install
+	$(MAKE) --no-print-directory install PREFIX=/usr DESTDIR=$(CURDIR)/$(BUILD)/install
+	$(CC) $(CFLAGS) -I$(BUILD)/install/usr/include c-examples/hello_host.c \
+	  -L$(BUILD)/install/usr/lib -lgateway -Wl,-rpath,$(CURDIR)/$(BUILD)/install/usr/lib -o $(BUILD)/hello_installed
+	$(BUILD)/hello_installed | grep -q 'Hello, /world!'
+	@readelf -d $(BUILD)/hello_installed | grep -q 'libgateway.so.0' || { echo "not linked by soname"; exit 1; }
+	@echo "install: header, libraries (soname libgateway.so.0) and gateway.pc usable"
+
+# Installs the header, both libraries (the .so with its soname link) and a pkg-config file.
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 644 include/gateway.h $(DESTDIR)$(PREFIX)/include/gateway.h
 	install -m 755 $(RELEASE)/libgateway.so $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libgateway.so
 	install -m 644 $(RELEASE)/libgateway.a $(DESTDIR)$(PREFIX)/lib/libgateway.a
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: gateway' 'Description: Embeddable WSGI-style gateway runtime' \
+	  "Version: $$(sed -n 's/^#define GW_VERSION "\(.*\)"/\1/p' include/gateway.h)" \
+	  'Libs: -L$${libdir} -lgateway' 'Libs.private: $(STATIC_LIBS)' 'Cflags: -I$${includedir}' \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gateway.pc
 
 clean:
 	$(CARGO) clean
