@@ -365,7 +365,9 @@ gw_status gw_handler_set_file_wrapper(struct gw_handler *handler, bool value);
 
 gw_status gw_handler_get_file_wrapper(const struct gw_handler *handler, bool *out);
 
-// The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0"). Copied.
+// The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0"). Copied. With
+// "1.1", an origin server answering an HTTP/1.1 client sends a body of unknown length with
+// `Transfer-Encoding: chunked`.
 gw_status gw_handler_set_http_version(struct gw_handler *handler, const char *version, size_t len);
 
 // Borrowed until the setting changes or the handler is freed.

@@ -44,6 +44,8 @@ struct State<B> {
     sent_code: u16,
     /// The response carries no body (HEAD, 1xx, 204, 304): body bytes are not written.
     no_body: bool,
+    /// The body goes out in chunked transfer coding (HTTP/1.1 on both sides, length unknown).
+    chunked: bool,
     body_sent: u64,
     body: Body<B>,
     bytes_body: Vec<u8>,
@@ -68,6 +70,7 @@ impl<B> Default for State<B> {
             headers_sent: false,
             sent_code: 0,
             no_body: false,
+            chunked: false,
             body_sent: 0,
             body: Body::Unset,
             bytes_body: Vec::new(),
@@ -91,6 +94,7 @@ impl<B> State<B> {
         self.headers_sent = false;
         self.sent_code = 0;
         self.no_body = false;
+        self.chunked = false;
         self.body_sent = 0;
         self.body = Body::Unset;
         self.bytes_body.clear();
@@ -288,8 +292,8 @@ impl<H: Host> Request<'_, H> {
             ));
         }
         if self.st.headers_sent {
-            let n = self.body_allowance(data.len());
-            self.write_all(&data[..n])?;
+            self.st.out.clear();
+            self.send_body(data)?;
         } else {
             self.send_headers(data, one_block)?;
         }
@@ -356,11 +360,18 @@ impl<H: Host> Request<'_, H> {
         } else {
             None
         };
-        let modern = !s.origin_server
-            || !st
-                .environ
-                .get(b"SERVER_PROTOCOL")
-                .is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/0.9"));
+        let client = st.environ.get(b"SERVER_PROTOCOL");
+        let modern =
+            !s.origin_server || !client.is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/0.9"));
+        // An HTTP/1.1 exchange whose length is unknown is framed with chunks, so the
+        // connection can stay open (wsgiref leaves the client to wait for a close: 8.2.1).
+        st.chunked = s.origin_server
+            && modern
+            && !st.no_body
+            && computed.is_none()
+            && st.declared_length.is_none()
+            && s.http_version() == b"1.1"
+            && client.is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/1.1"));
         let out = &mut st.out;
         out.clear();
         if modern {
@@ -399,16 +410,40 @@ impl<H: Host> Request<'_, H> {
                 out.extend_from_slice(format_decimal(len as u64, &mut digits));
                 out.extend_from_slice(b"\r\n");
             }
+            if st.chunked {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            }
             out.extend_from_slice(b"\r\n");
         }
-        let n = self.body_allowance(first.len());
-        let first = &first[..n];
+        self.send_body(first)
+    }
+
+    /// Sends what `out` holds (the preamble, or nothing) and then a body block, as a chunk
+    /// when the response is chunked, in as few write calls as possible.
+    fn send_body(&mut self, data: &[u8]) -> Result<(), Error> {
+        let n = self.body_allowance(data.len());
+        let data = &data[..n];
+        // An empty chunk would end the body: empty blocks send nothing.
+        let chunked = self.st.chunked && !data.is_empty();
         let mut out = mem::take(&mut self.st.out);
-        let result = if out.len() + first.len() <= COALESCE_LIMIT {
-            out.extend_from_slice(first);
+        if chunked {
+            let mut digits = [0u8; 16];
+            out.extend_from_slice(format_hex(data.len() as u64, &mut digits));
+            out.extend_from_slice(b"\r\n");
+        }
+        let result = if out.is_empty() {
+            self.write_all(data)
+        } else if out.len() + data.len() + 2 <= COALESCE_LIMIT {
+            out.extend_from_slice(data);
+            if chunked {
+                out.extend_from_slice(b"\r\n");
+            }
             self.write_all(&out)
         } else {
-            self.write_all(&out).and_then(|()| self.write_all(first))
+            let end: &[u8] = if chunked { b"\r\n" } else { b"" };
+            self.write_all(&out)
+                .and_then(|()| self.write_all(data))
+                .and_then(|()| self.write_all(end))
         };
         self.st.out = out;
         result
@@ -573,6 +608,12 @@ impl<H: Host> Request<'_, H> {
             self.send_headers(b"", true)?;
             self.flush()?;
         }
+        if self.st.chunked {
+            // The last chunk: only a body that ended well gets it, so a client can tell a
+            // cut-short response from a complete one.
+            self.write_all(b"0\r\n\r\n")?;
+            self.flush()?;
+        }
         if let Some(declared) = self.st.declared_length {
             if self.st.body_sent < declared && !self.st.no_body {
                 return Err(Error::new(
@@ -733,6 +774,20 @@ impl<H: Host> Request<'_, H> {
     pub fn host_and_lines(&mut self) -> (&mut H, impl Iterator<Item = &[u8]>) {
         (&mut *self.host, self.st.input.lines())
     }
+}
+
+/// Writes `n` in lower-case hexadecimal into `buf`, returning the digits.
+fn format_hex(mut n: u64, buf: &mut [u8; 16]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 /// Writes `n` in decimal into `buf`, returning the digits.

@@ -507,6 +507,123 @@ static void test_bodiless_statuses(void **state) {
     }
 }
 
+/* ---- chunked responses ------------------------------------------------------------------------ */
+
+/* Runs `spec` on an origin handler speaking HTTP/1.1 to a client announcing `protocol`. */
+static gw_status run_http11(test_host *host, const char *protocol, app_spec *spec) {
+    char var[64];
+    snprintf(var, sizeof var, "SERVER_PROTOCOL=%s", protocol);
+    const char *vars[] = { var, NULL };
+    host->vars = vars;
+    gw_handler *h = host_handler(host, true);
+    assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+    gw_status st = gw_handler_run(h, spec_app, spec);
+    gw_handler_free(h);
+    host->vars = NULL;
+    return st;
+}
+
+static void test_chunked_when_length_unknown_on_http11(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "abc", "", "defgh", NULL };
+    for (size_t max_write = 0; max_write <= 7; max_write += 7) {
+        test_host host;
+        host_init(&host);
+        host.max_write = max_write;
+        app_spec spec = spec_defaults();
+        spec.status = "200 OK";
+        spec.body_kind = BODY_ITER;
+        spec.chunks = chunks;
+        assert_int_equal(run_http11(&host, "HTTP/1.1", &spec), GW_STATUS_OK);
+        assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    "3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n");
+    }
+    /* write() blocks are chunks too. */
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.write = "abc";
+    spec.body_kind = BODY_BYTES;
+    spec.body = "de";
+    assert_int_equal(run_http11(&host, "HTTP/1.1", &spec), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+}
+
+static void test_chunked_large_block(void **state) {
+    (void)state;
+    static char big[20001];
+    memset(big, 'x', 20000);
+    big[20000] = '\0';
+    const char *const chunks[] = { big, NULL };
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    assert_int_equal(run_http11(&host, "HTTP/1.1", &spec), GW_STATUS_OK);
+    const char *out = host_out(&host);
+    const char *body = strstr(out, "\r\n\r\n");
+    assert_non_null(body);
+    body += 4;
+    assert_memory_equal(body, "4e20\r\n", 6);
+    assert_memory_equal(body + 6, big, 20000);
+    assert_string_equal(body + 6 + 20000, "\r\n0\r\n\r\n");
+}
+
+static void test_chunking_needs_http11_on_both_sides(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "abc", "def", NULL };
+    /* An HTTP/1.0 client: the body ends with the connection, as in wsgiref. */
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    assert_int_equal(run_http11(&host, "HTTP/1.0", &spec), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\n\r\nabcdef");
+    /* A known length is never chunked. */
+    host_init(&host);
+    spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    spec.block_count = 1;
+    static const gw_header cl6[] = { HDR("Content-Length", "6") };
+    spec.headers = cl6;
+    spec.header_count = 1;
+    assert_int_equal(run_http11(&host, "HTTP/1.1", &spec), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 6\r\n\r\nabcdef");
+    /* An HTTP/1.0 server (the default) never chunks. */
+    host_init(&host);
+    static const char *const vars[] = { "SERVER_PROTOCOL=HTTP/1.1", NULL };
+    host.vars = vars;
+    spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    assert_int_equal(run_spec(&host, true, &spec), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.0 200 OK\r\nDate: {DATE}\r\n\r\nabcdef");
+}
+
+static void test_chunked_failure_leaves_out_the_last_chunk(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "abc", "def", NULL };
+    test_host host;
+    host_init(&host);
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    spec.fail_at_chunk = 1;
+    assert_int_equal(run_http11(&host, "HTTP/1.1", &spec), GW_STATUS_RESPONSE_INCOMPLETE);
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    assert_int_equal(spec.close_calls, 1);
+}
+
 /* ---- start_response rules ----------------------------------------------------------------- */
 
 /* Calls start_response with one bad input and checks the status and the message. */
@@ -2012,6 +2129,10 @@ int main(void) {
         cmocka_unit_test(test_empty_first_chunk_does_not_commit),
         cmocka_unit_test(test_head_sends_no_body),
         cmocka_unit_test(test_bodiless_statuses),
+        cmocka_unit_test(test_chunked_when_length_unknown_on_http11),
+        cmocka_unit_test(test_chunked_large_block),
+        cmocka_unit_test(test_chunking_needs_http11_on_both_sides),
+        cmocka_unit_test(test_chunked_failure_leaves_out_the_last_chunk),
         cmocka_unit_test(test_status_validation),
         cmocka_unit_test(test_header_validation),
         cmocka_unit_test(test_hop_by_hop_refused),

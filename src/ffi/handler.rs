@@ -352,7 +352,9 @@ pub unsafe extern "C" fn gw_handler_get_file_wrapper(
     unsafe { get(handler, out, |s, o| *o = s.file_wrapper) }
 }
 
-/// The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0"). Copied.
+/// The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0"). Copied. With
+/// "1.1", an origin server answering an HTTP/1.1 client sends a body of unknown length with
+/// `Transfer-Encoding: chunked`.
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_set_http_version(
     handler: *mut gw_handler,
