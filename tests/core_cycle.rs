@@ -218,3 +218,115 @@ fn a_reused_handler_does_not_allocate_per_request() {
     assert_eq!(allocations, 0, "steady-state requests allocated");
     assert!(handler.host.out.ends_with(b"\r\n\r\nHello, world!"));
 }
+
+/// A small deterministic generator (xorshift64*), so the random test repeats exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Bytes biased towards the ones that break HTTP framing.
+    fn bytes(&mut self, max_len: usize) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"aZ09-_ :;\t\r\n\0\x7f\x80\xff\"(),/=?@[]{}";
+        let len = self.below(max_len + 1);
+        (0..len)
+            .map(|_| match self.below(4) {
+                0 => ALPHABET[self.below(ALPHABET.len())],
+                _ => b"abcXYZ-0123"[self.below(11)],
+            })
+            .collect()
+    }
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Whatever an application passes to start_response, the wire carries either a well-formed
+/// header block with exactly its headers, or the error page.
+#[test]
+fn random_statuses_and_headers_never_break_the_header_block() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut handler = Handler::new(MemoryHost::default());
+    handler.settings.origin_server = false;
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..20_000 {
+        let status = if rng.below(3) == 0 {
+            rng.bytes(12)
+        } else {
+            let mut s = b"200 ".to_vec();
+            s.extend(rng.bytes(8));
+            s
+        };
+        let headers: Vec<(Vec<u8>, Vec<u8>)> = (0..rng.below(4))
+            .map(|_| (rng.bytes(6), rng.bytes(8)))
+            .collect();
+        handler.host.out.clear();
+        let mut outcome = Status::Ok;
+        let result = handler.run(|request| {
+            let list = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice()));
+            if let Err(e) = request.start_response(&status, list, false) {
+                outcome = e.status;
+                return e.status;
+            }
+            match request.set_body_bytes(b"body") {
+                Ok(()) => Status::Ok,
+                Err(e) => e.status,
+            }
+        });
+        let out = handler.host.out.as_slice();
+        if outcome != Status::Ok {
+            refused += 1;
+            assert_eq!(result.unwrap_err().status, Status::AppError);
+            assert!(out.starts_with(b"Status: 500 Internal Server Error\r\n"));
+            continue;
+        }
+        if result.is_err() {
+            // A Content-Length that disagrees with the body: still a valid header block.
+            assert!(headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(b"content-length")));
+        }
+        accepted += 1;
+        let end = out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("header block ends");
+        // Every line of the block, each with its CRLF, without the blank line.
+        let block = &out[..end + 2];
+        let mut lines = block[..block.len() - 1].split(|&b| b == b'\n');
+        let status_line = lines.next().unwrap();
+        assert_eq!(
+            status_line,
+            [b"Status: ", &status[..], b"\r"].concat().as_slice()
+        );
+        let mut count = 0;
+        for line in lines {
+            let line = line.strip_suffix(b"\r").expect("CRLF line ends");
+            let colon = line.iter().position(|&b| b == b':').expect("name: value");
+            assert!(colon > 0 && line[..colon].iter().all(|&b| is_tchar(b)));
+            assert_eq!(line[colon + 1], b' ');
+            assert!(line[colon + 2..]
+                .iter()
+                .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)));
+            count += 1;
+        }
+        let has_length = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(b"content-length"));
+        assert_eq!(count, headers.len() + usize::from(!has_length));
+    }
+    assert!(
+        accepted > 1000 && refused > 1000,
+        "{accepted} accepted, {refused} refused"
+    );
+}
