@@ -48,6 +48,18 @@ fn name_tag(name: &[u8]) -> u32 {
     ((name.len() as u32) << 16) | (u32::from(first) << 8) | u32::from(last)
 }
 
+/// The `tag_bits` bit of a tag (a multiplicative hash down to 6 bits).
+fn tag_bit(tag: u32) -> u64 {
+    1 << (tag.wrapping_mul(0x9E37_79B1) >> 26)
+}
+
+/// Builds the error for a refused name or value; kept out of line, off the hot path.
+#[cold]
+#[inline(never)]
+fn refused(status: Status, message: &str) -> Error {
+    Error::new(status, message)
+}
+
 /// Whether `bytes` holds a NUL or an '='. Eight bytes at a time, since it runs for every
 /// variable of every request.
 fn has_nul_or_equals(bytes: &[u8]) -> bool {
@@ -71,6 +83,9 @@ pub struct Environ {
     arena: Vec<u8>,
     entries: Vec<Entry>,
     len: usize,
+    /// One bit per `tag_bit` of every entry ever added to this layer: a clear bit proves a
+    /// name absent without a scan (most sets add a new name).
+    tag_bits: u64,
 }
 
 impl Environ {
@@ -92,6 +107,7 @@ impl Environ {
     pub fn reset(&mut self, base: Option<Arc<Environ>>) {
         self.arena.clear();
         self.entries.clear();
+        self.tag_bits = 0;
         self.len = base.as_ref().map_or(0, |b| b.len);
         self.base = base;
     }
@@ -112,9 +128,9 @@ impl Environ {
     fn push_bytes(&mut self, bytes: &[u8]) -> Result<Span, Error> {
         let start = self.arena.len();
         if start + bytes.len() + 1 > MAX_ARENA_LEN {
-            return Err(Error::new(
+            return Err(refused(
                 Status::TooLarge,
-                format!("environ is larger than {MAX_ARENA_LEN} bytes"),
+                "environ is larger than its limit (64 MiB)",
             ));
         }
         self.arena.extend_from_slice(bytes);
@@ -128,6 +144,9 @@ impl Environ {
     /// Index of this layer's entry for `name`, live or a removal marker (newest first).
     fn own_index(&self, name: &[u8]) -> Option<usize> {
         let tag = name_tag(name);
+        if self.tag_bits & tag_bit(tag) == 0 {
+            return None;
+        }
         self.entries.iter().rposition(|e| {
             e.tag == tag && (e.live || e.origin != Origin::Own) && self.bytes(e.name) == name
         })
@@ -136,6 +155,9 @@ impl Environ {
     fn base_index(&self, name: &[u8]) -> Option<usize> {
         let base = self.base.as_ref()?;
         let tag = name_tag(name);
+        if base.tag_bits & tag_bit(tag) == 0 {
+            return None;
+        }
         base.entries
             .iter()
             .position(|e| e.tag == tag && e.live && base.bytes(e.name) == name)
@@ -162,19 +184,19 @@ impl Environ {
     /// Checks a name: not empty, no NUL or '=' (it could never be an environment variable).
     pub fn check_name(name: &[u8]) -> Result<(), Error> {
         if name.is_empty() {
-            return Err(Error::new(
+            return Err(refused(
                 Status::InvalidArgument,
                 "environ names must not be empty",
             ));
         }
         if name.len() > MAX_NAME_LEN {
-            return Err(Error::new(
+            return Err(refused(
                 Status::TooLarge,
-                format!("environ name longer than {MAX_NAME_LEN} bytes"),
+                "environ name longer than its limit (64 KiB)",
             ));
         }
         if has_nul_or_equals(name) {
-            return Err(Error::new(
+            return Err(refused(
                 Status::InvalidArgument,
                 "environ names must not contain NUL or '='",
             ));
@@ -186,9 +208,9 @@ impl Environ {
     pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
         Environ::check_name(name)?;
         if value.len() > MAX_VALUE_LEN {
-            return Err(Error::new(
+            return Err(refused(
                 Status::TooLarge,
-                format!("environ value longer than {MAX_VALUE_LEN} bytes"),
+                "environ value longer than its limit (1 MiB)",
             ));
         }
         match self.own_index(name) {
@@ -221,6 +243,7 @@ impl Environ {
 
     fn push_entry(&mut self, name: &[u8], value: &[u8], origin: Origin) -> Result<(), Error> {
         let tag = name_tag(name);
+        self.tag_bits |= tag_bit(tag);
         self.arena.reserve(name.len() + value.len() + 2);
         let name = self.push_bytes(name)?;
         let value = self.push_bytes(value)?;
@@ -247,6 +270,7 @@ impl Environ {
                 Some(b) => {
                     // A removal marker: keeps the name so lookups stop before the base.
                     let tag = name_tag(name);
+                    self.tag_bits |= tag_bit(tag);
                     let name = self.push_bytes(name)?;
                     self.entries.push(Entry {
                         name,
@@ -319,6 +343,7 @@ impl Environ {
                 arena: std::mem::take(&mut self.arena),
                 entries: std::mem::take(&mut self.entries),
                 len: self.len,
+                tag_bits: self.tag_bits,
             }
         } else {
             let mut flat = Environ::new();
