@@ -65,6 +65,21 @@ static app_spec spec_defaults(void) {
     return spec;
 }
 
+/* A spec that answers "200 OK" ... */
+static app_spec ok_spec(void) {
+    app_spec spec = spec_defaults();
+    spec.status = "200 OK";
+    return spec;
+}
+
+/* ... with these chunks as its body iterator (block count unknown). */
+static app_spec iter_spec(const char *const *chunks) {
+    app_spec spec = ok_spec();
+    spec.body_kind = BODY_ITER;
+    spec.chunks = chunks;
+    return spec;
+}
+
 static int32_t iter_next(void *userdata, gw_request *req, const void **out_data, size_t *out_len, bool *out_end) {
     app_spec *spec = userdata;
     (void)req;
@@ -227,8 +242,7 @@ static void test_header_format_matrix(void **state) {
                     gw_handler *h = host_handler(&host, origin);
                     assert_int_equal(gw_handler_set_http_version(h, versions[v], 3), GW_STATUS_OK);
                     if (sw) assert_int_equal(gw_handler_set_server_software(h, "gw-test/1", 9), GW_STATUS_OK);
-                    app_spec spec = spec_defaults();
-                    spec.status = "200 OK";
+                    app_spec spec = ok_spec();
                     spec.headers = TEXT_PLAIN;
                     spec.header_count = 1;
                     spec.body_kind = BODY_BYTES;
@@ -266,8 +280,7 @@ static void test_app_date_and_server_in_any_case(void **state) {
     host_init(&host);
     gw_handler *h = host_handler(&host, true);
     assert_int_equal(gw_handler_set_server_software(h, "gw-test/1", 9), GW_STATUS_OK);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     spec.headers = hdrs;
     spec.header_count = 2;
     spec.body_kind = BODY_BYTES;
@@ -294,8 +307,7 @@ static void test_error_page_cgi(void **state) {
     (void)state;
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     spec.headers = TEXT_PLAIN;
     spec.header_count = 1;
     spec.fail = true;
@@ -387,8 +399,7 @@ static void test_error_after_output_is_logged_and_truncated(void **state) {
     (void)state;
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     spec.write = "part";
     spec.fail = true;
     assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_RESPONSE_INCOMPLETE);
@@ -401,10 +412,7 @@ static void test_iteration_error_after_first_chunk(void **state) {
     static const char *const chunks[] = { "part", "more", NULL };
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    app_spec spec = iter_spec(chunks);
     spec.fail_at_chunk = 1;
     assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_RESPONSE_INCOMPLETE);
     assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\npart");
@@ -417,10 +425,7 @@ static void test_empty_first_chunk_does_not_commit(void **state) {
     static const char *const chunks[] = { "", "never", NULL };
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    app_spec spec = iter_spec(chunks);
     spec.fail_at_chunk = 1;
     assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_APP_ERROR);
     assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
@@ -446,25 +451,20 @@ static void test_head_sends_no_body(void **state) {
     assert_int_equal(bytes, 0);
     /* An iterator is drained and closed, nothing of it is sent. */
     host_clear_output(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    app_spec spec = iter_spec(chunks);
     assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
     assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\n");
     assert_int_equal(spec.next_calls, 3);
     assert_int_equal(spec.close_calls, 1);
     /* write() bytes are not sent either. */
     host_clear_output(&host);
-    spec = spec_defaults();
-    spec.status = "200 OK";
+    spec = ok_spec();
     spec.write = "written";
     assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
     assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\n");
     /* No body at all: no made-up Content-Length: 0 for the GET it stands for. */
     host_clear_output(&host);
-    spec = spec_defaults();
-    spec.status = "200 OK";
+    spec = ok_spec();
     assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
     assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\n");
     /* The error page keeps its length and loses its body. */
@@ -530,10 +530,7 @@ static void test_chunked_when_length_unknown_on_http11(void **state) {
         test_host host;
         host_init(&host);
         host.max_write = max_write;
-        app_spec spec = spec_defaults();
-        spec.status = "200 OK";
-        spec.body_kind = BODY_ITER;
-        spec.chunks = chunks;
+        app_spec spec = iter_spec(chunks);
         assert_int_equal(run_http11(&host, "HTTP/1.1", &spec), GW_STATUS_OK);
         assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\n\r\n"
                                     "3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n");
@@ -541,8 +538,7 @@ static void test_chunked_when_length_unknown_on_http11(void **state) {
     /* write() blocks are chunks too. */
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     spec.write = "abc";
     spec.body_kind = BODY_BYTES;
     spec.body = "de";
@@ -559,10 +555,7 @@ static void test_chunked_large_block(void **state) {
     const char *const chunks[] = { big, NULL };
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    app_spec spec = iter_spec(chunks);
     assert_int_equal(run_http11(&host, "HTTP/1.1", &spec), GW_STATUS_OK);
     const char *out = host_out(&host);
     const char *body = strstr(out, "\r\n\r\n");
@@ -579,18 +572,12 @@ static void test_chunking_needs_http11_on_both_sides(void **state) {
     /* An HTTP/1.0 client: the body ends with the connection, as in wsgiref. */
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    app_spec spec = iter_spec(chunks);
     assert_int_equal(run_http11(&host, "HTTP/1.0", &spec), GW_STATUS_OK);
     assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\n\r\nabcdef");
     /* A known length is never chunked. */
     host_init(&host);
-    spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    spec = iter_spec(chunks);
     spec.block_count = 1;
     static const gw_header cl6[] = { HDR("Content-Length", "6") };
     spec.headers = cl6;
@@ -601,10 +588,7 @@ static void test_chunking_needs_http11_on_both_sides(void **state) {
     host_init(&host);
     static const char *const vars[] = { "SERVER_PROTOCOL=HTTP/1.1", NULL };
     host.vars = vars;
-    spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    spec = iter_spec(chunks);
     assert_int_equal(run_spec(&host, true, &spec), GW_STATUS_OK);
     assert_origin_output(&host, "HTTP/1.0 200 OK\r\nDate: {DATE}\r\n\r\nabcdef");
 }
@@ -614,10 +598,7 @@ static void test_chunked_failure_leaves_out_the_last_chunk(void **state) {
     static const char *const chunks[] = { "abc", "def", NULL };
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    app_spec spec = iter_spec(chunks);
     spec.fail_at_chunk = 1;
     assert_int_equal(run_http11(&host, "HTTP/1.1", &spec), GW_STATUS_RESPONSE_INCOMPLETE);
     assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
@@ -818,8 +799,7 @@ static void test_multi_block_body(void **state) {
     static const char *const chunks[] = { "a", "b", NULL };
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     spec.headers = TEXT_PLAIN;
     spec.header_count = 1;
     spec.body_kind = BODY_ITER;
@@ -836,10 +816,7 @@ static void test_one_block_iterator_gets_content_length(void **state) {
     static const char *const chunks[] = { "xyz", NULL };
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    app_spec spec = iter_spec(chunks);
     spec.block_count = 1;
     assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
     assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 3\r\n\r\nxyz");
@@ -853,8 +830,7 @@ static void test_empty_bodies_get_content_length_zero(void **state) {
     for (int i = 0; i < 2; i++) {
         test_host host;
         host_init(&host);
-        app_spec spec = spec_defaults();
-        spec.status = "200 OK";
+        app_spec spec = ok_spec();
         spec.body_kind = BODY_ITER;
         spec.chunks = cases[i];
         assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
@@ -864,8 +840,7 @@ static void test_empty_bodies_get_content_length_zero(void **state) {
     for (int i = 0; i < 2; i++) {
         test_host host;
         host_init(&host);
-        app_spec spec = spec_defaults();
-        spec.status = "200 OK";
+        app_spec spec = ok_spec();
         spec.body_kind = i == 0 ? BODY_NONE : BODY_BYTES;
         spec.body = "";
         assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
@@ -879,8 +854,7 @@ static void test_app_content_length_kept_and_enforced(void **state) {
     static const gw_header ten[] = { HDR("Content-Length", "10") };
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     spec.headers = lower;
     spec.header_count = 1;
     spec.body_kind = BODY_BYTES;
@@ -918,10 +892,7 @@ static void test_lying_block_count_cannot_overrun(void **state) {
     static const char *const chunks[] = { "abc", "def", NULL };
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    app_spec spec = iter_spec(chunks);
     spec.block_count = 1;
     assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
     assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Length: 3\r\n\r\nabc");
@@ -932,8 +903,7 @@ static void test_write_then_body(void **state) {
     (void)state;
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     spec.write = "abc";
     spec.body_kind = BODY_BYTES;
     spec.body = "de";
@@ -975,8 +945,7 @@ static void test_file_body(void **state) {
     (void)state;
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     spec.body_kind = BODY_FILE;
     spec.fd = make_temp_file("0123456789");
     spec.block_size = 4;
@@ -1016,8 +985,7 @@ static void test_partial_writes_seven_bytes(void **state) {
     partial.max_write = 7;
     for (int i = 0; i < 2; i++) {
         test_host *host = i == 0 ? &whole : &partial;
-        app_spec spec = spec_defaults();
-        spec.status = "200 OK";
+        app_spec spec = ok_spec();
         spec.headers = TEXT_PLAIN;
         spec.header_count = 1;
         spec.write = "written, ";
@@ -1045,10 +1013,7 @@ static void test_disconnect_errnos(void **state) {
             host.fail_errno = errnos[i];
             host.fail_after = after;
             gw_handler *h = host_handler(&host, false);
-            app_spec spec = spec_defaults();
-            spec.status = "200 OK";
-            spec.body_kind = BODY_ITER;
-            spec.chunks = chunks;
+            app_spec spec = iter_spec(chunks);
             assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_CLIENT_GONE);
             assert_string_equal(host_err(&host), "");
             assert_int_equal(spec.close_calls, 1);
@@ -1094,8 +1059,7 @@ static void test_write_errors_end_the_cycle(void **state) {
     host_init(&host);
     host.fail_errno = EIO;
     host.fail_after = 5;
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     spec.body_kind = BODY_BYTES;
     spec.body = "hello";
     assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_IO_ERROR);
@@ -1126,10 +1090,7 @@ static void test_close_called_once_on_every_path(void **state) {
     for (int path = 0; path < 4; path++) {
         test_host host;
         host_init(&host);
-        app_spec spec = spec_defaults();
-        spec.status = "200 OK";
-        spec.body_kind = BODY_ITER;
-        spec.chunks = chunks;
+        app_spec spec = iter_spec(chunks);
         gw_status expect = GW_STATUS_OK;
         if (path == 1) {
             spec.fail = true;
@@ -1151,10 +1112,7 @@ static void test_failing_close_is_only_logged(void **state) {
     static const char *const chunks[] = { "body", NULL };
     test_host host;
     host_init(&host);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
-    spec.body_kind = BODY_ITER;
-    spec.chunks = chunks;
+    app_spec spec = iter_spec(chunks);
     spec.close_status = GW_STATUS_APP_ERROR;
     assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_OK);
     assert_string_equal(host_out(&host), "Status: 200 OK\r\n\r\nbody");
@@ -1167,8 +1125,7 @@ static void test_add_cgi_vars_failure(void **state) {
     test_host host;
     host_init(&host);
     host.add_vars_status = GW_STATUS_INVALID_ARGUMENT;
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_APP_ERROR);
     assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
     assert_non_null(strstr(host_err(&host), "add_cgi_vars hook failed"));
@@ -1433,8 +1390,7 @@ static void test_environ_defaults_and_server_software(void **state) {
     host.vars = vars;
     gw_handler *h = host_handler(&host, true);
     assert_int_equal(gw_handler_set_server_software(h, "gw-test/1", 9), GW_STATUS_OK);
-    app_spec spec = spec_defaults();
-    spec.status = "200 OK";
+    app_spec spec = ok_spec();
     spec.record = record;
     assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
     /* HTTPS is compared case-sensitively, as wsgiref; the process environment is not inherited. */
