@@ -22,9 +22,11 @@
  *  - A const pointer (const gw_environ *) may be used from several threads at once.
  *  - A non-const pointer needs exclusive access: one thread at a time.
  *  - Objects may move between threads between calls.
- *  - gw_handler: one thread at a time; a handler's base environ snapshot is shared read-only
- *    between handlers and threads. gw_request: only on the thread running its cycle, and
- *    only during the application and body-iterator calls.
+ *  - gw_handler: one thread at a time, except the gw_handler_get_* functions, which may
+ *    run on several threads at once while no other call is running on that handler. A
+ *    handler's base environ snapshot is shared read-only between handlers and threads.
+ *  - gw_request: only on the thread running its cycle, and only during the application and
+ *    body-iterator calls.
  *  - gw_last_error_message() is per thread. Everything else holds no global state except
  *    the Date cache, which is internally locked.
  */
