@@ -341,6 +341,13 @@ gw_status gw_handler_last_response(const struct gw_handler *handler,
                                    uint16_t *out_status_code,
                                    uint64_t *out_body_bytes);
 
+// Whether the connection may carry another request after the last gw_handler_run: the run
+// returned GW_STATUS_OK, the handler is an origin server with http_version "1.1" answering
+// an HTTP/1.1 client that did not send `Connection: close`, the response was framed
+// (Content-Length, chunked, or a response without a body) and the application read the
+// request body to its end. Otherwise close the connection (or drain the body yourself).
+gw_status gw_handler_last_keep_alive(const struct gw_handler *handler, bool *out);
+
 // wsgi.multithread (default true).
 gw_status gw_handler_set_multithread(struct gw_handler *handler, bool value);
 

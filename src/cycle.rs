@@ -46,6 +46,10 @@ struct State<B> {
     no_body: bool,
     /// The body goes out in chunked transfer coding (HTTP/1.1 on both sides, length unknown).
     chunked: bool,
+    /// The client sent `Expect: 100-continue` and has not been told to go on yet.
+    expect_continue: bool,
+    /// The last cycle left the connection fit for another request (see `keep_alive`).
+    keep_alive: bool,
     body_sent: u64,
     body: Body<B>,
     bytes_body: Vec<u8>,
@@ -71,6 +75,8 @@ impl<B> Default for State<B> {
             sent_code: 0,
             no_body: false,
             chunked: false,
+            expect_continue: false,
+            keep_alive: false,
             body_sent: 0,
             body: Body::Unset,
             bytes_body: Vec::new(),
@@ -95,6 +101,8 @@ impl<B> State<B> {
         self.sent_code = 0;
         self.no_body = false;
         self.chunked = false;
+        self.expect_continue = false;
+        self.keep_alive = false;
         self.body_sent = 0;
         self.body = Body::Unset;
         self.bytes_body.clear();
@@ -161,8 +169,16 @@ impl<H: Host> Handler<H> {
             Ok(()) => Ok(()),
             Err(e) => Err(req.handle_error(e)),
         };
+        req.st.keep_alive = outcome.is_ok() && req.connection_reusable();
         req.st.body = Body::Unset;
         outcome
+    }
+
+    /// Whether the last cycle left the connection fit for another request: it ended well,
+    /// both sides speak HTTP/1.1 and the client did not ask to close, the response was framed
+    /// (Content-Length, chunked, or no body) and the request body was read to its end.
+    pub fn keep_alive(&self) -> bool {
+        self.state.keep_alive
     }
 
     /// The environ of the last request (empty before the first).
@@ -205,7 +221,49 @@ impl<H: Host> Request<'_, H> {
             }
         }
         self.st.input.reset(env.get(b"CONTENT_LENGTH"));
+        self.st.expect_continue = self.speaks_http11()
+            && self
+                .st
+                .environ
+                .get(b"HTTP_EXPECT")
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
         Ok(())
+    }
+
+    /// An origin server with http_version 1.1 answering an HTTP/1.1 client.
+    fn speaks_http11(&self) -> bool {
+        self.settings.origin_server
+            && self.settings.http_version() == b"1.1"
+            && self
+                .st
+                .environ
+                .get(b"SERVER_PROTOCOL")
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/1.1"))
+    }
+
+    fn connection_reusable(&self) -> bool {
+        let st = &*self.st;
+        let client_closes = st.environ.get(b"HTTP_CONNECTION").is_some_and(|v| {
+            v.split(|&b| b == b',')
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+        });
+        let framed = st.headers_sent && (st.no_body || st.chunked || st.declared_length.is_some());
+        self.speaks_http11() && !client_closes && framed && st.input.fully_read()
+    }
+
+    /// PEP 3333's second way to honour `Expect: 100-continue`: the interim response goes out
+    /// when the application first reads a body that is still to come, and never once the
+    /// final response has started.
+    fn continue_if_expected(&mut self) -> Result<(), Error> {
+        if !std::mem::take(&mut self.st.expect_continue)
+            || self.st.headers_sent
+            || !self.st.input.body_left()
+        {
+            return Ok(());
+        }
+        self.check_output()?;
+        self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        self.flush()
     }
 
     /// The request environ; the app may read and change it.
@@ -740,32 +798,40 @@ impl<H: Host> Request<'_, H> {
     // ---- wsgi.input ---------------------------------------------------------------------------
 
     pub fn input_read(&mut self, out: &mut [u8]) -> Result<usize, Error> {
-        let result = self.st.input.read(self.host, out);
+        let result = self
+            .continue_if_expected()
+            .and_then(|()| self.st.input.read(self.host, out));
         self.record(result)
     }
 
     pub fn input_readline(&mut self, out: &mut [u8]) -> Result<usize, Error> {
-        let result = self.st.input.readline(self.host, out);
+        let result = self
+            .continue_if_expected()
+            .and_then(|()| self.st.input.readline(self.host, out));
         self.record(result)
     }
 
     pub fn input_read_all(&mut self) -> Result<&[u8], Error> {
-        if let Err(e) = self.st.input.read_all(self.host) {
-            return self.record(Err(e));
-        }
+        let result = self
+            .continue_if_expected()
+            .and_then(|()| self.st.input.read_all(self.host));
+        self.record(result)?;
         Ok(self.st.input.result())
     }
 
     pub fn input_next_line(&mut self) -> Result<&[u8], Error> {
-        if let Err(e) = self.st.input.next_line(self.host) {
-            return self.record(Err(e));
-        }
+        let result = self
+            .continue_if_expected()
+            .and_then(|()| self.st.input.next_line(self.host));
+        self.record(result)?;
         Ok(self.st.input.result())
     }
 
-    /// readlines(hint); the lines are then read with `input_lines`.
+    /// readlines(hint); the lines are then read with `host_and_lines`.
     pub fn input_readlines(&mut self, hint: usize) -> Result<usize, Error> {
-        let result = self.st.input.readlines(self.host, hint);
+        let result = self
+            .continue_if_expected()
+            .and_then(|()| self.st.input.readlines(self.host, hint));
         self.record(result)?;
         Ok(self.st.input.line_count())
     }

@@ -51,6 +51,19 @@ impl Input {
         }
     }
 
+    /// Whether body bytes remain to be asked of the host.
+    pub fn body_left(&self) -> bool {
+        self.remaining > 0
+    }
+
+    /// Whether the whole body was read: nothing left at the host, nothing buffered, no failure.
+    pub fn fully_read(&self) -> bool {
+        self.remaining == 0
+            && self.pos == self.end
+            && self.bad_length.is_none()
+            && self.failed.is_none()
+    }
+
     fn check(&self) -> Result<(), Error> {
         if let Some(msg) = &self.bad_length {
             return Err(Error::new(Status::InputError, msg.clone()));

@@ -48,7 +48,7 @@ static int host_flush(void *userdata) {
 
 static int host_read(void *userdata, void *buf, size_t len, size_t *out_read) {
     test_host *host = userdata;
-    host->read_calls++;
+    if (host->read_calls++ == 0) host->out_len_at_first_read = host->out_len;
     if (host->read_eintr > 0) {
         host->read_eintr--;
         errno = EINTR;

@@ -28,6 +28,7 @@ typedef struct test_host {
     size_t in_pos;
     size_t max_read;       /* > 0: give at most this many bytes per read call */
     int read_calls;
+    size_t out_len_at_first_read; /* what had been written when the body was first read */
     int read_errno;        /* != 0: reads fail with this errno */
     int read_eintr;        /* this many read calls fail with EINTR first */
 

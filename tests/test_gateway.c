@@ -1302,6 +1302,148 @@ static void test_input_read_errors(void **state) {
     gw_handler_free(h);
 }
 
+/* ---- HTTP/1.1: Expect: 100-continue and the keep-alive verdict ------------------------------ */
+
+/* A handler speaking HTTP/1.1 over `host`, whose request has these CGI variables. */
+static gw_handler *http11_handler(test_host *host, const char *const *vars) {
+    host->vars = vars;
+    gw_handler *h = host_handler(host, true);
+    assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+    return h;
+}
+
+static int32_t write_then_read_app(void *userdata, gw_request *req) {
+    input_case *c = userdata;
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_write(req, "early", 5), GW_STATUS_OK);
+    const char *data = NULL;
+    c->status = gw_input_read_all(req, &data, &c->got_len);
+    return GW_STATUS_OK;
+}
+
+static void test_expect_continue_on_first_read(void **state) {
+    (void)state;
+    static const char *const expect[] = { "SERVER_PROTOCOL=HTTP/1.1", "HTTP_EXPECT=100-Continue",
+                                          "CONTENT_LENGTH=5", NULL };
+    test_host host;
+    host_init(&host);
+    host.in = "hello";
+    host.in_len = 5;
+    gw_handler *h = http11_handler(&host, expect);
+    input_case c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.got_len, 5);
+    assert_origin_output(&host, "HTTP/1.1 100 Continue\r\n\r\n"
+                                "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 0\r\n\r\n");
+    /* The interim response went out before the body was asked for. */
+    assert_int_equal(host.out_len_at_first_read, LEN("HTTP/1.1 100 Continue\r\n\r\n"));
+
+    /* An application that never reads the body: no 100, and the connection cannot be reused. */
+    host_init(&host);
+    host.in = "hello";
+    host.in_len = 5;
+    host.vars = expect;
+    assert_int_equal(gw_handler_set_userdata(h, &host), GW_STATUS_OK);
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+    assert_null(strstr(host_out(&host), "100 Continue"));
+    bool keep = true;
+    assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+    assert_false(keep);
+
+    /* Never once the final response has started. */
+    host_init(&host);
+    host.in = "hello";
+    host.in_len = 5;
+    host.vars = expect;
+    assert_int_equal(gw_handler_set_userdata(h, &host), GW_STATUS_OK);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, write_then_read_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.got_len, 5);
+    assert_null(strstr(host_out(&host), "100 Continue"));
+    gw_handler_free(h);
+
+    /* Not for HTTP/1.0 clients, not without a body, not for an HTTP/1.0 server. */
+    static const char *const old_client[] = { "SERVER_PROTOCOL=HTTP/1.0", "HTTP_EXPECT=100-continue",
+                                              "CONTENT_LENGTH=5", NULL };
+    static const char *const no_body[] = { "SERVER_PROTOCOL=HTTP/1.1", "HTTP_EXPECT=100-continue", NULL };
+    const char *const *cases[] = { old_client, no_body };
+    for (int i = 0; i < 2; i++) {
+        host_init(&host);
+        host.in = "hello";
+        host.in_len = 5;
+        h = http11_handler(&host, cases[i]);
+        memset(&c, 0, sizeof c);
+        assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+        assert_null(strstr(host_out(&host), "100 Continue"));
+        gw_handler_free(h);
+    }
+    host_init(&host);
+    host.in = "hello";
+    host.in_len = 5;
+    host.vars = expect;
+    h = host_handler(&host, true);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+    assert_null(strstr(host_out(&host), "100 Continue"));
+    gw_handler_free(h);
+}
+
+/* Runs `app` on an HTTP/1.1 handler with these variables and returns the keep-alive verdict. */
+static bool keep_alive_after(const char *const *vars, bool origin, const char *version, gw_application_fn app,
+                             void *userdata, gw_status expect) {
+    test_host host;
+    host_init(&host);
+    host.in = "hello";
+    host.in_len = 5;
+    host.vars = vars;
+    gw_handler *h = host_handler(&host, origin);
+    assert_int_equal(gw_handler_set_http_version(h, version, strlen(version)), GW_STATUS_OK);
+    assert_int_equal(gw_handler_run(h, app, userdata), expect);
+    bool keep = false;
+    assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+    gw_handler_free(h);
+    return keep;
+}
+
+static void test_keep_alive_verdict(void **state) {
+    (void)state;
+    static const char *const v11[] = { "SERVER_PROTOCOL=HTTP/1.1", NULL };
+    static const char *const v10[] = { "SERVER_PROTOCOL=HTTP/1.0", NULL };
+    static const char *const closing[] = { "SERVER_PROTOCOL=HTTP/1.1", "HTTP_CONNECTION=keep-alive, Close", NULL };
+    static const char *const with_body[] = { "SERVER_PROTOCOL=HTTP/1.1", "CONTENT_LENGTH=5", NULL };
+    static const char *const head[] = { "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_METHOD=HEAD", NULL };
+    static const char *const chunks[] = { "a", "b", NULL };
+    /* Framed by Content-Length, by chunks, or by having no body. */
+    assert_true(keep_alive_after(v11, true, "1.1", hello_app, NULL, GW_STATUS_OK));
+    app_spec spec = iter_spec(chunks);
+    assert_true(keep_alive_after(v11, true, "1.1", spec_app, &spec, GW_STATUS_OK));
+    assert_true(keep_alive_after(head, true, "1.1", hello_app, NULL, GW_STATUS_OK));
+    /* The request body must have been read to its end. */
+    assert_false(keep_alive_after(with_body, true, "1.1", hello_app, NULL, GW_STATUS_OK));
+    input_case c;
+    memset(&c, 0, sizeof c);
+    assert_true(keep_alive_after(with_body, true, "1.1", read_all_app, &c, GW_STATUS_OK));
+    /* Not when either side is HTTP/1.0, the client asks to close, in CGI mode, or after a failure. */
+    assert_false(keep_alive_after(v10, true, "1.1", hello_app, NULL, GW_STATUS_OK));
+    assert_false(keep_alive_after(v11, true, "1.0", hello_app, NULL, GW_STATUS_OK));
+    assert_false(keep_alive_after(closing, true, "1.1", hello_app, NULL, GW_STATUS_OK));
+    assert_false(keep_alive_after(v11, false, "1.1", hello_app, NULL, GW_STATUS_OK));
+    spec = ok_spec();
+    spec.fail = true;
+    assert_false(keep_alive_after(v11, true, "1.1", spec_app, &spec, GW_STATUS_APP_ERROR));
+
+    bool keep = true;
+    assert_int_equal(gw_handler_last_keep_alive(NULL, &keep), GW_STATUS_NULL_ARGUMENT);
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, true);
+    assert_int_equal(gw_handler_last_keep_alive(h, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+    assert_false(keep);
+    gw_handler_free(h);
+}
+
 /* ---- wsgi.errors ------------------------------------------------------------------------------- */
 
 static int32_t errors_app(void *userdata, gw_request *req) {
@@ -1838,6 +1980,8 @@ static void test_null_arguments(void **state) {
     assert_int_equal(gw_handler_last_response(NULL, &code, &bytes), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_last_response(h, NULL, &bytes), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_last_response(h, &code, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_last_keep_alive(NULL, &flag), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_last_keep_alive(h, NULL), GW_STATUS_NULL_ARGUMENT);
     assert_non_null(gw_last_error_message());
     /* The functions without pointer arguments answer for any input. */
     assert_non_null(gw_status_str(-5));
@@ -2115,6 +2259,8 @@ int main(void) {
         cmocka_unit_test(test_input_lines),
         cmocka_unit_test(test_input_readlines_hint),
         cmocka_unit_test(test_input_read_errors),
+        cmocka_unit_test(test_expect_continue_on_first_read),
+        cmocka_unit_test(test_keep_alive_verdict),
         cmocka_unit_test(test_errors_stream),
         cmocka_unit_test(test_environ_order_and_precedence),
         cmocka_unit_test(test_environ_defaults_and_server_software),

@@ -214,6 +214,23 @@ pub unsafe extern "C" fn gw_handler_last_response(
     })
 }
 
+/// Whether the connection may carry another request after the last gw_handler_run: the run
+/// returned GW_STATUS_OK, the handler is an origin server with http_version "1.1" answering
+/// an HTTP/1.1 client that did not send `Connection: close`, the response was framed
+/// (Content-Length, chunked, or a response without a body) and the application read the
+/// request body to its end. Otherwise close the connection (or drain the body yourself).
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_last_keep_alive(
+    handler: *const gw_handler,
+    out: *mut bool,
+) -> Status {
+    boundary(|| {
+        let h = unsafe { idle_ref(handler) }?;
+        *unsafe { out_arg(out, "out") }? = h.keep_alive();
+        Ok(())
+    })
+}
+
 // ---- settings -----------------------------------------------------------------------------
 
 /// Applies `change` to an idle handler's settings.
