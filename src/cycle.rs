@@ -601,11 +601,6 @@ impl<H: Host> Request<'_, H> {
             .push_str(&crate::status::escape_bytes(message));
     }
 
-    /// Takes the recorded failure message (empty if none).
-    pub fn take_failure_message(&mut self) -> String {
-        mem::take(&mut self.st.app_message)
-    }
-
     fn close_body(&mut self) {
         if let Body::Source(mut source) = mem::replace(&mut self.st.body, Body::Taken) {
             if let Err(e) = source.close() {
@@ -688,8 +683,9 @@ impl<H: Host> Request<'_, H> {
 
     // ---- failures ---------------------------------------------------------------------------
 
-    /// The error for an application that returned a failure status.
-    fn app_failure(&mut self, status: Status) -> Error {
+    /// The error for an application (or its body iterator) that returned a failure status:
+    /// the message it recorded with its failure, else the status's text.
+    pub fn app_failure(&mut self, status: Status) -> Error {
         let message = if self.st.app_message.is_empty() {
             status.describe().to_string()
         } else {

@@ -288,7 +288,7 @@ impl BodySource<FfiHost> for FfiBody {
                         std::slice::from_raw_parts(data.cast(), len)
                     })),
                     Status::Ok => Ok(Some(&[])),
-                    failed => Err(Error::new(failed, request_failure_message(request, failed))),
+                    failed => Err(request.app_failure(failed)),
                 }
             }
         }
@@ -323,16 +323,5 @@ impl BodySource<FfiHost> for FfiBody {
                 }
             }
         }
-    }
-}
-
-/// The message for an iterator that failed: the one it recorded with gw_request_fail (or a
-/// failed call's), else the status text.
-fn request_failure_message(request: &mut Request<'_, FfiHost>, failed: Status) -> String {
-    let recorded = request.take_failure_message();
-    if recorded.is_empty() {
-        format!("body iterator failed: {}", failed.describe())
-    } else {
-        recorded
     }
 }
