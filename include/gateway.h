@@ -47,6 +47,9 @@
 #define GW_VERSION_NUMBER ((GW_VERSION_MAJOR << 16) | (GW_VERSION_MINOR << 8) | GW_VERSION_PATCH)
 
 
+// How many EINTRs in a row a hook may report before the library treats it as failing.
+#define MAX_EINTR_RETRIES 64
+
 // Length of an HTTP date such as `Thu, 01 Jan 1970 00:00:00 GMT`, without a terminating NUL.
 #define GW_HTTP_DATE_LEN 29
 
@@ -171,7 +174,8 @@ typedef int32_t (*gw_hook_add_cgi_vars_fn)(void *userdata, struct gw_environ *en
 // first, is called on the thread that called gw_handler_run, must not unwind (no C++
 // exceptions or longjmp across the library) and must not call gw_handler_* or
 // gw_request_* functions of the cycle that is running; add_cgi_vars may call gw_environ_*
-// on its environ. EINTR from any hook is retried (up to 64 times in a row).
+// on its environ. EINTR from the write, read_stdin and write_stderr hooks is retried (up to
+// 64 times in a row).
 typedef struct gw_handler_hooks {
   // Passed to every hook; change it between requests with gw_handler_set_userdata.
   void *userdata;

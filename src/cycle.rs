@@ -8,14 +8,13 @@ use std::mem;
 use crate::date::http_date_now;
 use crate::environ::Environ;
 use crate::headers::{check_header, check_status, HeaderList};
-use crate::host::{is_disconnect, BodySource, Host};
+use crate::host::{is_disconnect, write_fully, BodySource, Host, WriteFailure};
 use crate::input::Input;
 use crate::settings::Settings;
 use crate::status::{Error, Status};
 
 /// A first body block up to this size goes to the write hook in the same call as the headers.
 const COALESCE_LIMIT: usize = 16 * 1024;
-const MAX_EINTR_RETRIES: u32 = 64;
 
 /// What the application returned as its body.
 enum Body<B> {
@@ -509,35 +508,23 @@ impl<H: Host> Request<'_, H> {
 
     /// Hands all of `data` to the write hook: short writes are completed, a write that makes
     /// no progress or fails ends the cycle, a disconnect is remembered.
-    fn write_all(&mut self, mut data: &[u8]) -> Result<(), Error> {
-        let mut interrupted = 0;
-        while !data.is_empty() {
-            match self.host.write(data) {
-                Ok(0) => {
-                    self.st.io_failed = true;
-                    return Err(Error::new(Status::IoError, "write hook made no progress"));
-                }
-                Ok(n) if n > data.len() => {
-                    self.st.io_failed = true;
-                    return Err(Error::new(
-                        Status::IoError,
-                        format!("write hook reported {n} bytes written of {}", data.len()),
-                    ));
-                }
-                Ok(n) => {
-                    data = &data[n..];
-                    interrupted = 0;
-                }
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::Interrupted
-                        && interrupted < MAX_EINTR_RETRIES =>
-                {
-                    interrupted += 1;
-                }
-                Err(e) => return Err(self.output_failure("write", e)),
+    fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
+        let host = &mut *self.host;
+        match write_fully(|d| host.write(d), data) {
+            Ok(()) => Ok(()),
+            Err(WriteFailure::NoProgress) => {
+                self.st.io_failed = true;
+                Err(Error::new(Status::IoError, "write hook made no progress"))
             }
+            Err(WriteFailure::Overreported(claimed, given)) => {
+                self.st.io_failed = true;
+                Err(Error::new(
+                    Status::IoError,
+                    format!("write hook reported {claimed} bytes written of {given}"),
+                ))
+            }
+            Err(WriteFailure::Hook(e)) => Err(self.output_failure("write", e)),
         }
-        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), Error> {
@@ -741,32 +728,19 @@ impl<H: Host> Request<'_, H> {
     // ---- wsgi.errors and the log ----------------------------------------------------------
 
     /// wsgi.errors write: all of `data` goes to the stderr hook.
-    pub fn errors_write(&mut self, mut data: &[u8]) -> Result<(), Error> {
-        let mut interrupted = 0;
-        while !data.is_empty() {
-            match self.host.write_stderr(data) {
-                Ok(n) if n == 0 || n > data.len() => {
-                    return Err(Error::new(
-                        Status::IoError,
-                        "stderr write hook made no progress",
-                    ))
-                }
-                Ok(n) => data = &data[n..],
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::Interrupted
-                        && interrupted < MAX_EINTR_RETRIES =>
-                {
-                    interrupted += 1
-                }
-                Err(e) => {
-                    return Err(Error::new(
-                        Status::IoError,
-                        format!("stderr write hook failed: {e}"),
-                    ))
-                }
-            }
+    pub fn errors_write(&mut self, data: &[u8]) -> Result<(), Error> {
+        let host = &mut *self.host;
+        match write_fully(|d| host.write_stderr(d), data) {
+            Ok(()) => Ok(()),
+            Err(WriteFailure::NoProgress | WriteFailure::Overreported(..)) => Err(Error::new(
+                Status::IoError,
+                "stderr write hook made no progress",
+            )),
+            Err(WriteFailure::Hook(e)) => Err(Error::new(
+                Status::IoError,
+                format!("stderr write hook failed: {e}"),
+            )),
         }
-        Ok(())
     }
 
     pub fn errors_flush(&mut self) -> Result<(), Error> {

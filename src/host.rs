@@ -51,3 +51,46 @@ pub fn is_disconnect(err: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
     )
 }
+
+/// How many EINTRs in a row a hook may report before the library treats it as failing.
+pub const MAX_EINTR_RETRIES: u32 = 64;
+
+/// Calls `op` again while it fails with EINTR, at most MAX_EINTR_RETRIES times in a row.
+pub fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut interrupted = 0;
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && interrupted < MAX_EINTR_RETRIES => {
+                interrupted += 1
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Why handing bytes to a write hook failed.
+pub enum WriteFailure {
+    /// The hook took nothing: retrying could loop forever.
+    NoProgress,
+    /// The hook claimed more bytes than it was given (claimed, given).
+    Overreported(usize, usize),
+    /// The hook reported an error.
+    Hook(io::Error),
+}
+
+/// Hands all of `data` to `write`: short writes are completed, EINTR is retried, a write
+/// that takes nothing or fails stops it.
+pub fn write_fully(
+    mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+    mut data: &[u8],
+) -> Result<(), WriteFailure> {
+    while !data.is_empty() {
+        match retry_interrupted(|| write(data)) {
+            Ok(0) => return Err(WriteFailure::NoProgress),
+            Ok(n) if n > data.len() => return Err(WriteFailure::Overreported(n, data.len())),
+            Ok(n) => data = &data[n..],
+            Err(e) => return Err(WriteFailure::Hook(e)),
+        }
+    }
+    Ok(())
+}

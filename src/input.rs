@@ -2,11 +2,10 @@
 //! CONTENT_LENGTH (absent or empty means no body). After the end every read returns nothing,
 //! so `read to end` can never block on a kept-open connection (gh-66077).
 
-use crate::host::{is_disconnect, Host};
+use crate::host::{is_disconnect, retry_interrupted, Host};
 use crate::status::{escape_bytes, Error, Status};
 
 const BUFFER_SIZE: usize = 8192;
-const MAX_EINTR_RETRIES: u32 = 64;
 
 /// Per-request input state; its buffers are kept between requests.
 #[derive(Debug, Default)]
@@ -82,41 +81,32 @@ impl Input {
         if want == 0 {
             return Ok(0);
         }
-        let mut interrupted = 0;
-        loop {
-            match host.read_stdin(&mut dst[..want]) {
-                Ok(n) if n > want => {
-                    let err = Error::new(
-                        Status::IoError,
-                        format!("read hook reported {n} bytes for a {want}-byte buffer"),
-                    );
-                    self.failed = Some(err.clone());
-                    return Err(err);
-                }
-                Ok(0) => {
-                    // The client sent less than it announced: that is the end of the body.
-                    self.remaining = 0;
-                    return Ok(0);
-                }
-                Ok(n) => {
-                    self.remaining -= n as u64;
-                    return Ok(n);
-                }
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::Interrupted
-                        && interrupted < MAX_EINTR_RETRIES =>
-                {
-                    interrupted += 1;
-                }
-                Err(e) => {
-                    let err = if is_disconnect(&e) {
-                        Error::new(Status::ClientGone, format!("client went away: {e}"))
-                    } else {
-                        Error::new(Status::InputError, format!("read hook failed: {e}"))
-                    };
-                    self.failed = Some(err.clone());
-                    return Err(err);
-                }
+        match retry_interrupted(|| host.read_stdin(&mut dst[..want])) {
+            Ok(n) if n > want => {
+                let err = Error::new(
+                    Status::IoError,
+                    format!("read hook reported {n} bytes for a {want}-byte buffer"),
+                );
+                self.failed = Some(err.clone());
+                Err(err)
+            }
+            Ok(0) => {
+                // The client sent less than it announced: that is the end of the body.
+                self.remaining = 0;
+                Ok(0)
+            }
+            Ok(n) => {
+                self.remaining -= n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                let err = if is_disconnect(&e) {
+                    Error::new(Status::ClientGone, format!("client went away: {e}"))
+                } else {
+                    Error::new(Status::InputError, format!("read hook failed: {e}"))
+                };
+                self.failed = Some(err.clone());
+                Err(err)
             }
         }
     }

@@ -52,7 +52,8 @@ pub type gw_hook_add_cgi_vars_fn =
 /// first, is called on the thread that called gw_handler_run, must not unwind (no C++
 /// exceptions or longjmp across the library) and must not call gw_handler_* or
 /// gw_request_* functions of the cycle that is running; add_cgi_vars may call gw_environ_*
-/// on its environ. EINTR from any hook is retried (up to 64 times in a row).
+/// on its environ. EINTR from the write, read_stdin and write_stderr hooks is retried (up to
+/// 64 times in a row).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct gw_handler_hooks {
