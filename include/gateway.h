@@ -165,8 +165,11 @@ typedef int (*gw_hook_flush_fn)(void *userdata);
 typedef int (*gw_hook_read_fn)(void *userdata, void *buf, size_t len, size_t *out_read);
 
 // Adds the request's CGI variables to `environ` with gw_environ_set / gw_environ_remove.
-// `environ` is borrowed for the duration of the call. Returns a gw_status; anything but
-// GW_STATUS_OK fails the request with the error page.
+// `environ` is borrowed for the duration of the call. Returns a gw_status:
+// GW_STATUS_CLIENT_GONE (the host found the client gone while reading the request) ends
+// the run quietly with GW_STATUS_CLIENT_GONE: nothing is sent and nothing is logged; any
+// other failure is logged and answered with the error page (the run returns
+// GW_STATUS_APP_ERROR) without calling the application.
 typedef int32_t (*gw_hook_add_cgi_vars_fn)(void *userdata, struct gw_environ *environ);
 
 // The host's hooks: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr` and
@@ -326,12 +329,16 @@ gw_status gw_handler_get_userdata(const struct gw_handler *handler, void **out);
 
 // Runs one whole request cycle: builds the environ, calls `app`, sends the response,
 // closes the body. Returns what happened:
-// - GW_STATUS_OK: the response went out in full;
+// - GW_STATUS_OK: the response went out in full (an application may have ignored a failed
+//   request-body read: gw_handler_last_keep_alive says whether the connection is reusable);
 // - GW_STATUS_APP_ERROR: the application failed before sending anything; it was logged and
 //   the error page was sent in full;
 // - GW_STATUS_RESPONSE_INCOMPLETE: the response was cut short after its headers (or is
 //   shorter than its Content-Length): close the connection;
-// - GW_STATUS_CLIENT_GONE: the client went away; nothing was logged;
+// - GW_STATUS_CLIENT_GONE: the client went away (a hook reported EPIPE, ECONNRESET or
+//   ECONNABORTED, or add_cgi_vars or the application returned it). The disconnect itself is
+//   not logged; lines logged before it stay (when the application failed and the error page
+//   then met the disconnect, the application's failure was logged first);
 // - GW_STATUS_IO_ERROR: a hook failed; logged; close the connection;
 // - GW_STATUS_NULL_ARGUMENT / GW_STATUS_INVALID_STATE: nothing was run.
 //
@@ -349,7 +356,8 @@ gw_status gw_handler_last_response(const struct gw_handler *handler,
 // returned GW_STATUS_OK, the handler is an origin server with http_version "1.1" answering
 // an HTTP/1.1 client that did not send `Connection: close`, the response was framed
 // (Content-Length, chunked, or a response without a body) and the application read the
-// request body to its end. Otherwise close the connection (or drain the body yourself).
+// request body to its end without error (a body cut short before CONTENT_LENGTH is an
+// error). Otherwise close the connection (or drain the body yourself).
 gw_status gw_handler_last_keep_alive(const struct gw_handler *handler, bool *out);
 
 // wsgi.multithread (default true).
@@ -507,9 +515,10 @@ gw_status gw_request_set_body_iter(struct gw_request *req, const struct gw_body_
 
 // wsgi.file_wrapper: the body is read from `fd`, from its current position to end of file,
 // in blocks of `block_size` bytes (0 means 8192). When `close_fd` is true the library
-// consumes the descriptor and closes it exactly once when the body is closed; otherwise it
-// stays the caller's. No Content-Length is computed (as wsgiref). GW_STATUS_UNSUPPORTED when
-// the handler does not offer wsgi.file_wrapper.
+// consumes the descriptor on every path: it is closed exactly once, when the body is closed,
+// or before this function returns if the call fails (a body already set, a bad argument,
+// file_wrapper turned off); otherwise it stays the caller's. No Content-Length is computed
+// (as wsgiref). GW_STATUS_UNSUPPORTED when the handler does not offer wsgi.file_wrapper.
 gw_status gw_request_set_body_file(struct gw_request *req,
                                    int fd,
                                    size_t block_size,

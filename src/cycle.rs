@@ -3,6 +3,7 @@
 //! with the error page before headers, a logged truncation after them, and a quiet end when
 //! the client goes away. All per-request buffers live in `State` and are reused.
 
+use std::cell::{RefCell, RefMut};
 use std::mem;
 
 use crate::date::http_date_now;
@@ -30,12 +31,13 @@ enum Body<B> {
 
 /// Per-request state, kept in the handler so its buffers are reused.
 struct State<B> {
-    environ: Environ,
     input: Input,
     status: Vec<u8>,
     has_status: bool,
     start_response_called: bool,
     headers: HeaderList,
+    /// Where start_response validates a new header list before it replaces `headers`.
+    staged_headers: HeaderList,
     /// The app's Content-Length, or the one the library computed.
     declared_length: Option<u64>,
     headers_sent: bool,
@@ -53,22 +55,25 @@ struct State<B> {
     body: Body<B>,
     bytes_body: Vec<u8>,
     out: Vec<u8>,
+    /// One log line is assembled here, so it reaches the stderr hook in one call.
+    log_line: Vec<u8>,
     /// The message of the app's last failure (its own, or a failed gw call's), for the log.
     app_message: String,
     client_gone: bool,
     io_failed: bool,
     overflow_logged: bool,
+    input_failure_logged: bool,
 }
 
 impl<B> Default for State<B> {
     fn default() -> State<B> {
         State {
-            environ: Environ::new(),
             input: Input::default(),
             status: Vec::new(),
             has_status: false,
             start_response_called: false,
             headers: HeaderList::default(),
+            staged_headers: HeaderList::default(),
             declared_length: None,
             headers_sent: false,
             sent_code: 0,
@@ -80,10 +85,12 @@ impl<B> Default for State<B> {
             body: Body::Unset,
             bytes_body: Vec::new(),
             out: Vec::new(),
+            log_line: Vec::new(),
             app_message: String::new(),
             client_gone: false,
             io_failed: false,
             overflow_logged: false,
+            input_failure_logged: false,
         }
     }
 }
@@ -109,6 +116,7 @@ impl<B> State<B> {
         self.client_gone = false;
         self.io_failed = false;
         self.overflow_logged = false;
+        self.input_failure_logged = false;
     }
 }
 
@@ -116,6 +124,10 @@ impl<B> State<B> {
 pub struct Handler<H: Host> {
     pub host: H,
     pub settings: Settings,
+    /// The request environ. It sits apart from `state`, behind a RefCell, because the
+    /// application may hold a pointer to it for the whole request: the cycle only ever
+    /// borrows it for a moment, never through an exclusive borrow of the whole state.
+    environ: RefCell<Environ>,
     state: State<H::Body>,
 }
 
@@ -123,6 +135,7 @@ pub struct Handler<H: Host> {
 pub struct Request<'a, H: Host> {
     host: &'a mut H,
     settings: &'a Settings,
+    environ: &'a RefCell<Environ>,
     st: &'a mut State<H::Body>,
 }
 
@@ -131,6 +144,7 @@ impl<H: Host> Handler<H> {
         Handler {
             host,
             settings: Settings::default(),
+            environ: RefCell::new(Environ::new()),
             state: State::default(),
         }
     }
@@ -143,6 +157,7 @@ impl<H: Host> Handler<H> {
         let mut req = Request {
             host: &mut self.host,
             settings: &self.settings,
+            environ: &self.environ,
             st: &mut self.state,
         };
         let result = match req.setup_environ() {
@@ -181,8 +196,8 @@ impl<H: Host> Handler<H> {
     }
 
     /// The environ of the last request (empty before the first).
-    pub fn environ(&self) -> &Environ {
-        &self.state.environ
+    pub fn environ(&mut self) -> &Environ {
+        self.environ.get_mut()
     }
 
     /// The last request's status code (0 when no headers went out) and the body bytes that
@@ -198,9 +213,9 @@ impl<H: Host> Request<'_, H> {
     /// wsgiref's setup_environ: base environ, add_cgi_vars, the wsgi.* keys, SERVER_SOFTWARE.
     fn setup_environ(&mut self) -> Result<(), Error> {
         let s = self.settings;
-        let env = &mut self.st.environ;
+        let mut env = self.environ.borrow_mut();
         env.reset(s.os_environ.clone());
-        self.host.add_cgi_vars(env)?;
+        self.host.add_cgi_vars(&mut env)?;
         let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
         let scheme = crate::util::guess_scheme(env.get(b"HTTPS"));
         env.set(b"wsgi.input", b"gw_input")?;
@@ -220,29 +235,28 @@ impl<H: Host> Request<'_, H> {
             }
         }
         self.st.input.reset(env.get(b"CONTENT_LENGTH"));
+        drop(env);
         self.st.expect_continue = self.speaks_http11()
-            && self
-                .st
-                .environ
-                .get(b"HTTP_EXPECT")
-                .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+            && self.environ_has(b"HTTP_EXPECT", |v| v.eq_ignore_ascii_case(b"100-continue"));
         Ok(())
+    }
+
+    /// Whether the environ holds `name` with a value that passes `test`. The environ is
+    /// borrowed only for the call: the application may hold a pointer to it.
+    fn environ_has(&self, name: &[u8], test: impl FnOnce(&[u8]) -> bool) -> bool {
+        self.environ.borrow().get(name).is_some_and(test)
     }
 
     /// An origin server with http_version 1.1 answering an HTTP/1.1 client.
     fn speaks_http11(&self) -> bool {
         self.settings.origin_server
             && self.settings.http_version() == b"1.1"
-            && self
-                .st
-                .environ
-                .get(b"SERVER_PROTOCOL")
-                .is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/1.1"))
+            && self.environ_has(b"SERVER_PROTOCOL", |p| p.eq_ignore_ascii_case(b"HTTP/1.1"))
     }
 
     fn connection_reusable(&self) -> bool {
         let st = &*self.st;
-        let client_closes = st.environ.get(b"HTTP_CONNECTION").is_some_and(|v| {
+        let client_closes = self.environ_has(b"HTTP_CONNECTION", |v| {
             v.split(|&b| b == b',')
                 .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
         });
@@ -266,8 +280,15 @@ impl<H: Host> Request<'_, H> {
     }
 
     /// The request environ; the app may read and change it.
-    pub fn environ(&mut self) -> &mut Environ {
-        &mut self.st.environ
+    pub fn environ(&self) -> RefMut<'_, Environ> {
+        self.environ.borrow_mut()
+    }
+
+    /// The request environ's cell, for a caller that lends the environ out by pointer for
+    /// the whole request (the C ABI): such a pointer must come from `RefCell::as_ptr`, so it
+    /// never aliases an exclusive borrow of the request.
+    pub fn environ_cell(&self) -> &RefCell<Environ> {
+        self.environ
     }
 
     // ---- start_response and write ---------------------------------------------------------
@@ -282,7 +303,8 @@ impl<H: Host> Request<'_, H> {
     }
 
     /// start_response(status, headers, exc_info). Everything is validated here, so nothing
-    /// invalid can reach the wire; a failed call leaves no response started.
+    /// invalid can reach the wire; a failed call changes nothing (a first call's valid
+    /// response stays, and without one no response is started).
     pub fn start_response<'h>(
         &mut self,
         status: &[u8],
@@ -290,11 +312,6 @@ impl<H: Host> Request<'_, H> {
         exc_info: bool,
     ) -> Result<(), Error> {
         let result = self.start_response_checked(status, headers, exc_info);
-        if result.is_err() && !self.st.headers_sent {
-            self.st.has_status = false;
-            self.st.headers.clear();
-            self.st.declared_length = None;
-        }
         self.record(result)
     }
 
@@ -319,14 +336,17 @@ impl<H: Host> Request<'_, H> {
             ));
         }
         st.start_response_called = true;
-        st.has_status = false;
+        // Everything is checked into `staged_headers` first: a refused call (an exc_info call
+        // with a bad status, say) leaves the previous, valid response in place.
         check_status(status)?;
-        st.headers.clear();
+        st.staged_headers.clear();
         for (name, value) in headers {
             check_header(name, value)?;
-            st.headers.push(name, value);
+            st.staged_headers.push(name, value);
         }
-        st.declared_length = st.headers.content_length()?;
+        let declared_length = st.staged_headers.content_length()?;
+        mem::swap(&mut st.headers, &mut st.staged_headers);
+        st.declared_length = declared_length;
         st.status.clear();
         st.status.extend_from_slice(status);
         st.has_status = true;
@@ -396,6 +416,11 @@ impl<H: Host> Request<'_, H> {
     /// send_preamble + the headers + the first block, in as few write calls as possible.
     fn send_headers(&mut self, first: &[u8], one_block: bool) -> Result<(), Error> {
         let s = self.settings;
+        let head = self.environ_has(b"REQUEST_METHOD", |m| m == b"HEAD");
+        let client_http09 =
+            self.environ_has(b"SERVER_PROTOCOL", |p| p.eq_ignore_ascii_case(b"HTTP/0.9"));
+        let client_http11 =
+            self.environ_has(b"SERVER_PROTOCOL", |p| p.eq_ignore_ascii_case(b"HTTP/1.1"));
         let st = &mut *self.st;
         st.headers_sent = true;
         st.sent_code = st.status[..3]
@@ -404,7 +429,6 @@ impl<H: Host> Request<'_, H> {
         // 1xx and 204 must not carry Content-Length, and for 304 it would describe the
         // representation, which an empty block does not; HEAD gets the length of the block
         // the app produced, unless it produced none.
-        let head = st.environ.get(b"REQUEST_METHOD") == Some(b"HEAD");
         let bodiless_status = st.sent_code < 200 || st.sent_code == 204 || st.sent_code == 304;
         st.no_body = head || bodiless_status;
         let compute = one_block
@@ -417,9 +441,7 @@ impl<H: Host> Request<'_, H> {
         } else {
             None
         };
-        let client = st.environ.get(b"SERVER_PROTOCOL");
-        let modern =
-            !s.origin_server || !client.is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/0.9"));
+        let modern = !s.origin_server || !client_http09;
         // An HTTP/1.1 exchange whose length is unknown is framed with chunks, so the
         // connection can stay open (wsgiref leaves the client to wait for a close: 8.2.1).
         st.chunked = s.origin_server
@@ -428,7 +450,7 @@ impl<H: Host> Request<'_, H> {
             && computed.is_none()
             && st.declared_length.is_none()
             && s.http_version() == b"1.1"
-            && client.is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/1.1"));
+            && client_http11;
         let out = &mut st.out;
         out.clear();
         if modern {
@@ -455,7 +477,12 @@ impl<H: Host> Request<'_, H> {
                 out.extend_from_slice(&st.status);
                 out.extend_from_slice(b"\r\n");
             }
+            // RFC 9110 §8.6: no Content-Length on a 1xx or 204 response, even the app's own.
+            let forbids_length = st.sent_code < 200 || st.sent_code == 204;
             for (name, value) in st.headers.iter() {
+                if forbids_length && name.eq_ignore_ascii_case(b"content-length") {
+                    continue;
+                }
                 out.extend_from_slice(name);
                 out.extend_from_slice(b": ");
                 out.extend_from_slice(value);
@@ -637,8 +664,10 @@ impl<H: Host> Request<'_, H> {
     /// app set one or the response carries no body); then a body shorter than its
     /// Content-Length is reported.
     fn finish_content(&mut self) -> Result<(), Error> {
+        // A write that failed earlier (and that the application chose to ignore) means the
+        // body is already incomplete: no last chunk, no flush, nothing that looks finished.
+        self.check_output()?;
         if !self.st.headers_sent {
-            self.check_output()?;
             if !self.st.has_status {
                 return Err(Error::new(
                     Status::AppError,
@@ -749,43 +778,62 @@ impl<H: Host> Request<'_, H> {
             .map_err(|e| Error::new(Status::IoError, format!("stderr flush hook failed: {e}")))
     }
 
-    /// One log line through the stderr hooks; a failing log is dropped, never retried.
+    /// One log line through the stderr hooks: `gateway: <message>\n`, handed over in one
+    /// piece so the stream never holds half a line of ours; a failing log is dropped, never
+    /// retried.
     fn log(&mut self, message: &[u8]) {
-        let _ = self
-            .errors_write(b"gateway: ")
-            .and_then(|()| self.errors_write(message))
-            .and_then(|()| self.errors_write(b"\n"))
-            .and_then(|()| self.errors_flush());
+        self.log_error("", message);
     }
 
-    fn log_error(&mut self, prefix: &str, message: &str) {
-        let mut line = String::with_capacity(prefix.len() + message.len());
-        line.push_str(prefix);
-        line.push_str(message);
-        self.log(line.as_bytes());
+    fn log_error(&mut self, prefix: &str, message: impl AsRef<[u8]>) {
+        let mut line = mem::take(&mut self.st.log_line);
+        line.clear();
+        line.extend_from_slice(b"gateway: ");
+        line.extend_from_slice(prefix.as_bytes());
+        line.extend_from_slice(message.as_ref());
+        line.push(b'\n');
+        let _ = self.errors_write(&line).and_then(|()| self.errors_flush());
+        self.st.log_line = line;
     }
 
     // ---- wsgi.input ---------------------------------------------------------------------------
+
+    /// A wsgi.input call's result: a failure is recorded for the app's error log and, the
+    /// first time the body fails (truncated, unreadable, a bad CONTENT_LENGTH), logged
+    /// itself, since an app may swallow it. A disconnect stays quiet, and a failed write of
+    /// `100 Continue` is logged once by handle_error.
+    fn input_outcome<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result {
+            let output_failed = self.st.client_gone || self.st.io_failed;
+            if e.status != Status::ClientGone
+                && !output_failed
+                && !mem::replace(&mut self.st.input_failure_logged, true)
+            {
+                self.log_error("request body: ", &e.message);
+            }
+        }
+        self.record(result)
+    }
 
     pub fn input_read(&mut self, out: &mut [u8]) -> Result<usize, Error> {
         let result = self
             .continue_if_expected()
             .and_then(|()| self.st.input.read(self.host, out));
-        self.record(result)
+        self.input_outcome(result)
     }
 
     pub fn input_readline(&mut self, out: &mut [u8]) -> Result<usize, Error> {
         let result = self
             .continue_if_expected()
             .and_then(|()| self.st.input.readline(self.host, out));
-        self.record(result)
+        self.input_outcome(result)
     }
 
     pub fn input_read_all(&mut self) -> Result<&[u8], Error> {
         let result = self
             .continue_if_expected()
             .and_then(|()| self.st.input.read_all(self.host));
-        self.record(result)?;
+        self.input_outcome(result)?;
         Ok(self.st.input.result())
     }
 
@@ -793,7 +841,7 @@ impl<H: Host> Request<'_, H> {
         let result = self
             .continue_if_expected()
             .and_then(|()| self.st.input.next_line(self.host));
-        self.record(result)?;
+        self.input_outcome(result)?;
         Ok(self.st.input.result())
     }
 
@@ -802,7 +850,7 @@ impl<H: Host> Request<'_, H> {
         let result = self
             .continue_if_expected()
             .and_then(|()| self.st.input.readlines(self.host, hint));
-        self.record(result)?;
+        self.input_outcome(result)?;
         Ok(self.st.input.line_count())
     }
 

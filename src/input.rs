@@ -1,6 +1,7 @@
 //! wsgi.input: the request body, read through the host's read hook and never past
 //! CONTENT_LENGTH (absent or empty means no body). After the end every read returns nothing,
-//! so `read to end` can never block on a kept-open connection (gh-66077).
+//! so `read to end` can never block on a kept-open connection (gh-66077). A body that ends
+//! before CONTENT_LENGTH is an error, never a shorter body that looks complete.
 
 use crate::host::{is_disconnect, retry_interrupted, Host};
 use crate::status::{escape_bytes, Error, Status};
@@ -12,6 +13,8 @@ const BUFFER_SIZE: usize = 8192;
 pub struct Input {
     /// Body bytes not yet asked of the host.
     remaining: u64,
+    /// CONTENT_LENGTH, for the message when the body ends early.
+    length: u64,
     /// Set when CONTENT_LENGTH could not be parsed: reads fail with this message.
     bad_length: Option<String>,
     /// Set after the host failed or disconnected: reads fail the same way again.
@@ -33,10 +36,14 @@ impl Input {
         self.failed = None;
         self.bad_length = None;
         self.remaining = 0;
+        self.length = 0;
         match content_length {
             None | Some(b"") => {}
             Some(value) => match crate::headers::parse_content_length(value) {
-                Some(n) => self.remaining = n,
+                Some(n) => {
+                    self.remaining = n;
+                    self.length = n;
+                }
                 None => {
                     self.bad_length = Some(format!(
                         "CONTENT_LENGTH is not a decimal length: '{}'",
@@ -81,34 +88,31 @@ impl Input {
         if want == 0 {
             return Ok(0);
         }
-        match retry_interrupted(|| host.read_stdin(&mut dst[..want])) {
-            Ok(n) if n > want => {
-                let err = Error::new(
-                    Status::IoError,
-                    format!("read hook reported {n} bytes for a {want}-byte buffer"),
-                );
-                self.failed = Some(err.clone());
-                Err(err)
-            }
-            Ok(0) => {
-                // The client sent less than it announced: that is the end of the body.
-                self.remaining = 0;
-                Ok(0)
-            }
+        let err = match retry_interrupted(|| host.read_stdin(&mut dst[..want])) {
+            Ok(n) if n > want => Error::new(
+                Status::IoError,
+                format!("read hook reported {n} bytes for a {want}-byte buffer"),
+            ),
+            // The client stopped before the length it announced: the body is truncated.
+            Ok(0) => Error::new(
+                Status::InputError,
+                format!(
+                    "request body ended after {} of {} bytes (CONTENT_LENGTH)",
+                    self.length - self.remaining,
+                    self.length
+                ),
+            ),
             Ok(n) => {
                 self.remaining -= n as u64;
-                Ok(n)
+                return Ok(n);
             }
-            Err(e) => {
-                let err = if is_disconnect(&e) {
-                    Error::new(Status::ClientGone, format!("client went away: {e}"))
-                } else {
-                    Error::new(Status::InputError, format!("read hook failed: {e}"))
-                };
-                self.failed = Some(err.clone());
-                Err(err)
+            Err(e) if is_disconnect(&e) => {
+                Error::new(Status::ClientGone, format!("client went away: {e}"))
             }
-        }
+            Err(e) => Error::new(Status::InputError, format!("read hook failed: {e}")),
+        };
+        self.failed = Some(err.clone());
+        Err(err)
     }
 
     /// Refills the buffer when it is empty; false at the end of the body.

@@ -19,6 +19,7 @@ void host_clear_output(test_host *host) {
 static int host_write(void *userdata, const void *data, size_t len, size_t *out_written) {
     test_host *host = userdata;
     host->write_calls++;
+    if (host->write_calls == host->fail_call) return host->fail_call_errno;
     if (host->write_eintr > 0) {
         host->write_eintr--;
         return EINTR;
@@ -66,6 +67,7 @@ static int host_read(void *userdata, void *buf, size_t len, size_t *out_read) {
 
 static int host_write_err(void *userdata, const void *data, size_t len, size_t *out_written) {
     test_host *host = userdata;
+    if (host->err_fail_after > 0 && host->err_write_calls++ >= host->err_fail_after) return EPIPE;
     if (host->err_len + len >= HOST_BUF) return ENOSPC;
     memcpy(host->err + host->err_len, data, len);
     host->err_len += len;

@@ -22,6 +22,8 @@ typedef struct test_host {
     bool zero_progress;    /* report 0 bytes written */
     int flush_errno;       /* != 0: flush fails with this errno */
     int write_eintr;       /* this many write calls fail with EINTR first */
+    int fail_call;         /* > 0: write call number fail_call (from 1) fails ... */
+    int fail_call_errno;   /* ... with this errno, once; later calls succeed again */
 
     const char *in;        /* the request body the client sends */
     size_t in_len;
@@ -34,7 +36,9 @@ typedef struct test_host {
 
     char err[HOST_BUF];
     size_t err_len;
+    int err_write_calls;
     int err_flush_calls;
+    int err_fail_after;    /* > 0: error-stream writes after this many calls fail with EPIPE */
 
     const char *const *vars; /* "NAME=value" strings, NULL-terminated */
     int add_vars_status;     /* returned by add_cgi_vars */

@@ -1183,9 +1183,10 @@ static void test_input_bounded_by_content_length(void **state) {
     assert_memory_equal(c.got, "hello world", 11);
     c = run_read_all(cl11, "hello worldEXTRA", 3);
     assert_int_equal(c.got_len, 11);
-    /* A client that sends less than it announced: what came is the body. */
+    /* A client that sends less than it announced: the body is truncated, an input error. */
     c = run_read_all(cl11, "hello", 0);
-    assert_int_equal(c.got_len, 5);
+    assert_int_equal(c.status, GW_STATUS_INPUT_ERROR);
+    assert_int_equal(c.got_len, 0);
     /* Absent or empty CONTENT_LENGTH means no body. */
     c = run_read_all(NULL, "unannounced", 0);
     assert_int_equal(c.status, GW_STATUS_OK);
@@ -2212,6 +2213,229 @@ static void test_handlers_on_threads_share_a_base_environ(void **state) {
     gw_environ_free(base);
 }
 
+/* ---- reliability: nothing that looks complete when it is not ------------------------------- */
+
+static const char *const HTTP11_VARS[] = { "SERVER_PROTOCOL=HTTP/1.1", NULL };
+
+/* An app that ignores a failed gw_write and returns OK. */
+static int32_t ignores_failed_write_app(void *userdata, gw_request *req) {
+    gw_status *second = userdata;
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_write(req, "first", 5), GW_STATUS_OK);
+    *second = gw_write(req, "second", 6);
+    (void)gw_write(req, "third", 5);
+    return GW_STATUS_OK;
+}
+
+static void test_no_last_chunk_after_an_ignored_write_failure(void **state) {
+    (void)state;
+    const int errnos[] = { EIO, EAGAIN, EPIPE };
+    const gw_status expected[] = { GW_STATUS_IO_ERROR, GW_STATUS_IO_ERROR, GW_STATUS_CLIENT_GONE };
+    for (int i = 0; i < 3; i++) {
+        test_host host;
+        host_init(&host);
+        host.vars = HTTP11_VARS;
+        host.fail_call = 2; /* the second gw_write's only write call */
+        host.fail_call_errno = errnos[i];
+        gw_handler *h = host_handler(&host, true);
+        assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+        gw_status second = GW_STATUS_OK;
+        assert_int_equal(gw_handler_run(h, ignores_failed_write_app, &second), expected[i]);
+        assert_int_equal(second, expected[i]);
+        /* The first chunk went out; nothing after the failure, above all no last chunk. */
+        const char *out = host_out(&host);
+        assert_non_null(strstr(out, "\r\n\r\n5\r\nfirst\r\n"));
+        assert_null(strstr(out, "0\r\n\r\n"));
+        assert_null(strstr(out, "third"));
+        assert_int_equal(host.write_calls, 2);
+        bool keep = true;
+        assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+        assert_false(keep);
+        gw_handler_free(h);
+    }
+}
+
+typedef struct truncated_case {
+    int how; /* 0: gw_input_read, 1: gw_input_read_all, 2: gw_input_next_line */
+    gw_status first, again;
+} truncated_case;
+
+static int32_t truncated_body_app(void *userdata, gw_request *req) {
+    truncated_case *c = userdata;
+    char buf[16];
+    size_t n = 0;
+    const char *data = NULL;
+    if (c->how == 0) c->first = gw_input_read(req, buf, 10, &n);
+    if (c->how == 1) c->first = gw_input_read_all(req, &data, &n);
+    if (c->how == 2) c->first = gw_input_next_line(req, &data, &n);
+    c->again = gw_input_read(req, buf, sizeof buf, &n);
+    /* The app carries on regardless: the response still goes out. */
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    return gw_request_set_body_bytes(req, "ok", 2);
+}
+
+static void test_truncated_request_body_is_an_input_error(void **state) {
+    (void)state;
+    static const char *const vars[] = { "SERVER_PROTOCOL=HTTP/1.1", "CONTENT_LENGTH=10", NULL };
+    for (int how = 0; how < 3; how++) {
+        for (int whole = 0; whole <= 1; whole++) {
+            test_host host;
+            host_init(&host);
+            host.vars = vars;
+            host.in = whole ? "abcdefghij" : "abc";
+            host.in_len = strlen(host.in);
+            host.max_read = 2;
+            gw_handler *h = host_handler(&host, true);
+            assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+            truncated_case c = { how, GW_STATUS_OK, GW_STATUS_OK };
+            assert_int_equal(gw_handler_run(h, truncated_body_app, &c), GW_STATUS_OK);
+            bool keep = false;
+            assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+            if (whole) {
+                assert_int_equal(c.first, GW_STATUS_OK);
+                assert_int_equal(c.again, GW_STATUS_OK);
+                assert_true(keep);
+                assert_string_equal(host_err(&host), "");
+            } else {
+                /* The read that meets the early end fails, and so does every later one. */
+                assert_int_equal(c.first, GW_STATUS_INPUT_ERROR);
+                assert_int_equal(c.again, GW_STATUS_INPUT_ERROR);
+                assert_false(keep);
+                assert_string_equal(host_err(&host), "gateway: request body: request body ended after 3 of 10 "
+                                                     "bytes (CONTENT_LENGTH)\n");
+            }
+            gw_handler_free(h);
+        }
+    }
+}
+
+static void test_no_content_length_on_1xx_and_204(void **state) {
+    (void)state;
+    static const gw_header with_length[] = { HDR("Content-Length", "0"), HDR("X-A", "1") };
+    static const struct { const char *status, *expected; } cases[] = {
+        { "204 No Content", "HTTP/1.1 204 No Content\r\nDate: {DATE}\r\nX-A: 1\r\n\r\n" },
+        { "103 Early Hints", "HTTP/1.1 103 Early Hints\r\nDate: {DATE}\r\nX-A: 1\r\n\r\n" },
+        /* 304's Content-Length describes the representation: it stays. */
+        { "304 Not Modified", "HTTP/1.1 304 Not Modified\r\nDate: {DATE}\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        test_host host;
+        host_init(&host);
+        host.vars = HTTP11_VARS;
+        gw_handler *h = host_handler(&host, true);
+        assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+        app_spec spec = spec_defaults();
+        spec.status = cases[i].status;
+        spec.headers = with_length;
+        spec.header_count = 2;
+        assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+        assert_origin_output(&host, cases[i].expected);
+        gw_handler_free(h);
+    }
+}
+
+static void test_add_cgi_vars_client_gone_is_quiet(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    host.add_vars_status = GW_STATUS_CLIENT_GONE;
+    static const char *const record[] = { "REQUEST_METHOD", NULL };
+    app_spec spec = ok_spec();
+    spec.record = record;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_CLIENT_GONE);
+    assert_string_equal(host_out(&host), "");
+    assert_string_equal(host_err(&host), "");
+    assert_string_equal(spec.seen, ""); /* the app never ran */
+    /* Any other failure is logged and answered with the error page, without the app. */
+    host_init(&host);
+    host.add_vars_status = GW_STATUS_INVALID_ARGUMENT;
+    spec = ok_spec();
+    spec.body_kind = BODY_BYTES;
+    spec.body = "never";
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_out(&host), CGI_ERROR_PAGE);
+    assert_string_equal(host_err(&host), "gateway: application error: add_cgi_vars hook failed: invalid argument\n");
+}
+
+static void test_log_lines_are_whole_or_absent(void **state) {
+    (void)state;
+    /* The error stream takes one call, then fails: the first line is whole, no fragment of
+     * a second line follows. */
+    test_host host;
+    host_init(&host);
+    host.err_fail_after = 1;
+    app_spec spec = ok_spec();
+    spec.fail = true;
+    assert_int_equal(run_spec(&host, false, &spec), GW_STATUS_APP_ERROR);
+    assert_string_equal(host_err(&host), "gateway: application error: the app failed on purpose\n");
+    assert_int_equal(host.err_write_calls, 1);
+    /* The app fails, then its error page meets a disconnect: the run is CLIENT_GONE, and
+     * the application's failure, logged before the page was tried, stays logged whole. */
+    host_init(&host);
+    host.fail_errno = EPIPE;
+    spec = ok_spec();
+    spec.fail = true;
+    assert_int_equal(run_spec(&host, true, &spec), GW_STATUS_CLIENT_GONE);
+    assert_string_equal(host_err(&host), "gateway: application error: the app failed on purpose\n");
+    assert_string_equal(host_out(&host), "");
+}
+
+static bool fd_is_open(int fd) {
+    return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
+}
+
+static int32_t two_file_bodies_app(void *userdata, gw_request *req) {
+    int *fds = userdata;
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_set_body_bytes(req, "x", 1), GW_STATUS_OK);
+    /* Refused (a body is set already), yet the descriptor was handed over: it is closed. */
+    assert_int_equal(gw_request_set_body_file(req, fds[0], 0, true), GW_STATUS_INVALID_STATE);
+    /* Refused without close_fd: it stays the caller's. */
+    assert_int_equal(gw_request_set_body_file(req, fds[1], 0, false), GW_STATUS_INVALID_STATE);
+    return GW_STATUS_OK;
+}
+
+static void test_refused_body_file_is_still_consumed(void **state) {
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, two_file_bodies_app, fds), GW_STATUS_OK);
+    assert_false(fd_is_open(fds[0]));
+    assert_true(fd_is_open(fds[1]));
+    /* Refused because file_wrapper is off, and with a NULL request: closed all the same. */
+    assert_int_equal(pipe(fds + 0), 0);
+    assert_int_equal(gw_request_set_body_file(NULL, fds[0], 0, true), GW_STATUS_NULL_ARGUMENT);
+    assert_false(fd_is_open(fds[0]));
+    close(fds[1]);
+    gw_handler_free(h);
+}
+
+static int32_t refused_exc_info_app(void *userdata, gw_request *req) {
+    gw_status *refused = userdata;
+    static const gw_header first[] = { HDR("X-First", "1") };
+    static const gw_header bad[] = { HDR("X Bad", "1") };
+    assert_int_equal(gw_start_response(req, "201 Created", 11, first, 1, 0), GW_STATUS_OK);
+    refused[0] = gw_start_response(req, "2000 Bad", 8, NULL, 0, GW_START_RESPONSE_EXC_INFO);
+    refused[1] = gw_start_response(req, "500 Oops", 8, bad, 1, GW_START_RESPONSE_EXC_INFO);
+    return gw_request_set_body_bytes(req, "made", 4);
+}
+
+static void test_refused_start_response_keeps_the_first(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_status refused[2] = { GW_STATUS_OK, GW_STATUS_OK };
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, refused_exc_info_app, refused), GW_STATUS_OK);
+    assert_int_equal(refused[0], GW_STATUS_INVALID_STATUS_LINE);
+    assert_int_equal(refused[1], GW_STATUS_INVALID_HEADER);
+    assert_string_equal(host_out(&host), "Status: 201 Created\r\nX-First: 1\r\nContent-Length: 4\r\n\r\nmade");
+    gw_handler_free(h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_cgi),
@@ -2256,6 +2480,13 @@ int main(void) {
         cmocka_unit_test(test_failing_close_is_only_logged),
         cmocka_unit_test(test_add_cgi_vars_failure),
         cmocka_unit_test(test_input_bounded_by_content_length),
+        cmocka_unit_test(test_no_last_chunk_after_an_ignored_write_failure),
+        cmocka_unit_test(test_truncated_request_body_is_an_input_error),
+        cmocka_unit_test(test_no_content_length_on_1xx_and_204),
+        cmocka_unit_test(test_add_cgi_vars_client_gone_is_quiet),
+        cmocka_unit_test(test_log_lines_are_whole_or_absent),
+        cmocka_unit_test(test_refused_body_file_is_still_consumed),
+        cmocka_unit_test(test_refused_start_response_keeps_the_first),
         cmocka_unit_test(test_input_lines),
         cmocka_unit_test(test_input_readlines_hint),
         cmocka_unit_test(test_input_read_errors),

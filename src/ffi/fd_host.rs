@@ -76,6 +76,12 @@ impl FdFile {
         }
     }
 
+    /// The same file, read in blocks of `block_size` bytes.
+    pub fn with_block_size(mut self, block_size: usize) -> FdFile {
+        self.block.resize(block_size, 0);
+        self
+    }
+
     pub fn next_chunk(&mut self) -> Result<Option<&[u8]>, Error> {
         match fd_read(self.fd, &mut self.block) {
             Ok(0) => Ok(None),

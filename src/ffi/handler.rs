@@ -159,12 +159,16 @@ pub unsafe extern "C" fn gw_handler_get_userdata(
 
 /// Runs one whole request cycle: builds the environ, calls `app`, sends the response,
 /// closes the body. Returns what happened:
-/// - GW_STATUS_OK: the response went out in full;
+/// - GW_STATUS_OK: the response went out in full (an application may have ignored a failed
+///   request-body read: gw_handler_last_keep_alive says whether the connection is reusable);
 /// - GW_STATUS_APP_ERROR: the application failed before sending anything; it was logged and
 ///   the error page was sent in full;
 /// - GW_STATUS_RESPONSE_INCOMPLETE: the response was cut short after its headers (or is
 ///   shorter than its Content-Length): close the connection;
-/// - GW_STATUS_CLIENT_GONE: the client went away; nothing was logged;
+/// - GW_STATUS_CLIENT_GONE: the client went away (a hook reported EPIPE, ECONNRESET or
+///   ECONNABORTED, or add_cgi_vars or the application returned it). The disconnect itself is
+///   not logged; lines logged before it stay (when the application failed and the error page
+///   then met the disconnect, the application's failure was logged first);
 /// - GW_STATUS_IO_ERROR: a hook failed; logged; close the connection;
 /// - GW_STATUS_NULL_ARGUMENT / GW_STATUS_INVALID_STATE: nothing was run.
 ///
@@ -218,7 +222,8 @@ pub unsafe extern "C" fn gw_handler_last_response(
 /// returned GW_STATUS_OK, the handler is an origin server with http_version "1.1" answering
 /// an HTTP/1.1 client that did not send `Connection: close`, the response was framed
 /// (Content-Length, chunked, or a response without a body) and the application read the
-/// request body to its end. Otherwise close the connection (or drain the body yourself).
+/// request body to its end without error (a body cut short before CONTENT_LENGTH is an
+/// error). Otherwise close the connection (or drain the body yourself).
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_last_keep_alive(
     handler: *const gw_handler,

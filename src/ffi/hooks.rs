@@ -42,8 +42,11 @@ pub type gw_hook_read_fn = Option<
 >;
 
 /// Adds the request's CGI variables to `environ` with gw_environ_set / gw_environ_remove.
-/// `environ` is borrowed for the duration of the call. Returns a gw_status; anything but
-/// GW_STATUS_OK fails the request with the error page.
+/// `environ` is borrowed for the duration of the call. Returns a gw_status:
+/// GW_STATUS_CLIENT_GONE (the host found the client gone while reading the request) ends
+/// the run quietly with GW_STATUS_CLIENT_GONE: nothing is sent and nothing is logged; any
+/// other failure is logged and answered with the error page (the run returns
+/// GW_STATUS_APP_ERROR) without calling the application.
 pub type gw_hook_add_cgi_vars_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, environ: *mut gw_environ) -> i32>;
 

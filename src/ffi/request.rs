@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use super::environ::{as_ptr, gw_environ};
+use super::environ::gw_environ;
 use super::fd_host::FdFile;
 use super::hooks::{gw_body_iter, FfiBody, FfiHost};
 use super::{boundary, buffer_arg, bytes_arg, null, out_arg};
@@ -98,7 +98,9 @@ pub unsafe extern "C" fn gw_request_environ(
 ) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
-        *unsafe { out_arg(out, "out") }? = as_ptr(req.environ());
+        // From the cell's own pointer, not from a borrow: the application keeps this pointer
+        // across later gw_request_* calls, which borrow the request exclusively.
+        *unsafe { out_arg(out, "out") }? = req.environ_cell().as_ptr().cast();
         Ok(())
     })
 }
@@ -185,9 +187,10 @@ pub unsafe extern "C" fn gw_request_set_body_iter(
 
 /// wsgi.file_wrapper: the body is read from `fd`, from its current position to end of file,
 /// in blocks of `block_size` bytes (0 means 8192). When `close_fd` is true the library
-/// consumes the descriptor and closes it exactly once when the body is closed; otherwise it
-/// stays the caller's. No Content-Length is computed (as wsgiref). GW_STATUS_UNSUPPORTED when
-/// the handler does not offer wsgi.file_wrapper.
+/// consumes the descriptor on every path: it is closed exactly once, when the body is closed,
+/// or before this function returns if the call fails (a body already set, a bad argument,
+/// file_wrapper turned off); otherwise it stays the caller's. No Content-Length is computed
+/// (as wsgiref). GW_STATUS_UNSUPPORTED when the handler does not offer wsgi.file_wrapper.
 #[no_mangle]
 pub unsafe extern "C" fn gw_request_set_body_file(
     req: *mut gw_request,
@@ -195,7 +198,9 @@ pub unsafe extern "C" fn gw_request_set_body_file(
     block_size: usize,
     close_fd: bool,
 ) -> Status {
-    boundary(|| {
+    // Owns the descriptor until the body takes it, so a refusal (or a panic) closes it.
+    let mut file = (close_fd && fd >= 0).then(|| FdFile::new(fd, 0, true));
+    let status = boundary(|| {
         let req = unsafe { request(req) }?;
         if !req.file_wrapper_enabled() {
             return Err(Error::new(
@@ -216,9 +221,23 @@ pub unsafe extern "C" fn gw_request_set_body_file(
                 "block_size is larger than 16 MiB",
             ));
         }
-        req.set_body_source(FfiBody::File(FdFile::new(fd, block_size, close_fd)))
-            .map_err(|(e, _)| e)
-    })
+        let body = match file.take() {
+            Some(owned) => owned.with_block_size(block_size),
+            None => FdFile::new(fd, block_size, false),
+        };
+        req.set_body_source(FfiBody::File(body))
+            .map_err(|(e, body)| {
+                if let FfiBody::File(refused) = body {
+                    file = Some(refused);
+                }
+                e
+            })
+    });
+    if let Some(mut refused) = file {
+        // The refusal is what the caller hears about; a failing close changes nothing then.
+        let _ = refused.close();
+    }
+    status
 }
 
 /// Records why the application failed (written to the error log, never to the client) and
