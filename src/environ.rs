@@ -3,7 +3,10 @@
 //!
 //! Values are kept in one byte arena with a NUL after each name and value (so C callers may
 //! treat them as strings; the length is still what counts). Clearing keeps the capacity, so a
-//! reused environ does not allocate once it has seen its largest request.
+//! reused environ does not allocate once it has seen its largest request. A value overwritten
+//! by a longer one, or a removed key, leaves dead bytes behind; once they outweigh the live
+//! ones the arena and the entry list are compacted in place, so the space an environ holds
+//! follows what is live, and the cost of a set or remove does not grow with its history.
 
 use std::sync::Arc;
 
@@ -13,8 +16,10 @@ use crate::status::{Error, Status};
 pub const MAX_NAME_LEN: usize = 64 * 1024;
 /// Longest value accepted (bytes).
 pub const MAX_VALUE_LEN: usize = 1024 * 1024;
-/// Largest arena (names, values and their NULs, live or overwritten) of one environ layer.
+/// Largest arena (names, values and their NULs) of one environ layer.
 pub const MAX_ARENA_LEN: usize = 64 * 1024 * 1024;
+/// Below this many dead arena bytes (or dead entries) compaction is not worth its pass.
+const COMPACT_MIN: usize = 4096;
 
 #[derive(Clone, Copy, Debug)]
 struct Span {
@@ -86,6 +91,12 @@ pub struct Environ {
     /// One bit per `tag_bit` of every entry ever added to this layer: a clear bit proves a
     /// name absent without a scan (most sets add a new name).
     tag_bits: u64,
+    /// Arena bytes no entry uses any more (overwritten values, removed keys).
+    dead_bytes: usize,
+    /// Entries of removed own keys, still in `entries`.
+    dead_entries: usize,
+    /// Reused by `compact`: (arena offset, entry index, is the value) of every span in use.
+    spans: Vec<(u32, u32, bool)>,
 }
 
 impl Environ {
@@ -108,6 +119,8 @@ impl Environ {
         self.arena.clear();
         self.entries.clear();
         self.tag_bits = 0;
+        self.dead_bytes = 0;
+        self.dead_entries = 0;
         self.len = base.as_ref().map_or(0, |b| b.len);
         self.base = base;
     }
@@ -213,10 +226,9 @@ impl Environ {
                 "environ value longer than its limit (1 MiB)",
             ));
         }
+        self.compact_if_worth_it();
         match self.own_index(name) {
-            Some(i) if self.entries[i].live => {
-                self.entries[i].value = self.push_bytes(value)?;
-            }
+            Some(i) if self.entries[i].live => self.replace_value(i, value)?,
             Some(_) => {
                 // Removed base key set again: like a dict, it moves to the end.
                 self.push_entry(name, value, Origin::Own)?;
@@ -231,6 +243,67 @@ impl Environ {
             },
         }
         Ok(())
+    }
+
+    /// Gives entry `i` a new value: in its old place when it fits, else at the arena's end.
+    fn replace_value(&mut self, i: usize, value: &[u8]) -> Result<(), Error> {
+        let old = self.entries[i].value;
+        let old_len = old.len as usize;
+        if value.len() <= old_len {
+            let start = old.start as usize;
+            self.arena[start..start + value.len()].copy_from_slice(value);
+            self.arena[start + value.len()] = 0;
+            self.dead_bytes += old_len - value.len();
+            self.entries[i].value.len = value.len() as u32;
+        } else {
+            self.entries[i].value = self.push_bytes(value)?;
+            self.dead_bytes += old_len + 1;
+        }
+        Ok(())
+    }
+
+    /// Compacts when dead entries or dead bytes outweigh live ones: each pass costs about
+    /// what the dead ones cost to make, so set and remove stay O(1) amortized.
+    fn compact_if_worth_it(&mut self) {
+        let dead_bytes = self.dead_bytes >= COMPACT_MIN && self.dead_bytes * 2 > self.arena.len();
+        let dead_entries =
+            self.dead_entries >= COMPACT_MIN / 64 && self.dead_entries * 2 > self.entries.len();
+        if dead_bytes || dead_entries {
+            self.compact();
+        }
+    }
+
+    /// Drops the entries of removed own keys and moves every span in use down over the
+    /// gaps, in place (no allocation once `spans` has grown). Entry order is kept.
+    fn compact(&mut self) {
+        self.entries.retain(|e| e.live || e.origin != Origin::Own);
+        let mut spans = std::mem::take(&mut self.spans);
+        spans.clear();
+        for (i, e) in self.entries.iter().enumerate() {
+            spans.push((e.name.start, i as u32, false));
+            if e.live {
+                spans.push((e.value.start, i as u32, true));
+            }
+        }
+        spans.sort_unstable();
+        let mut end = 0;
+        for &(start, i, is_value) in &spans {
+            let entry = &mut self.entries[i as usize];
+            let span = if is_value {
+                &mut entry.value
+            } else {
+                &mut entry.name
+            };
+            let len = span.len as usize + 1; // with its NUL
+            self.arena
+                .copy_within(start as usize..start as usize + len, end);
+            span.start = end as u32;
+            end += len;
+        }
+        self.arena.truncate(end);
+        self.spans = spans;
+        self.dead_bytes = 0;
+        self.dead_entries = 0;
     }
 
     /// Sets `name` only when it is absent (dict.setdefault).
@@ -259,9 +332,18 @@ impl Environ {
 
     /// Removes `name`; Ok(false) when it was not there.
     pub fn remove(&mut self, name: &[u8]) -> Result<bool, Error> {
+        self.compact_if_worth_it();
         match self.own_index(name) {
             Some(i) if self.entries[i].live => {
-                self.entries[i].live = false;
+                let e = &mut self.entries[i];
+                e.live = false;
+                if e.origin == Origin::Own {
+                    // Nothing refers to it any more; a base key's entry stays as its marker.
+                    self.dead_entries += 1;
+                    self.dead_bytes += e.name.len as usize + 1;
+                }
+                self.dead_bytes += e.value.len as usize + 1;
+                e.value = Span { start: 0, len: 0 };
                 self.len -= 1;
                 Ok(true)
             }
@@ -338,12 +420,14 @@ impl Environ {
             }
         }
         let flat = if self.base.is_none() {
+            self.compact();
             Environ {
                 base: None,
                 arena: std::mem::take(&mut self.arena),
                 entries: std::mem::take(&mut self.entries),
                 len: self.len,
                 tag_bits: self.tag_bits,
+                ..Environ::default()
             }
         } else {
             let mut flat = Environ::new();
@@ -457,6 +541,122 @@ mod tests {
         let big = vec![b'v'; MAX_VALUE_LEN + 1];
         assert_eq!(env.set(b"A", &big).unwrap_err().status, Status::TooLarge);
         assert!(env.is_empty());
+    }
+
+    /// A small deterministic generator (xorshift), so the model test needs no crate.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn overwriting_a_large_value_reuses_its_space() {
+        let mut env = Environ::new();
+        let big = vec![b'x'; MAX_VALUE_LEN];
+        let bigger_each_time = |i: usize| vec![b'y'; MAX_VALUE_LEN / 2 + i * 1024];
+        // 64 MiB of overwrites once filled the arena; now the space is reused.
+        for i in 0..256 {
+            env.set(b"BIG", if i % 2 == 0 { &big } else { &big[..i] })
+                .unwrap();
+            env.set(b"GROWS", &bigger_each_time(i % 200)).unwrap();
+        }
+        assert!(
+            env.arena.len() <= 4 * MAX_VALUE_LEN,
+            "arena {} bytes",
+            env.arena.len()
+        );
+        assert_eq!(env.get(b"BIG").unwrap().len(), 255);
+        assert_eq!(env.len(), 2);
+    }
+
+    #[test]
+    fn set_and_remove_in_a_loop_do_not_pile_up() {
+        let mut base = Environ::new();
+        base.set(b"FROM_BASE", b"1").unwrap();
+        let mut env = Environ::new();
+        env.reset(Some(base.share()));
+        env.set(b"KEEP", b"k").unwrap();
+        for _ in 0..80_000 {
+            env.set(b"KEY", b"some value").unwrap();
+            assert!(env.remove(b"KEY").unwrap());
+            env.set(b"FROM_BASE", b"2").unwrap();
+            assert!(env.remove(b"FROM_BASE").unwrap());
+        }
+        // What a lookup scans, and what the arena holds, stays bounded by the live keys.
+        assert!(
+            env.entries.len() <= 2 * COMPACT_MIN / 64 + 4,
+            "{}",
+            env.entries.len()
+        );
+        assert!(
+            env.arena.len() <= 2 * COMPACT_MIN + 64,
+            "{}",
+            env.arena.len()
+        );
+        assert_eq!(pairs(&env), [("KEEP".into(), "k".into())]);
+    }
+
+    /// Random sets and removes against a model with dict semantics, over a base, with values
+    /// large enough that compaction runs many times.
+    #[test]
+    fn random_operations_match_a_dict() {
+        let names: [&[u8]; 6] = [b"A", b"B", b"BASE1", b"BASE2", b"LONG_NAME_X", b"Z"];
+        let mut base = Environ::new();
+        base.set(b"BASE1", b"b1").unwrap();
+        base.set(b"BASE2", b"b2").unwrap();
+        let shared = base.share();
+        let mut env = Environ::new();
+        env.reset(Some(Arc::clone(&shared)));
+        let mut model: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b"BASE1".to_vec(), b"b1".to_vec()),
+            (b"BASE2".to_vec(), b"b2".to_vec()),
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut compactions_seen = 0;
+        for step in 0..20_000 {
+            let name = names[rng.below(names.len())];
+            let before = env.arena.len();
+            if rng.below(3) == 0 {
+                let removed = env.remove(name).unwrap();
+                let at = model.iter().position(|(n, _)| n == name);
+                assert_eq!(removed, at.is_some(), "step {step}");
+                if let Some(at) = at {
+                    model.remove(at);
+                }
+            } else {
+                let value = vec![b'a' + (step % 26) as u8; rng.below(700)];
+                env.set(name, &value).unwrap();
+                match model.iter_mut().find(|(n, _)| n == name) {
+                    Some(entry) => entry.1 = value,
+                    None => model.push((name.to_vec(), value)),
+                }
+            }
+            if env.arena.len() < before {
+                compactions_seen += 1;
+            }
+            let got: Vec<(Vec<u8>, Vec<u8>)> = {
+                let mut out = Vec::new();
+                let mut cursor = 0;
+                while let Some((n, v)) = env.next(&mut cursor) {
+                    out.push((n.to_vec(), v.to_vec()));
+                }
+                out
+            };
+            assert_eq!(got, model, "step {step}");
+            assert_eq!(env.len(), model.len());
+            for name in names {
+                let want = model.iter().find(|(n, _)| n == name).map(|(_, v)| &v[..]);
+                assert_eq!(env.get(name), want, "step {step}");
+            }
+        }
+        assert!(compactions_seen > 10, "{compactions_seen}");
+        assert_eq!(shared.get(b"BASE1"), Some(&b"b1"[..]));
     }
 
     #[test]

@@ -1542,6 +1542,32 @@ static void test_environ_defaults_and_server_software(void **state) {
     gw_handler_free(h);
 }
 
+/* Overwriting a value, or setting and removing a key, reuses space: a 1 MiB value replaced
+ * 200 times stays one live key, not 200 MiB. */
+static void test_environ_reclaims_space(void **state) {
+    (void)state;
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    char *big = malloc(GW_ENVIRON_MAX_VALUE_LEN);
+    assert_non_null(big);
+    for (int i = 0; i < 200; i++) {
+        memset(big, 'a' + i % 26, GW_ENVIRON_MAX_VALUE_LEN);
+        assert_int_equal(gw_environ_set(env, "BIG", 3, big, GW_ENVIRON_MAX_VALUE_LEN - (size_t)(i % 2)),
+                         GW_STATUS_OK);
+        assert_int_equal(gw_environ_set(env, "TMP", 3, big, 4096), GW_STATUS_OK);
+        assert_int_equal(gw_environ_remove(env, "TMP", 3), GW_STATUS_OK);
+    }
+    const char *value = NULL;
+    size_t len = 0;
+    assert_int_equal(gw_environ_get(env, "BIG", 3, &value, &len), GW_STATUS_OK);
+    assert_int_equal(len, GW_ENVIRON_MAX_VALUE_LEN - 1);
+    assert_int_equal(value[0], 'a' + 199 % 26);
+    assert_int_equal(gw_environ_len(env, &len), GW_STATUS_OK);
+    assert_int_equal(len, 1);
+    free(big);
+    gw_environ_free(env);
+}
+
 static void test_environ_object(void **state) {
     (void)state;
     gw_environ *env = NULL;
@@ -2496,6 +2522,7 @@ int main(void) {
         cmocka_unit_test(test_environ_order_and_precedence),
         cmocka_unit_test(test_environ_defaults_and_server_software),
         cmocka_unit_test(test_environ_object),
+        cmocka_unit_test(test_environ_reclaims_space),
         cmocka_unit_test(test_handler_defaults_and_setters),
         cmocka_unit_test(test_handler_refuses_reentry),
         cmocka_unit_test(test_simple_and_base_cgi_presets),
