@@ -50,6 +50,10 @@
 // How many EINTRs in a row a hook may report before the library treats it as failing.
 #define MAX_EINTR_RETRIES 64
 
+// How much of an unread request body is read and discarded after the application returns,
+// so the connection can carry the next request (gunicorn and waitress do the same).
+#define DEFAULT_DRAIN_LIMIT (64 * 1024)
+
 // Length of an HTTP date such as `Thu, 01 Jan 1970 00:00:00 GMT`, without a terminating NUL.
 #define GW_HTTP_DATE_LEN 29
 
@@ -213,7 +217,9 @@ typedef struct gw_header {
 
 // Produces the next chunk of the body. On GW_STATUS_OK either sets `*out_data`/`*out_len`
 // to a chunk (borrowed until the next call to `next` or `close`; may be empty) or sets
-// `*out_end` to true at the end. Any other return is the application failing during
+// `*out_end` to true at the end; both at once (a non-empty chunk and `*out_end`) say the
+// chunk is the last one, so the library can send it together with the end of the body (a
+// small chunked response then goes out in one write call) and does not call `next` again. Any other return is the application failing during
 // iteration. `request` may be used as inside the application (start_response may be called
 // from the first `next`).
 typedef int32_t (*gw_body_next_fn)(void *userdata,
@@ -385,6 +391,14 @@ gw_status gw_handler_get_origin_server(const struct gw_handler *handler, bool *o
 gw_status gw_handler_set_file_wrapper(struct gw_handler *handler, bool value);
 
 gw_status gw_handler_get_file_wrapper(const struct gw_handler *handler, bool *out);
+
+// How many bytes of a request body the application left unread the library reads and
+// discards after the response, so the connection can carry the next request (default
+// 65536; 0 turns draining off). A larger unread body, decided before the head goes out,
+// makes the head say `Connection: close` (HTTP/1.1) and the keep-alive verdict false.
+gw_status gw_handler_set_drain_limit(struct gw_handler *handler, uint64_t bytes);
+
+gw_status gw_handler_get_drain_limit(const struct gw_handler *handler, uint64_t *out);
 
 // The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0"). Copied. With
 // "1.1", an origin server answering an HTTP/1.1 client sends a body of unknown length with

@@ -27,6 +27,13 @@ pub trait Host: Sized {
     fn add_cgi_vars(&mut self, environ: &mut Environ) -> Result<(), Error>;
 }
 
+/// One block of a response body.
+pub struct Chunk<'a> {
+    pub data: &'a [u8],
+    /// The source says no block follows, so the end of the body can go out with this one.
+    pub last: bool,
+}
+
 /// A response body the application hands over: an iterator of byte chunks with an optional
 /// block count and a close that the cycle calls exactly once.
 pub trait BodySource<H: Host> {
@@ -34,7 +41,7 @@ pub trait BodySource<H: Host> {
     fn next_chunk<'s>(
         &'s mut self,
         request: &mut Request<'_, H>,
-    ) -> Result<Option<&'s [u8]>, Error>;
+    ) -> Result<Option<Chunk<'s>>, Error>;
     /// How many chunks there are, when known (Python's `len(result)`).
     fn block_count(&mut self) -> Option<usize>;
     /// Releases the body; called exactly once on every path.

@@ -70,6 +70,29 @@ impl Input {
             && self.failed.is_none()
     }
 
+    /// Whether reads fail: the host failed, or CONTENT_LENGTH could not be parsed.
+    pub fn failed(&self) -> bool {
+        self.bad_length.is_some() || self.failed.is_some()
+    }
+
+    /// Body bytes not yet asked of the host.
+    pub fn unrequested(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Reads and discards the rest of the body.
+    pub fn drain<H: Host>(&mut self, host: &mut H) -> Result<(), Error> {
+        self.check()?;
+        self.pos = self.end;
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut result = Ok(());
+        while self.remaining > 0 && result.is_ok() {
+            result = self.read_host(host, &mut buf).map(drop);
+        }
+        self.buf = buf;
+        result
+    }
+
     fn check(&self) -> Result<(), Error> {
         if let Some(msg) = &self.bad_length {
             return Err(Error::new(Status::InputError, msg.clone()));

@@ -7,6 +7,7 @@
 pub mod cycle;
 pub mod date;
 pub mod environ;
+pub mod framing;
 pub mod headers;
 pub mod host;
 pub mod input;

@@ -12,6 +12,9 @@ use crate::status::{Error, Status};
 pub const DEFAULT_ERROR_BODY: &[u8] =
     b"A server error occurred.  Please contact the administrator.";
 pub const DEFAULT_ERROR_STATUS: &[u8] = b"500 Internal Server Error";
+/// How much of an unread request body is read and discarded after the application returns,
+/// so the connection can carry the next request (gunicorn and waitress do the same).
+pub const DEFAULT_DRAIN_LIMIT: u64 = 64 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -23,6 +26,8 @@ pub struct Settings {
     http_version: Vec<u8>,
     server_software: Option<Vec<u8>>,
     pub os_environ: Option<Arc<Environ>>,
+    /// Unread request bodies up to this size are drained to keep the connection.
+    pub drain_limit: u64,
     error_status: Vec<u8>,
     error_headers: HeaderList,
     error_body: Vec<u8>,
@@ -41,6 +46,7 @@ impl Default for Settings {
             http_version: b"1.0".to_vec(),
             server_software: None,
             os_environ: None,
+            drain_limit: DEFAULT_DRAIN_LIMIT,
             error_status: DEFAULT_ERROR_STATUS.to_vec(),
             error_headers,
             error_body: DEFAULT_ERROR_BODY.to_vec(),

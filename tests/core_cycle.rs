@@ -5,6 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io;
 
+use gateway::host::Chunk;
 use gateway::{BodySource, Environ, Error, Handler, Host, Request, Status};
 
 /// Counts allocations made on the current thread while `COUNTING` is set.
@@ -101,10 +102,10 @@ impl BodySource<MemoryHost> for Chunks {
     fn next_chunk<'s>(
         &'s mut self,
         _request: &mut Request<'_, MemoryHost>,
-    ) -> Result<Option<&'s [u8]>, Error> {
+    ) -> Result<Option<Chunk<'s>>, Error> {
         let chunk = self.chunks.get(self.next).copied();
         self.next += 1;
-        Ok(chunk)
+        Ok(chunk.map(|data| Chunk { data, last: false }))
     }
 
     fn block_count(&mut self) -> Option<usize> {

@@ -42,6 +42,7 @@ typedef struct app_spec {
     long block_count;             /* BODY_ITER: < 0 unknown */
     int fail_at_chunk;            /* BODY_ITER: fail when asked for this chunk (-1: never) */
     int32_t close_status;         /* BODY_ITER: what close returns */
+    bool end_with_last;           /* BODY_ITER: say "end" together with the last chunk */
     int fd;                       /* BODY_FILE */
     size_t block_size;
     bool close_fd;
@@ -91,6 +92,7 @@ static int32_t iter_next(void *userdata, gw_request *req, const void **out_data,
     }
     *out_data = spec->chunks[i];
     *out_len = strlen(spec->chunks[i]);
+    *out_end = spec->end_with_last && spec->chunks[i + 1] == NULL;
     return GW_STATUS_OK;
 }
 
@@ -1420,8 +1422,8 @@ static void test_keep_alive_verdict(void **state) {
     app_spec spec = iter_spec(chunks);
     assert_true(keep_alive_after(v11, true, "1.1", spec_app, &spec, GW_STATUS_OK));
     assert_true(keep_alive_after(head, true, "1.1", hello_app, NULL, GW_STATUS_OK));
-    /* The request body must have been read to its end. */
-    assert_false(keep_alive_after(with_body, true, "1.1", hello_app, NULL, GW_STATUS_OK));
+    /* The request body must have been read to its end, by the app or by the drain. */
+    assert_true(keep_alive_after(with_body, true, "1.1", hello_app, NULL, GW_STATUS_OK));
     input_case c;
     memset(&c, 0, sizeof c);
     assert_true(keep_alive_after(with_body, true, "1.1", read_all_app, &c, GW_STATUS_OK));
@@ -2462,6 +2464,178 @@ static void test_refused_start_response_keeps_the_first(void **state) {
     gw_handler_free(h);
 }
 
+/* ---- the connection, decided before the head goes out ------------------------------------ */
+
+typedef struct conn_case {
+    const char *const *vars;
+    const char *version;    /* the handler's http_version */
+    const char *body;       /* the request body the client sends */
+    uint64_t drain_limit;
+    bool fail;              /* the app fails: the error page */
+    bool reads_body;
+    /* results */
+    gw_status status;
+    bool keep;
+    size_t body_read;       /* request body bytes taken from the read hook */
+    int write_calls;
+    char out[1024];
+    char err[512];
+} conn_case;
+
+static int32_t conn_app(void *userdata, gw_request *req) {
+    conn_case *c = userdata;
+    if (c->reads_body) {
+        const char *data = NULL;
+        size_t len = 0;
+        (void)gw_input_read_all(req, &data, &len);
+    }
+    if (c->fail) return gw_request_fail(req, "no", 2);
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    return gw_request_set_body_bytes(req, "hi", 2);
+}
+
+static void run_conn_case(conn_case *c) {
+    test_host host;
+    host_init(&host);
+    host.vars = c->vars;
+    host.in = c->body != NULL ? c->body : "";
+    host.in_len = strlen(host.in);
+    gw_handler *h = host_handler(&host, true);
+    assert_int_equal(gw_handler_set_http_version(h, c->version, 3), GW_STATUS_OK);
+    if (c->drain_limit > 0) assert_int_equal(gw_handler_set_drain_limit(h, c->drain_limit), GW_STATUS_OK);
+    uint64_t limit = 0;
+    assert_int_equal(gw_handler_get_drain_limit(h, &limit), GW_STATUS_OK);
+    assert_int_equal(limit, c->drain_limit > 0 ? c->drain_limit : 65536);
+    c->status = gw_handler_run(h, conn_app, c);
+    assert_int_equal(gw_handler_last_keep_alive(h, &c->keep), GW_STATUS_OK);
+    c->body_read = host.in_pos;
+    c->write_calls = host.write_calls;
+    snprintf(c->out, sizeof c->out, "%s", host_out(&host));
+    snprintf(c->err, sizeof c->err, "%s", host_err(&host));
+    gw_handler_free(h);
+}
+
+static void test_connection_header_says_what_happens(void **state) {
+    (void)state;
+    static const char *const v11[] = { "SERVER_PROTOCOL=HTTP/1.1", NULL };
+    static const char *const v11_close[] = { "SERVER_PROTOCOL=HTTP/1.1", "HTTP_CONNECTION=close", NULL };
+    static const char *const v10[] = { "SERVER_PROTOCOL=HTTP/1.0", NULL };
+    static const char *const v10_keep[] = { "SERVER_PROTOCOL=HTTP/1.0", "HTTP_CONNECTION=Keep-Alive", NULL };
+    static const struct { const char *const *vars; const char *version; bool fail; const char *head; bool keep; } cases[] = {
+        { v11, "1.1", false, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\n\r\nhi", true },
+        { v11_close, "1.1", false, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", false },
+        { v11, "1.1", true, "HTTP/1.1 500 Internal Server Error\r\nDate: {DATE}\r\nContent-Type: text/plain\r\n"
+                            "Content-Length: 59\r\nConnection: close\r\n\r\n" ERROR_BODY, false },
+        { v10, "1.1", false, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\n\r\nhi", false },
+        { v10_keep, "1.1", false, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi", true },
+        /* A handler speaking HTTP/1.0 writes wsgiref's bytes: no Connection header, no reuse. */
+        { v10_keep, "1.0", false, "HTTP/1.0 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\n\r\nhi", false },
+        { v11, "1.0", true, "HTTP/1.0 500 Internal Server Error\r\nDate: {DATE}\r\nContent-Type: text/plain\r\n"
+                            "Content-Length: 59\r\n\r\n" ERROR_BODY, false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        conn_case c;
+        memset(&c, 0, sizeof c);
+        c.vars = cases[i].vars;
+        c.version = cases[i].version;
+        c.fail = cases[i].fail;
+        run_conn_case(&c);
+        test_host shown;
+        host_init(&shown);
+        memcpy(shown.out, c.out, strlen(c.out));
+        shown.out_len = strlen(c.out);
+        assert_origin_output(&shown, cases[i].head);
+        assert_int_equal(c.keep, cases[i].keep);
+        /* The head, the body and any framing: one write call. */
+        assert_int_equal(c.write_calls, 1);
+    }
+}
+
+static void test_unread_request_body_is_drained_within_the_limit(void **state) {
+    (void)state;
+    static const char *const post[] = { "SERVER_PROTOCOL=HTTP/1.1", "CONTENT_LENGTH=10", NULL };
+    static const char *const expect[] = { "SERVER_PROTOCOL=HTTP/1.1", "CONTENT_LENGTH=10", "HTTP_EXPECT=100-continue", NULL };
+    /* Within the limit: drained after the response, the connection kept. */
+    conn_case c;
+    memset(&c, 0, sizeof c);
+    c.vars = post;
+    c.version = "1.1";
+    c.body = "0123456789";
+    run_conn_case(&c);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_true(c.keep);
+    assert_int_equal(c.body_read, 10);
+    assert_null(strstr(c.out, "Connection:"));
+    /* Over the limit: not read, `Connection: close` in the head, not kept. */
+    c.drain_limit = 9;
+    run_conn_case(&c);
+    assert_false(c.keep);
+    assert_int_equal(c.body_read, 0);
+    assert_non_null(strstr(c.out, "\r\nConnection: close\r\n"));
+    /* A drain that meets a truncated body: the connection is not kept, and it is logged. */
+    c.drain_limit = 0;
+    c.body = "01234";
+    run_conn_case(&c);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_false(c.keep);
+    assert_string_equal(c.err, "gateway: request body: request body ended after 5 of 10 bytes (CONTENT_LENGTH)\n");
+    /* A client waiting for 100 Continue may never send the body: close, never drain. */
+    memset(&c, 0, sizeof c);
+    c.vars = expect;
+    c.version = "1.1";
+    c.body = "0123456789";
+    run_conn_case(&c);
+    assert_false(c.keep);
+    assert_int_equal(c.body_read, 0);
+    assert_null(strstr(c.out, "100 Continue"));
+    assert_non_null(strstr(c.out, "\r\nConnection: close\r\n"));
+    /* The app read it: kept, with the interim 100 Continue before the response. */
+    c.reads_body = true;
+    run_conn_case(&c);
+    assert_true(c.keep);
+    assert_int_equal(strncmp(c.out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 42), 0);
+}
+
+static void test_small_chunked_response_is_one_write(void **state) {
+    (void)state;
+    static const char *const one[] = { "hello", NULL };
+    static const char *const two[] = { "hel", "lo", NULL };
+    test_host host;
+    host_init(&host);
+    host.vars = HTTP11_VARS;
+    gw_handler *h = host_handler(&host, true);
+    assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+    /* The iterator says "end" with its only chunk: that chunk is the whole body, so it gets
+     * a Content-Length, and head and body go out in one call. */
+    app_spec spec = iter_spec(one);
+    spec.end_with_last = true;
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 5\r\n\r\nhello");
+    assert_int_equal(host.write_calls, 1);
+    assert_int_equal(spec.next_calls, 1); /* not asked again after the end */
+    assert_int_equal(spec.close_calls, 1);
+    /* Two chunks, chunked: the head with the first, the last with the end of the body. */
+    host_clear_output(&host);
+    spec = iter_spec(two);
+    spec.end_with_last = true;
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n");
+    assert_int_equal(host.write_calls, 2);
+    /* Without the end flag the end goes out on its own, once the iterator says so. */
+    host_clear_output(&host);
+    spec = iter_spec(one);
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "5\r\nhello\r\n0\r\n\r\n");
+    assert_int_equal(host.write_calls, 2);
+    assert_int_equal(spec.next_calls, 2);
+    bool keep = false;
+    assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+    assert_true(keep);
+    gw_handler_free(h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_cgi),
@@ -2513,6 +2687,9 @@ int main(void) {
         cmocka_unit_test(test_log_lines_are_whole_or_absent),
         cmocka_unit_test(test_refused_body_file_is_still_consumed),
         cmocka_unit_test(test_refused_start_response_keeps_the_first),
+        cmocka_unit_test(test_connection_header_says_what_happens),
+        cmocka_unit_test(test_unread_request_body_is_drained_within_the_limit),
+        cmocka_unit_test(test_small_chunked_response_is_one_write),
         cmocka_unit_test(test_input_lines),
         cmocka_unit_test(test_input_readlines_hint),
         cmocka_unit_test(test_input_read_errors),

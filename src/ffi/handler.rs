@@ -374,6 +374,31 @@ pub unsafe extern "C" fn gw_handler_get_file_wrapper(
     unsafe { get(handler, out, |s, o| *o = s.file_wrapper) }
 }
 
+/// How many bytes of a request body the application left unread the library reads and
+/// discards after the response, so the connection can carry the next request (default
+/// 65536; 0 turns draining off). A larger unread body, decided before the head goes out,
+/// makes the head say `Connection: close` (HTTP/1.1) and the keep-alive verdict false.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_drain_limit(
+    handler: *mut gw_handler,
+    bytes: u64,
+) -> Status {
+    unsafe {
+        set(handler, |s| {
+            s.drain_limit = bytes;
+            Ok(())
+        })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_drain_limit(
+    handler: *const gw_handler,
+    out: *mut u64,
+) -> Status {
+    unsafe { get(handler, out, |s, o| *o = s.drain_limit) }
+}
+
 /// The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0"). Copied. With
 /// "1.1", an origin server answering an HTTP/1.1 client sends a body of unknown length with
 /// `Transfer-Encoding: chunked`.

@@ -9,7 +9,7 @@ use super::fd_host::{FdFile, FdHost};
 use super::request::{as_request_ptr, gw_bytes, gw_request};
 use crate::cycle::Request;
 use crate::environ::Environ;
-use crate::host::{BodySource, Host};
+use crate::host::{BodySource, Chunk, Host};
 use crate::status::{Error, Status};
 
 /// Writes some of `data` (`len` bytes) to the client. Stores how many bytes were taken in
@@ -217,7 +217,9 @@ impl Host for FfiHost {
 
 /// Produces the next chunk of the body. On GW_STATUS_OK either sets `*out_data`/`*out_len`
 /// to a chunk (borrowed until the next call to `next` or `close`; may be empty) or sets
-/// `*out_end` to true at the end. Any other return is the application failing during
+/// `*out_end` to true at the end; both at once (a non-empty chunk and `*out_end`) say the
+/// chunk is the last one, so the library can send it together with the end of the body (a
+/// small chunked response then goes out in one write call) and does not call `next` again. Any other return is the application failing during
 /// iteration. `request` may be used as inside the application (start_response may be called
 /// from the first `next`).
 pub type gw_body_next_fn = Option<
@@ -261,9 +263,9 @@ impl BodySource<FfiHost> for FfiBody {
     fn next_chunk<'s>(
         &'s mut self,
         request: &mut Request<'_, FfiHost>,
-    ) -> Result<Option<&'s [u8]>, Error> {
+    ) -> Result<Option<Chunk<'s>>, Error> {
         match self {
-            FfiBody::File(file) => file.next_chunk(),
+            FfiBody::File(file) => Ok(file.next_chunk()?.map(|data| Chunk { data, last: false })),
             FfiBody::Iter(iter) => {
                 let Some(next) = iter.next else {
                     return Ok(None);
@@ -282,16 +284,21 @@ impl BodySource<FfiHost> for FfiBody {
                     )
                 };
                 match Status::from_raw(raw) {
-                    Status::Ok if end => Ok(None),
+                    // The end alone; with a chunk, the end comes right after it.
+                    Status::Ok if end && len == 0 => Ok(None),
                     Status::Ok if len > 0 && data.is_null() => Err(Error::new(
                         Status::AppError,
                         "body iterator returned NULL data with a non-zero length",
                     )),
                     // SAFETY: the iterator promises `len` readable bytes until its next call.
-                    Status::Ok if len > 0 => Ok(Some(unsafe {
-                        std::slice::from_raw_parts(data.cast(), len)
+                    Status::Ok if len > 0 => Ok(Some(Chunk {
+                        data: unsafe { std::slice::from_raw_parts(data.cast(), len) },
+                        last: end,
                     })),
-                    Status::Ok => Ok(Some(&[])),
+                    Status::Ok => Ok(Some(Chunk {
+                        data: &[],
+                        last: false,
+                    })),
                     failed => Err(request.app_failure(failed)),
                 }
             }

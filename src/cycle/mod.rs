@@ -1,0 +1,441 @@
+//! One request cycle, wsgiref's `BaseHandler.run` with its weaknesses fixed:
+//! setup_environ → application → finish_response (iterate, write, finish_content) → close,
+//! with the error page before the head, a logged truncation after it, and a quiet end when
+//! the client goes away. All per-request buffers live in `State` and are reused.
+//!
+//! This file holds the cycle itself; `response.rs` writes the response (start_response, the
+//! head, body framing), `streams.rs` holds wsgi.input, wsgi.errors and the log.
+
+mod response;
+mod streams;
+
+use std::cell::{RefCell, RefMut};
+use std::mem;
+
+use crate::environ::Environ;
+use crate::framing::Framing;
+use crate::headers::HeaderList;
+use crate::host::{BodySource, Chunk, Host};
+use crate::input::Input;
+use crate::settings::Settings;
+use crate::status::{Error, Status};
+
+/// What the application returned as its body.
+enum Body<B> {
+    /// Nothing yet: an empty body.
+    Unset,
+    /// One block, copied into `State::bytes_body`.
+    Bytes,
+    /// A chunk iterator (or a file).
+    Source(B),
+    /// Taken by finish_response or closed; no new body may be set.
+    Taken,
+}
+
+/// Where the response stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// start_response has not been called.
+    Unstarted,
+    /// It was called and refused: no status is set, and a second call still needs exc_info.
+    Refused,
+    /// A status and headers are set; nothing went out yet.
+    StatusSet,
+    /// The head went out, framed so; body blocks follow.
+    HeadSent(Framing),
+}
+
+/// Whether the client can still be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    Open,
+    /// A write or flush met a disconnect.
+    ClientGone,
+    /// A write or flush failed otherwise (or made no progress).
+    Failed,
+}
+
+/// Per-request state, kept in the handler so its buffers are reused.
+struct State<B> {
+    phase: Phase,
+    output: Output,
+    status: Vec<u8>,
+    headers: HeaderList,
+    /// Where start_response validates a new header list before it replaces `headers`.
+    staged_headers: HeaderList,
+    /// The application's own Content-Length (validated).
+    app_length: Option<u64>,
+    /// The status code that went out (0 before the head did), for the host's access log.
+    sent_code: u16,
+    body_sent: u64,
+    /// The chunked body's last chunk went out (with the final block).
+    terminated: bool,
+    body: Body<B>,
+    bytes_body: Vec<u8>,
+    input: Input,
+    /// The client sent `Expect: 100-continue` and has not been told to go on yet.
+    expect_continue: bool,
+    /// The last cycle left the connection fit for another request (see `keep_alive`).
+    keep_alive: bool,
+    /// The head and the first body block are assembled here.
+    out: Vec<u8>,
+    /// One log line is assembled here, so it reaches the stderr hook in one call.
+    log_line: Vec<u8>,
+    /// The message of the app's last failure (its own, or a failed gw call's), for the log.
+    app_message: String,
+    overflow_logged: bool,
+    input_failure_logged: bool,
+}
+
+impl<B> Default for State<B> {
+    fn default() -> State<B> {
+        State {
+            phase: Phase::Unstarted,
+            output: Output::Open,
+            status: Vec::new(),
+            headers: HeaderList::default(),
+            staged_headers: HeaderList::default(),
+            app_length: None,
+            sent_code: 0,
+            body_sent: 0,
+            terminated: false,
+            body: Body::Unset,
+            bytes_body: Vec::new(),
+            input: Input::default(),
+            expect_continue: false,
+            keep_alive: false,
+            out: Vec::new(),
+            log_line: Vec::new(),
+            app_message: String::new(),
+            overflow_logged: false,
+            input_failure_logged: false,
+        }
+    }
+}
+
+impl<B> State<B> {
+    /// Forgets the previous request; keeps every buffer's capacity.
+    fn reset(&mut self) {
+        self.phase = Phase::Unstarted;
+        self.output = Output::Open;
+        self.status.clear();
+        self.headers.clear();
+        self.app_length = None;
+        self.sent_code = 0;
+        self.body_sent = 0;
+        self.terminated = false;
+        self.body = Body::Unset;
+        self.bytes_body.clear();
+        self.expect_continue = false;
+        self.keep_alive = false;
+        self.app_message.clear();
+        self.overflow_logged = false;
+        self.input_failure_logged = false;
+    }
+
+    fn framing(&self) -> Option<Framing> {
+        match self.phase {
+            Phase::HeadSent(framing) => Some(framing),
+            _ => None,
+        }
+    }
+}
+
+/// A handler: the host's I/O, the settings, and the reusable per-request state.
+pub struct Handler<H: Host> {
+    pub host: H,
+    pub settings: Settings,
+    /// The request environ. It sits apart from `state`, behind a RefCell, because the
+    /// application may hold a pointer to it for the whole request: the cycle only ever
+    /// borrows it for a moment, never through an exclusive borrow of the whole state.
+    environ: RefCell<Environ>,
+    state: State<H::Body>,
+}
+
+/// The request an application works on during one cycle.
+pub struct Request<'a, H: Host> {
+    host: &'a mut H,
+    settings: &'a Settings,
+    environ: &'a RefCell<Environ>,
+    st: &'a mut State<H::Body>,
+}
+
+impl<H: Host> Handler<H> {
+    pub fn new(host: H) -> Handler<H> {
+        Handler {
+            host,
+            settings: Settings::default(),
+            environ: RefCell::new(Environ::new()),
+            state: State::default(),
+        }
+    }
+
+    /// Runs one whole cycle. Ok(()) when the response went out in full; otherwise the status
+    /// says what happened (AppError: error page sent; ResponseIncomplete: close the
+    /// connection; ClientGone; IoError) and the message why.
+    pub fn run(&mut self, app: impl FnOnce(&mut Request<'_, H>) -> Status) -> Result<(), Error> {
+        self.state.reset();
+        let mut req = Request {
+            host: &mut self.host,
+            settings: &self.settings,
+            environ: &self.environ,
+            st: &mut self.state,
+        };
+        let result = match req.setup_environ() {
+            Ok(()) => match app(&mut req) {
+                Status::Ok => req.finish_response(),
+                failed => {
+                    req.close_body();
+                    Err(req.app_failure(failed))
+                }
+            },
+            Err(e) => Err(e),
+        };
+        let outcome = match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(req.handle_error(e)),
+        };
+        req.st.keep_alive = outcome.is_ok() && req.keep_connection();
+        req.st.body = Body::Unset;
+        outcome
+    }
+
+    /// Whether the last cycle left the connection fit for another request: the head said
+    /// so (see `framing::decide`), the response went out in full and the request body was
+    /// read, or drained, to its end.
+    pub fn keep_alive(&self) -> bool {
+        self.state.keep_alive
+    }
+
+    /// The environ of the last request (empty before the first).
+    pub fn environ(&mut self) -> &Environ {
+        self.environ.get_mut()
+    }
+
+    /// The last request's status code (0 when no head went out) and the body bytes that
+    /// went out: what an access log line needs.
+    pub fn last_response(&self) -> (u16, u64) {
+        (self.state.sent_code, self.state.body_sent)
+    }
+}
+
+impl<H: Host> Request<'_, H> {
+    // ---- environ -------------------------------------------------------------------------
+
+    /// wsgiref's setup_environ: base environ, add_cgi_vars, the wsgi.* keys, SERVER_SOFTWARE.
+    fn setup_environ(&mut self) -> Result<(), Error> {
+        let s = self.settings;
+        let mut env = self.environ.borrow_mut();
+        env.reset(s.os_environ.clone());
+        self.host.add_cgi_vars(&mut env)?;
+        let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+        let scheme = crate::util::guess_scheme(env.get(b"HTTPS"));
+        env.set(b"wsgi.input", b"gw_input")?;
+        env.set(b"wsgi.errors", b"gw_errors")?;
+        env.set(b"wsgi.version", b"1.0")?;
+        env.set(b"wsgi.run_once", flag(s.run_once))?;
+        env.set(b"wsgi.url_scheme", scheme)?;
+        env.set(b"wsgi.multithread", flag(s.multithread))?;
+        env.set(b"wsgi.multiprocess", flag(s.multiprocess))?;
+        if s.file_wrapper {
+            env.set(b"wsgi.file_wrapper", b"gw_request_set_body_file")?;
+        }
+        env.set(b"wsgi.input_terminated", b"1")?;
+        if s.origin_server {
+            if let Some(software) = s.server_software() {
+                env.set_default(b"SERVER_SOFTWARE", software)?;
+            }
+        }
+        self.st.input.reset(env.get(b"CONTENT_LENGTH"));
+        drop(env);
+        self.st.expect_continue = self.speaks_http11()
+            && self.environ_has(b"HTTP_EXPECT", |v| v.eq_ignore_ascii_case(b"100-continue"));
+        Ok(())
+    }
+
+    /// Whether the environ holds `name` with a value that passes `test`. The environ is
+    /// borrowed only for the call: the application may hold a pointer to it.
+    fn environ_has(&self, name: &[u8], test: impl FnOnce(&[u8]) -> bool) -> bool {
+        self.environ.borrow().get(name).is_some_and(test)
+    }
+
+    /// An origin server with http_version 1.1 answering an HTTP/1.1 client.
+    fn speaks_http11(&self) -> bool {
+        self.settings.origin_server
+            && self.settings.http_version() == b"1.1"
+            && self.environ_has(b"SERVER_PROTOCOL", |p| p.eq_ignore_ascii_case(b"HTTP/1.1"))
+    }
+
+    /// The request environ; the app may read and change it.
+    pub fn environ(&self) -> RefMut<'_, Environ> {
+        self.environ.borrow_mut()
+    }
+
+    /// The request environ's cell, for a caller that lends the environ out by pointer for
+    /// the whole request (the C ABI): such a pointer must come from `RefCell::as_ptr`, so it
+    /// never aliases an exclusive borrow of the request.
+    pub fn environ_cell(&self) -> &RefCell<Environ> {
+        self.environ
+    }
+
+    /// Keeps the message of a failed call for the error log, then hands the result back.
+    fn record<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result {
+            self.st.app_message.clear();
+            self.st.app_message.push_str(&e.message);
+        }
+        result
+    }
+
+    // ---- the body ---------------------------------------------------------------------------
+
+    fn check_body_unset(&self) -> Result<(), Error> {
+        match self.st.body {
+            Body::Unset => Ok(()),
+            _ => Err(Error::new(
+                Status::InvalidState,
+                "the application already returned a body",
+            )),
+        }
+    }
+
+    /// Returns one block of bytes as the body (copied), so Content-Length can be computed.
+    pub fn set_body_bytes(&mut self, data: &[u8]) -> Result<(), Error> {
+        let result = self.check_body_unset();
+        self.record(result)?;
+        self.st.bytes_body.clear();
+        self.st.bytes_body.extend_from_slice(data);
+        self.st.body = Body::Bytes;
+        Ok(())
+    }
+
+    /// Returns a chunk iterator as the body; the cycle closes it exactly once. On failure the
+    /// source is handed back untouched (not closed).
+    pub fn set_body_source(&mut self, source: H::Body) -> Result<(), (Error, H::Body)> {
+        if let Err(e) = self.record(self.check_body_unset()) {
+            return Err((e, source));
+        }
+        self.st.body = Body::Source(source);
+        Ok(())
+    }
+
+    pub fn file_wrapper_enabled(&self) -> bool {
+        self.settings.file_wrapper
+    }
+
+    /// The app's own failure message for the error log.
+    pub fn set_failure_message(&mut self, message: &[u8]) {
+        self.st.app_message.clear();
+        self.st
+            .app_message
+            .push_str(&crate::status::escape_bytes(message));
+    }
+
+    fn close_body(&mut self) {
+        if let Body::Source(mut source) = mem::replace(&mut self.st.body, Body::Taken) {
+            if let Err(e) = source.close() {
+                self.log_error("closing the response body failed: ", &e.message);
+            }
+        }
+    }
+
+    /// wsgiref's finish_response: iterate, write each block, finish_content; close the body.
+    fn finish_response(&mut self) -> Result<(), Error> {
+        match mem::replace(&mut self.st.body, Body::Taken) {
+            Body::Unset | Body::Taken => self.finish_content(),
+            Body::Bytes => {
+                let data = mem::take(&mut self.st.bytes_body);
+                let result = self.send_block(&data, true);
+                self.st.bytes_body = data;
+                result?;
+                self.finish_content()
+            }
+            Body::Source(mut source) => {
+                let result = self.stream(&mut source);
+                self.st.body = Body::Source(source);
+                self.close_body();
+                result
+            }
+        }
+    }
+
+    /// Writes an iterator's blocks. A block count of 1 makes the first block the whole body
+    /// (Content-Length computed); a block the iterator marks as its last goes out together
+    /// with the end of the body.
+    fn stream(&mut self, source: &mut H::Body) -> Result<(), Error> {
+        let one_block = source.block_count() == Some(1);
+        while let Some(Chunk { data, last }) = source.next_chunk(self)? {
+            self.send_block(data, one_block || last)?;
+            if last {
+                break;
+            }
+        }
+        self.finish_content()
+    }
+
+    /// A block of the returned body. An empty block before the head does not commit it
+    /// (wsgiref does: weakness 8.2.5), so a later failure can still get the error page.
+    fn send_block(&mut self, data: &[u8], last: bool) -> Result<(), Error> {
+        if data.is_empty() && self.st.framing().is_none() {
+            return Ok(());
+        }
+        self.write_block(data, last)
+    }
+
+    /// After a response that went out in full: reads what is left of a request body the
+    /// head promised to drain, and gives the verdict on the connection.
+    fn keep_connection(&mut self) -> bool {
+        let Some(framing) = self.st.framing() else {
+            return false;
+        };
+        if !framing.keep_alive {
+            return false;
+        }
+        if !self.st.input.fully_read() && self.drain_input().is_err() {
+            return false;
+        }
+        self.st.input.fully_read()
+    }
+
+    // ---- failures ---------------------------------------------------------------------------
+
+    /// The error for an application (or its body iterator) that returned a failure status:
+    /// the message it recorded with its failure, else the status's text.
+    pub fn app_failure(&mut self, status: Status) -> Error {
+        let message = if self.st.app_message.is_empty() {
+            status.describe().to_string()
+        } else {
+            mem::take(&mut self.st.app_message)
+        };
+        let status = match status {
+            Status::ClientGone => Status::ClientGone,
+            _ => Status::AppError,
+        };
+        Error::new(status, message)
+    }
+
+    /// wsgiref's handle_error, fixed: a disconnect ends quietly; otherwise log, then the error
+    /// page if nothing was sent yet, else tell the host to close.
+    fn handle_error(&mut self, err: Error) -> Error {
+        if self.st.output == Output::ClientGone || err.status == Status::ClientGone {
+            return Error::new(Status::ClientGone, err.message);
+        }
+        if self.st.output == Output::Failed {
+            self.log(err.message.as_bytes());
+            return Error::new(Status::IoError, err.message);
+        }
+        if self.st.framing().is_some() {
+            self.log_error("response cut short: ", &err.message);
+            return Error::new(Status::ResponseIncomplete, err.message);
+        }
+        self.log_error("application error: ", &err.message);
+        match self.send_error_page() {
+            Ok(()) => Error::new(Status::AppError, err.message),
+            Err(e) if e.status == Status::ClientGone => e,
+            Err(e) => {
+                self.log(e.message.as_bytes());
+                e
+            }
+        }
+    }
+}

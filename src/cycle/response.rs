@@ -1,0 +1,423 @@
+//! The response: start_response and its checks, the head (status line or CGI `Status:`,
+//! Date, Server, the app's headers, the framing headers the decision calls for), body blocks
+//! under that framing, and the end of the body. Writes are coalesced: the head, the first
+//! block and its chunk framing go to the write hook in one call, and so does a final block
+//! with the last chunk.
+
+use std::mem;
+
+use super::{Output, Phase, Request};
+use crate::date::http_date_now;
+use crate::framing::{
+    decide, BodyFraming, BodyShape, ClientAsks, ConnectionHeader, Facts, LengthHeader, Protocol,
+    RequestBody,
+};
+use crate::headers::{check_header, check_status};
+use crate::host::{is_disconnect, write_fully, Host, WriteFailure};
+use crate::status::{Error, Status};
+
+/// A first body block up to this size goes to the write hook in the same call as the head.
+const COALESCE_LIMIT: usize = 16 * 1024;
+
+/// Ends a chunked body.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+impl<H: Host> Request<'_, H> {
+    /// start_response(status, headers, exc_info). Everything is validated here, so nothing
+    /// invalid can reach the wire; a failed call changes nothing (a first call's valid
+    /// response stays, and without one no response is started).
+    pub fn start_response<'h>(
+        &mut self,
+        status: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        exc_info: bool,
+    ) -> Result<(), Error> {
+        let result = self.start_response_checked(status, headers, exc_info);
+        self.record(result)
+    }
+
+    fn start_response_checked<'h>(
+        &mut self,
+        status: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        exc_info: bool,
+    ) -> Result<(), Error> {
+        let st = &mut *self.st;
+        match (exc_info, st.phase) {
+            (true, Phase::HeadSent(_)) => {
+                return Err(Error::new(
+                    Status::HeadersAlreadySent,
+                    "start_response() with exc_info after the headers were sent: the error is re-raised",
+                ))
+            }
+            (false, Phase::Refused | Phase::StatusSet | Phase::HeadSent(_)) => {
+                return Err(Error::new(
+                    Status::HeadersAlreadySet,
+                    "Headers already set!",
+                ))
+            }
+            _ => {}
+        }
+        if st.phase == Phase::Unstarted {
+            st.phase = Phase::Refused;
+        }
+        // Everything is checked into `staged_headers` first: a refused call (an exc_info call
+        // with a bad status, say) leaves the previous, valid response in place.
+        check_status(status)?;
+        st.staged_headers.clear();
+        for (name, value) in headers {
+            check_header(name, value)?;
+            st.staged_headers.push(name, value);
+        }
+        let app_length = st.staged_headers.content_length()?;
+        mem::swap(&mut st.headers, &mut st.staged_headers);
+        st.app_length = app_length;
+        st.status.clear();
+        st.status.extend_from_slice(status);
+        st.phase = Phase::StatusSet;
+        Ok(())
+    }
+
+    /// The write callable: commits the head (even for empty data, as PEP 3333 says of
+    /// write), then sends `data` and flushes.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        let result = self.write_block(data, false);
+        self.record(result)
+    }
+
+    /// Sends one body block, and the head first if it has not gone out. `last` says no block
+    /// follows: before the head it makes the block the whole body (Content-Length computed),
+    /// and a chunked body's last chunk goes out in the same write.
+    pub(super) fn write_block(&mut self, data: &[u8], last: bool) -> Result<(), Error> {
+        self.check_output()?;
+        match self.st.phase {
+            Phase::Unstarted | Phase::Refused => {
+                return Err(Error::new(
+                    Status::InvalidState,
+                    "write() before start_response()",
+                ))
+            }
+            Phase::StatusSet => self.start_head(data, last, false)?,
+            Phase::HeadSent(_) => self.st.out.clear(),
+        }
+        self.send_body(data, last)?;
+        self.flush()
+    }
+
+    pub(super) fn check_output(&self) -> Result<(), Error> {
+        match self.st.output {
+            Output::Open => Ok(()),
+            Output::ClientGone => Err(Error::new(Status::ClientGone, "client went away")),
+            Output::Failed => Err(Error::new(
+                Status::IoError,
+                "an earlier write to the client failed",
+            )),
+        }
+    }
+
+    /// How the body's end is told, once the head went out.
+    fn body_framing(&self) -> Option<BodyFraming> {
+        self.st.framing().map(|f| f.body)
+    }
+
+    /// What the request body will be when the head goes out: read, drainable, or lost.
+    fn request_body_state(&self) -> RequestBody {
+        let input = &self.st.input;
+        if input.fully_read() {
+            RequestBody::Done
+        } else if input.failed()
+            || (self.st.expect_continue && input.body_left())
+            || input.unrequested() > self.settings.drain_limit
+        {
+            // A client still waiting for `100 Continue` may never send the body.
+            RequestBody::Lost
+        } else {
+            RequestBody::Drainable
+        }
+    }
+
+    /// Decides the framing and assembles the head in `out` (nothing is written yet).
+    /// `last` makes `first` the whole body.
+    fn start_head(&mut self, first: &[u8], last: bool, error_page: bool) -> Result<(), Error> {
+        let s = self.settings;
+        let (head_request, client, client_asks) = {
+            let env = self.environ.borrow();
+            (
+                env.get(b"REQUEST_METHOD") == Some(b"HEAD"),
+                Protocol::parse(env.get(b"SERVER_PROTOCOL")),
+                ClientAsks::parse(env.get(b"HTTP_CONNECTION")),
+            )
+        };
+        let code = self.st.status[..3]
+            .iter()
+            .fold(0, |code, d| code * 10 + u16::from(d - b'0'));
+        let facts = Facts {
+            code,
+            head_request,
+            origin_server: s.origin_server,
+            server_http11: s.http_version() == b"1.1",
+            client,
+            client_asks,
+            app_length: self.st.app_length,
+            body: if last {
+                BodyShape::Whole(first.len() as u64)
+            } else {
+                BodyShape::Streamed
+            },
+            request_body: self.request_body_state(),
+            error_page,
+        };
+        let framing = decide(&facts);
+        let st = &mut *self.st;
+        st.phase = Phase::HeadSent(framing);
+        st.sent_code = code;
+        let out = &mut st.out;
+        out.clear();
+        if !framing.head {
+            return Ok(());
+        }
+        if s.origin_server {
+            out.extend_from_slice(b"HTTP/");
+            out.extend_from_slice(s.http_version());
+            out.push(b' ');
+            out.extend_from_slice(&st.status);
+            out.extend_from_slice(b"\r\n");
+            if !st.headers.contains(b"date") {
+                out.extend_from_slice(b"Date: ");
+                out.extend_from_slice(&http_date_now());
+                out.extend_from_slice(b"\r\n");
+            }
+            if let Some(software) = s.server_software() {
+                if !st.headers.contains(b"server") {
+                    out.extend_from_slice(b"Server: ");
+                    out.extend_from_slice(software);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        } else {
+            out.extend_from_slice(b"Status: ");
+            out.extend_from_slice(&st.status);
+            out.extend_from_slice(b"\r\n");
+        }
+        for (name, value) in st.headers.iter() {
+            if framing.length_header != LengthHeader::AppOwn
+                && name.eq_ignore_ascii_case(b"content-length")
+            {
+                continue;
+            }
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        if let LengthHeader::Computed(len) = framing.length_header {
+            out.extend_from_slice(b"Content-Length: ");
+            let mut digits = [0u8; 20];
+            out.extend_from_slice(format_decimal(len, &mut digits));
+            out.extend_from_slice(b"\r\n");
+        }
+        if framing.body == BodyFraming::Chunked {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        match framing.connection {
+            ConnectionHeader::None => {}
+            ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
+            ConnectionHeader::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        }
+        out.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// How much of a `len`-byte block may still go out under the framing; beyond a
+    /// Content-Length the rest is dropped and logged once (wsgiref sends it: 8.2.4).
+    fn body_allowance(&mut self, len: usize) -> usize {
+        let (allowed, overflow) = match self.body_framing() {
+            // HEAD, 1xx, 204, 304: the app's bytes are consumed but never sent (wsgiref
+            // sends them: weakness 8.2.2-3).
+            None | Some(BodyFraming::Omitted) => (0, false),
+            Some(BodyFraming::Length(declared)) => {
+                let left = declared.saturating_sub(self.st.body_sent);
+                let allowed = usize::try_from(left).map_or(len, |left| left.min(len));
+                (allowed, allowed < len)
+            }
+            Some(BodyFraming::Chunked | BodyFraming::UntilClose) => (len, false),
+        };
+        if overflow && !mem::replace(&mut self.st.overflow_logged, true) {
+            self.log(b"response body longer than its Content-Length; the extra bytes were dropped");
+        }
+        self.st.body_sent += allowed as u64;
+        allowed
+    }
+
+    /// Sends what `out` holds (the head, or nothing) and then a body block, as a chunk when
+    /// the response is chunked (with the last chunk after it when `last`), in as few write
+    /// calls as possible.
+    fn send_body(&mut self, data: &[u8], last: bool) -> Result<(), Error> {
+        let n = self.body_allowance(data.len());
+        let data = &data[..n];
+        let chunked = self.body_framing() == Some(BodyFraming::Chunked);
+        // An empty chunk would end the body: empty blocks send no chunk.
+        let chunk = chunked && !data.is_empty();
+        let terminate = chunked && last && !self.st.terminated;
+        let mut out = mem::take(&mut self.st.out);
+        if chunk {
+            let mut digits = [0u8; 16];
+            out.extend_from_slice(format_hex(data.len() as u64, &mut digits));
+            out.extend_from_slice(b"\r\n");
+        }
+        let mut tail = [0u8; 2 + LAST_CHUNK.len()];
+        let mut tail_len = 0;
+        if chunk {
+            tail[..2].copy_from_slice(b"\r\n");
+            tail_len = 2;
+        }
+        if terminate {
+            tail[tail_len..tail_len + LAST_CHUNK.len()].copy_from_slice(LAST_CHUNK);
+            tail_len += LAST_CHUNK.len();
+        }
+        let tail = &tail[..tail_len];
+        let result = if out.is_empty() && tail.is_empty() {
+            // A later block of a body that needs no framing: no copy.
+            self.write_all(data)
+        } else if out.len() + data.len() + tail.len() <= COALESCE_LIMIT {
+            out.extend_from_slice(data);
+            out.extend_from_slice(tail);
+            self.write_all(&out)
+        } else {
+            self.write_all(&out)
+                .and_then(|()| self.write_all(data))
+                .and_then(|()| self.write_all(tail))
+        };
+        out.clear();
+        self.st.out = out;
+        result?;
+        if terminate {
+            self.st.terminated = true;
+        }
+        Ok(())
+    }
+
+    /// Hands all of `data` to the write hook: short writes are completed, a write that makes
+    /// no progress or fails ends the cycle, a disconnect is remembered.
+    pub(super) fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let host = &mut *self.host;
+        match write_fully(|d| host.write(d), data) {
+            Ok(()) => Ok(()),
+            Err(WriteFailure::NoProgress) => {
+                self.st.output = Output::Failed;
+                Err(Error::new(Status::IoError, "write hook made no progress"))
+            }
+            Err(WriteFailure::Overreported(claimed, given)) => {
+                self.st.output = Output::Failed;
+                Err(Error::new(
+                    Status::IoError,
+                    format!("write hook reported {claimed} bytes written of {given}"),
+                ))
+            }
+            Err(WriteFailure::Hook(e)) => Err(self.output_failure("write", e)),
+        }
+    }
+
+    pub(super) fn flush(&mut self) -> Result<(), Error> {
+        match self.host.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.output_failure("flush", e)),
+        }
+    }
+
+    fn output_failure(&mut self, what: &str, e: std::io::Error) -> Error {
+        if is_disconnect(&e) {
+            self.st.output = Output::ClientGone;
+            Error::new(Status::ClientGone, format!("client went away: {e}"))
+        } else {
+            self.st.output = Output::Failed;
+            Error::new(Status::IoError, format!("{what} hook failed: {e}"))
+        }
+    }
+
+    /// wsgiref's finish_content: an empty body gets its head (Content-Length: 0 unless the
+    /// app set one or the response carries no body); a chunked body gets its last chunk
+    /// unless it went out with the final block; then a body shorter than its Content-Length
+    /// is reported.
+    pub(super) fn finish_content(&mut self) -> Result<(), Error> {
+        // A write that failed earlier (and that the application chose to ignore) means the
+        // body is already incomplete: no last chunk, no flush, nothing that looks finished.
+        self.check_output()?;
+        match self.st.phase {
+            Phase::Unstarted | Phase::Refused => {
+                return Err(Error::new(
+                    Status::AppError,
+                    "the application returned without calling start_response()",
+                ))
+            }
+            Phase::StatusSet => self.write_block(b"", true)?,
+            Phase::HeadSent(_) => {
+                if self.body_framing() == Some(BodyFraming::Chunked) && !self.st.terminated {
+                    self.write_all(LAST_CHUNK)?;
+                    self.st.terminated = true;
+                    self.flush()?;
+                }
+            }
+        }
+        if let Some(BodyFraming::Length(declared)) = self.body_framing() {
+            if self.st.body_sent < declared {
+                return Err(Error::new(
+                    Status::ResponseIncomplete,
+                    format!(
+                        "response body shorter than its Content-Length ({} of {declared} bytes)",
+                        self.st.body_sent
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// wsgiref's error_output: start_response(error_status, error_headers, exc_info) and a
+    /// one-block body, so Content-Length is computed.
+    pub(super) fn send_error_page(&mut self) -> Result<(), Error> {
+        let s = self.settings;
+        let st = &mut *self.st;
+        st.status.clear();
+        st.status.extend_from_slice(s.error_status());
+        st.headers.copy_from(s.error_headers());
+        st.app_length = st.headers.content_length()?;
+        st.phase = Phase::StatusSet;
+        st.body_sent = 0;
+        let body = s.error_body();
+        self.start_head(body, true, true)?;
+        self.send_body(body, true)?;
+        self.flush()
+    }
+}
+
+/// Writes `n` in lower-case hexadecimal into `buf`, returning the digits.
+fn format_hex(mut n: u64, buf: &mut [u8; 16]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// Writes `n` in decimal into `buf`, returning the digits.
+fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
