@@ -61,7 +61,7 @@ fn tag_bit(tag: u32) -> u64 {
 /// Builds the error for a refused name or value; kept out of line, off the hot path.
 #[cold]
 #[inline(never)]
-fn refused(status: Status, message: &str) -> Error {
+fn refused(status: Status, message: &'static str) -> Error {
     Error::new(status, message)
 }
 

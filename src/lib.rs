@@ -4,6 +4,8 @@
 //! C; `ffi` is the thin layer that holds every `unsafe` block and exports the `gw_*` functions
 //! declared in `include/gateway.h`.
 
+#![deny(unsafe_code)]
+
 pub mod cycle;
 pub mod date;
 pub mod environ;
@@ -15,6 +17,7 @@ pub mod settings;
 pub mod status;
 pub mod util;
 
+#[allow(unsafe_code)]
 pub mod ffi;
 
 pub use cycle::{Handler, Request};

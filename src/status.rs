@@ -1,6 +1,8 @@
 //! Outcome codes shared by the core and the C ABI, and the error type that carries them.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::fmt::Write;
 
 /// The result of every gateway call. `GW_STATUS_OK` is 0; the numbers are stable and
 /// never reused. `gw_status_str()` gives a static description and
@@ -112,14 +114,15 @@ impl Status {
 }
 
 /// A failure with its status and a message for people (the last-error text, the error log).
+/// Fixed messages are borrowed, so the common failures cost no allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     pub status: Status,
-    pub message: String,
+    pub message: Cow<'static, str>,
 }
 
 impl Error {
-    pub fn new(status: Status, message: impl Into<String>) -> Error {
+    pub fn new(status: Status, message: impl Into<Cow<'static, str>>) -> Error {
         Error {
             status,
             message: message.into(),
@@ -139,14 +142,19 @@ impl std::error::Error for Error {}
 /// so a log line can never carry a control byte the app supplied.
 pub fn escape_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
+    escape_bytes_into(&mut out, bytes);
+    out
+}
+
+/// escape_bytes, appended to `out` (no allocation when it has room).
+pub fn escape_bytes_into(out: &mut String, bytes: &[u8]) {
     for &b in bytes {
         if (0x20..0x7f).contains(&b) && b != b'\\' {
             out.push(b as char);
         } else {
-            out.push_str(&format!("\\x{b:02x}"));
+            let _ = write!(out, "\\x{b:02x}");
         }
     }
-    out
 }
 
 #[cfg(test)]

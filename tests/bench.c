@@ -83,6 +83,61 @@ static gw_status hello_app(void *userdata, gw_request *req) {
     return gw_request_set_body_bytes(req, "Hello, world!", 13);
 }
 
+/* The paths the allocation check covers besides hello_app. */
+static gw_status miss_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    gw_environ *env = NULL;
+    const char *value = NULL, *name = NULL;
+    size_t len = 0, name_len = 0, cursor = 0;
+    gw_request_environ(req, &env);
+    if (gw_environ_get(env, "HTTP_ABSENT", 11, &value, &len) != GW_STATUS_NOT_FOUND) return GW_STATUS_APP_ERROR;
+    while (gw_environ_next(env, &cursor, &name, &name_len, &value, &len) == GW_STATUS_OK) {
+    }
+    return hello_app(userdata, req);
+}
+
+static gw_status fail_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    return gw_request_fail(req, "the error page's path", 21);
+}
+
+static gw_status chunked_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    gw_status st = gw_start_response(req, "200 OK", 6, HEADERS, 1, 0);
+    if (st == GW_STATUS_OK) st = gw_write(req, "Hello, ", 7);
+    if (st == GW_STATUS_OK) st = gw_write(req, "world!", 6);
+    return st;
+}
+
+static char post_body[4096];
+static size_t post_pos;
+
+static int read_post(void *userdata, void *buf, size_t len, size_t *out_read) {
+    (void)userdata;
+    size_t left = sizeof post_body - post_pos;
+    size_t n = len < left ? len : left;
+    memcpy(buf, post_body + post_pos, n);
+    post_pos += n;
+    *out_read = n;
+    return 0;
+}
+
+static int32_t add_post_vars(void *userdata, gw_environ *env) {
+    gw_status st = add_vars(userdata, env);
+    if (st == GW_STATUS_OK) st = gw_environ_set(env, "REQUEST_METHOD", 14, "POST", 4);
+    if (st == GW_STATUS_OK) st = gw_environ_set(env, "CONTENT_LENGTH", 14, "4096", 4);
+    post_pos = 0;
+    return st;
+}
+
+static gw_status post_app(void *userdata, gw_request *req) {
+    const char *data = NULL;
+    size_t len = 0;
+    gw_status st = gw_input_read_all(req, &data, &len);
+    if (st != GW_STATUS_OK || len != sizeof post_body) return GW_STATUS_APP_ERROR;
+    return hello_app(userdata, req);
+}
+
 static double now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -113,13 +168,41 @@ static int compare_doubles(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static long allocations_per_request(gw_handler *h, long iterations) {
-    for (int i = 0; i < 10; i++) gw_handler_run(h, hello_app, NULL);
+static long allocations_per_request(gw_handler *h, gw_application_fn app, long iterations) {
+    for (int i = 0; i < 10; i++) gw_handler_run(h, app, NULL);
     allocations = 0;
     counting = 1;
-    for (long i = 0; i < iterations; i++) gw_handler_run(h, hello_app, NULL);
+    for (long i = 0; i < iterations; i++) gw_handler_run(h, app, NULL);
     counting = 0;
     return allocations;
+}
+
+/* Every steady-state path: hello in CGI and origin mode, a miss in the environ and its
+ * iteration to the end, the error page, a chunked response, a POST body read whole. */
+static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
+    gw_handler *http11 = make_handler(s, true);
+    gw_handler_set_http_version(http11, "1.1", 3);
+    gw_handler_hooks hooks = { .userdata = s, .write = sink_write, .read_stdin = read_post,
+                               .add_cgi_vars = add_post_vars };
+    gw_handler *post = NULL;
+    if (gw_handler_new(&hooks, &post) != GW_STATUS_OK) return 2;
+    struct { const char *name; gw_handler *h; gw_application_fn app; } paths[] = {
+        { "hello, CGI mode", cgi, hello_app },
+        { "hello, origin mode", origin, hello_app },
+        { "environ miss and iteration to the end", origin, miss_app },
+        { "the error page", origin, fail_app },
+        { "a chunked response", http11, chunked_app },
+        { "a POST body read whole", post, post_app },
+    };
+    long total = 0;
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        long a = allocations_per_request(paths[i].h, paths[i].app, 1000);
+        printf("allocations in 1000 warmed-up requests, %-40s %ld\n", paths[i].name, a);
+        total += a;
+    }
+    gw_handler_free(http11);
+    gw_handler_free(post);
+    return total == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
@@ -128,11 +211,10 @@ int main(int argc, char **argv) {
     gw_handler *origin = make_handler(&s, true);
 
     if (argc > 1 && strcmp(argv[1], "--check-allocations") == 0) {
-        long a = allocations_per_request(cgi, 1000) + allocations_per_request(origin, 1000);
-        printf("allocations in 2000 warmed-up requests: %ld\n", a);
+        int failed = check_allocations(&s, cgi, origin);
         gw_handler_free(cgi);
         gw_handler_free(origin);
-        return a == 0 ? 0 : 1;
+        return failed;
     }
 
     long iterations = argc > 1 ? strtol(argv[1], NULL, 10) : 200000;
@@ -163,7 +245,7 @@ int main(int argc, char **argv) {
     }
     printf("ratios: CGI mode / baseline = %.2f, origin mode / baseline = %.2f\n", median[1] / median[0],
            median[2] / median[0]);
-    long a = allocations_per_request(cgi, 1000);
+    long a = allocations_per_request(cgi, hello_app, 1000);
     printf("heap allocations per warmed-up request: %.3f\n", (double)a / 1000.0);
     gw_handler_free(cgi);
     gw_handler_free(origin);

@@ -9,6 +9,7 @@
 mod response;
 mod streams;
 
+use std::borrow::Cow;
 use std::cell::{RefCell, RefMut};
 use std::mem;
 
@@ -83,6 +84,11 @@ struct State<B> {
     log_line: Vec<u8>,
     /// The message of the app's last failure (its own, or a failed gw call's), for the log.
     app_message: String,
+    /// Why the last run failed, for the host.
+    failure: String,
+    /// A buffer `app_message` handed over with a failure, back for the next one: a failing
+    /// request allocates no more than a good one.
+    spare: String,
     overflow_logged: bool,
     input_failure_logged: bool,
 }
@@ -107,6 +113,8 @@ impl<B> Default for State<B> {
             out: Vec::new(),
             log_line: Vec::new(),
             app_message: String::new(),
+            failure: String::new(),
+            spare: String::new(),
             overflow_logged: false,
             input_failure_logged: false,
         }
@@ -129,8 +137,22 @@ impl<B> State<B> {
         self.expect_continue = false;
         self.keep_alive = false;
         self.app_message.clear();
+        self.failure.clear();
         self.overflow_logged = false;
         self.input_failure_logged = false;
+    }
+
+    /// Keeps a failure's message for `Handler::failure` and its buffer for reuse.
+    fn remember_failure(&mut self, err: Error) -> Status {
+        self.failure.clear();
+        self.failure.push_str(&err.message);
+        if let Cow::Owned(mut buffer) = err.message {
+            if buffer.capacity() > self.spare.capacity() {
+                buffer.clear();
+                self.spare = buffer;
+            }
+        }
+        err.status
     }
 
     fn framing(&self) -> Option<Framing> {
@@ -172,8 +194,8 @@ impl<H: Host> Handler<H> {
 
     /// Runs one whole cycle. Ok(()) when the response went out in full; otherwise the status
     /// says what happened (AppError: error page sent; ResponseIncomplete: close the
-    /// connection; ClientGone; IoError) and the message why.
-    pub fn run(&mut self, app: impl FnOnce(&mut Request<'_, H>) -> Status) -> Result<(), Error> {
+    /// connection; ClientGone; IoError) and `failure()` says why.
+    pub fn run(&mut self, app: impl FnOnce(&mut Request<'_, H>) -> Status) -> Result<(), Status> {
         self.state.reset();
         let mut req = Request {
             host: &mut self.host,
@@ -193,7 +215,10 @@ impl<H: Host> Handler<H> {
         };
         let outcome = match result {
             Ok(()) => Ok(()),
-            Err(e) => Err(req.handle_error(e)),
+            Err(e) => {
+                let e = req.handle_error(e);
+                Err(req.st.remember_failure(e))
+            }
         };
         req.st.keep_alive = outcome.is_ok() && req.keep_connection();
         req.st.body = Body::Unset;
@@ -205,6 +230,11 @@ impl<H: Host> Handler<H> {
     /// read, or drained, to its end.
     pub fn keep_alive(&self) -> bool {
         self.state.keep_alive
+    }
+
+    /// Why the last run failed ("" after one that succeeded).
+    pub fn failure(&self) -> &str {
+        &self.state.failure
     }
 
     /// The environ of the last request (empty before the first).
@@ -326,15 +356,13 @@ impl<H: Host> Request<'_, H> {
     /// The app's own failure message for the error log.
     pub fn set_failure_message(&mut self, message: &[u8]) {
         self.st.app_message.clear();
-        self.st
-            .app_message
-            .push_str(&crate::status::escape_bytes(message));
+        crate::status::escape_bytes_into(&mut self.st.app_message, message);
     }
 
     fn close_body(&mut self) {
         if let Body::Source(mut source) = mem::replace(&mut self.st.body, Body::Taken) {
             if let Err(e) = source.close() {
-                self.log_error("closing the response body failed: ", &e.message);
+                self.log_error("closing the response body failed: ", e.message.as_bytes());
             }
         }
     }
@@ -403,9 +431,10 @@ impl<H: Host> Request<'_, H> {
     /// the message it recorded with its failure, else the status's text.
     pub fn app_failure(&mut self, status: Status) -> Error {
         let message = if self.st.app_message.is_empty() {
-            status.describe().to_string()
+            Cow::Borrowed(status.describe())
         } else {
-            mem::take(&mut self.st.app_message)
+            let spare = mem::take(&mut self.st.spare);
+            Cow::Owned(mem::replace(&mut self.st.app_message, spare))
         };
         let status = match status {
             Status::ClientGone => Status::ClientGone,
@@ -425,10 +454,10 @@ impl<H: Host> Request<'_, H> {
             return Error::new(Status::IoError, err.message);
         }
         if self.st.framing().is_some() {
-            self.log_error("response cut short: ", &err.message);
+            self.log_error("response cut short: ", err.message.as_bytes());
             return Error::new(Status::ResponseIncomplete, err.message);
         }
-        self.log_error("application error: ", &err.message);
+        self.log_error("application error: ", err.message.as_bytes());
         match self.send_error_page() {
             Ok(()) => Error::new(Status::AppError, err.message),
             Err(e) if e.status == Status::ClientGone => e,

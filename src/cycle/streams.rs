@@ -36,7 +36,7 @@ impl<H: Host> Request<'_, H> {
                 && !output_failed
                 && !mem::replace(&mut self.st.input_failure_logged, true)
             {
-                self.log_error("request body: ", &e.message);
+                self.log_error("request body: ", e.message.as_bytes());
             }
         }
         self.record(result)
@@ -125,12 +125,12 @@ impl<H: Host> Request<'_, H> {
         self.log_error("", message);
     }
 
-    pub(super) fn log_error(&mut self, prefix: &str, message: impl AsRef<[u8]>) {
+    pub(super) fn log_error(&mut self, prefix: &str, message: &[u8]) {
         let mut line = mem::take(&mut self.st.log_line);
         line.clear();
         line.extend_from_slice(b"gateway: ");
         line.extend_from_slice(prefix.as_bytes());
-        line.extend_from_slice(message.as_ref());
+        line.extend_from_slice(message);
         line.push(b'\n');
         let _ = self.errors_write(&line).and_then(|()| self.errors_flush());
         self.st.log_line = line;

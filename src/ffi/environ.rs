@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::{boundary, boundary_void, bytes_arg, null, out_arg};
+use super::{boundary, bytes_arg, guard, null, out_arg};
 use crate::environ::Environ;
 use crate::status::{Error, Status};
 
@@ -65,7 +65,7 @@ pub unsafe extern "C" fn gw_environ_new_from_process(out: *mut *mut gw_environ) 
 /// gw_handler_get_os_environ. NULL is a no-op. Never free the environ of a request.
 #[no_mangle]
 pub unsafe extern "C" fn gw_environ_free(environ: *mut gw_environ) {
-    boundary_void(|| {
+    guard(|| {
         if !environ.is_null() {
             // SAFETY: owned environs come from Box::into_raw in publish().
             drop(unsafe { Box::from_raw(environ.cast::<Environ>()) });
@@ -106,12 +106,10 @@ pub unsafe extern "C" fn gw_environ_get(
         let name = unsafe { bytes_arg(name, name_len, "name") }?;
         let out_value = unsafe { out_arg(out_value, "out_value") }?;
         let out_value_len = unsafe { out_arg(out_value_len, "out_value_len") }?;
-        let value = env.get(name).ok_or_else(|| {
-            Error::new(
-                Status::NotFound,
-                format!("no environ key '{}'", crate::status::escape_bytes(name)),
-            )
-        })?;
+        // Not-found is an answer, not a failure: no message is formatted for it.
+        let value = env
+            .get(name)
+            .ok_or(Error::new(Status::NotFound, "no such environ key"))?;
         *out_value = value.as_ptr().cast();
         *out_value_len = value.len();
         Ok(())
@@ -131,10 +129,7 @@ pub unsafe extern "C" fn gw_environ_remove(
         if env.remove(name)? {
             Ok(())
         } else {
-            Err(Error::new(
-                Status::NotFound,
-                format!("no environ key '{}'", crate::status::escape_bytes(name)),
-            ))
+            Err(Error::new(Status::NotFound, "no such environ key"))
         }
     })
 }

@@ -10,7 +10,7 @@ use super::environ::{env_mut, gw_environ};
 use super::fd_host::FdHost;
 use super::hooks::{gw_handler_hooks, FfiHost, HostIo};
 use super::request::{as_request_ptr, check_headers, gw_header, gw_request, header_iter};
-use super::{boundary, boundary_void, bytes_arg, null, out_arg};
+use super::{boundary, bytes_arg, fail, guard, null, out_arg};
 use crate::cycle::Handler;
 use crate::environ::Environ;
 use crate::settings::Settings;
@@ -108,7 +108,7 @@ pub unsafe extern "C" fn gw_handler_new(
 /// Frees a handler. NULL is a no-op. Not from inside its own run.
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_free(handler: *mut gw_handler) {
-    boundary_void(|| {
+    guard(|| {
         if handler.is_null() {
             return;
         }
@@ -179,12 +179,14 @@ pub unsafe extern "C" fn gw_handler_run(
     app: gw_application_fn,
     app_userdata: *mut c_void,
 ) -> Status {
-    boundary(|| {
+    guard(|| {
         let Some(app) = app else {
-            return Err(null("app"));
+            return fail(null("app"));
         };
-        let h = unsafe { idle(handler) }?;
-        let cell = unsafe { cell(handler) }?;
+        let (h, cell) = match unsafe { idle(handler).and_then(|h| Ok((h, cell(handler)?))) } {
+            Ok(found) => found,
+            Err(e) => return fail(e),
+        };
         cell.running.store(true, Ordering::Release);
         struct Running<'a>(&'a AtomicBool);
         impl Drop for Running<'_> {
@@ -193,10 +195,18 @@ pub unsafe extern "C" fn gw_handler_run(
             }
         }
         let _running = Running(&cell.running);
-        h.run(|request| {
+        let outcome = h.run(|request| {
             // SAFETY: the application contract; the request outlives the call.
             Status::from_raw(unsafe { app(app_userdata, as_request_ptr(request)) })
-        })
+        });
+        match outcome {
+            Ok(()) => Status::Ok,
+            Err(status) => {
+                // The message stays in the handler's buffer: a failing run allocates nothing.
+                super::set_last_error(h.failure());
+                status
+            }
+        }
     })
 }
 

@@ -4,6 +4,7 @@
 use std::ffi::{c_int, c_void};
 use std::io;
 
+use super::bytes_arg;
 use super::environ::{as_ptr, gw_environ};
 use super::fd_host::{FdFile, FdHost};
 use super::request::{as_request_ptr, gw_bytes, gw_request};
@@ -286,19 +287,17 @@ impl BodySource<FfiHost> for FfiBody {
                 match Status::from_raw(raw) {
                     // The end alone; with a chunk, the end comes right after it.
                     Status::Ok if end && len == 0 => Ok(None),
-                    Status::Ok if len > 0 && data.is_null() => Err(Error::new(
-                        Status::AppError,
-                        "body iterator returned NULL data with a non-zero length",
-                    )),
                     // SAFETY: the iterator promises `len` readable bytes until its next call.
-                    Status::Ok if len > 0 => Ok(Some(Chunk {
-                        data: unsafe { std::slice::from_raw_parts(data.cast(), len) },
-                        last: end,
-                    })),
-                    Status::Ok => Ok(Some(Chunk {
-                        data: &[],
-                        last: false,
-                    })),
+                    Status::Ok => match unsafe { bytes_arg(data, len, "chunk") } {
+                        Ok(data) => Ok(Some(Chunk {
+                            data,
+                            last: end && !data.is_empty(),
+                        })),
+                        Err(_) => Err(Error::new(
+                            Status::AppError,
+                            "body iterator returned NULL data with a non-zero length",
+                        )),
+                    },
                     failed => Err(request.app_failure(failed)),
                 }
             }

@@ -19,75 +19,125 @@ pub mod hooks;
 pub mod request;
 
 thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// This thread's last error message, NUL-terminated; reused, so recording one allocates
+    /// only when it outgrows every earlier message.
+    static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Records `message` as this thread's last error.
+/// Records `message` as this thread's last error (a NUL inside shows as `\0`).
 pub(crate) fn set_last_error(message: &str) {
-    let text = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = text);
-}
-
-/// Runs an exported function's body: a panic becomes `GW_STATUS_PANIC`, an error becomes
-/// its status with its message recorded as the thread's last error.
-pub(crate) fn boundary(body: impl FnOnce() -> Result<(), Error>) -> Status {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => Status::Ok,
-        Ok(Err(err)) => {
-            set_last_error(&err.message);
-            err.status
+    LAST_ERROR.with(|slot| {
+        let mut text = slot.borrow_mut();
+        text.clear();
+        for &b in message.as_bytes() {
+            match b {
+                0 => text.extend_from_slice(b"\\0"),
+                b => text.push(b),
+            }
         }
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(&format!("panic inside gateway: {what}"));
-            Status::Panic
-        }
-    }
-}
-
-/// The same for functions that return nothing (the `_free` functions).
-pub(crate) fn boundary_void(body: impl FnOnce()) {
-    let _ = boundary(|| {
-        body();
-        Ok(())
+        text.push(0);
     });
 }
 
-pub(crate) fn null(what: &str) -> Error {
-    Error::new(Status::NullArgument, format!("{what} is NULL"))
+/// What an exported function returns when a panic was caught in it.
+pub(crate) trait OnPanic {
+    fn on_panic() -> Self;
 }
 
-/// A `(ptr, len)` pair from C as a slice; NULL is allowed only with `len == 0`.
-pub(crate) unsafe fn bytes_arg<'a, T>(
+impl OnPanic for Status {
+    fn on_panic() -> Status {
+        Status::Panic
+    }
+}
+
+impl OnPanic for () {
+    fn on_panic() {}
+}
+
+impl OnPanic for u32 {
+    fn on_panic() -> u32 {
+        0
+    }
+}
+
+impl OnPanic for *const c_char {
+    fn on_panic() -> *const c_char {
+        c"".as_ptr()
+    }
+}
+
+/// The one panic boundary every exported function runs in: a panic becomes the return
+/// type's `OnPanic` value, with the panic's message as this thread's last error.
+pub(crate) fn guard<T: OnPanic>(body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("unknown panic");
+        set_last_error(&format!("panic inside gateway: {what}"));
+        T::on_panic()
+    })
+}
+
+/// An error's status, with its message recorded as this thread's last error.
+pub(crate) fn fail(err: Error) -> Status {
+    set_last_error(&err.message);
+    err.status
+}
+
+/// `guard` for a body that reports success or an error.
+pub(crate) fn boundary(body: impl FnOnce() -> Result<(), Error>) -> Status {
+    guard(|| body().map_or_else(fail, |()| Status::Ok))
+}
+
+pub(crate) fn null(what: &'static str) -> Error {
+    Error::new(Status::NullArgument, null_message(what))
+}
+
+/// "<what> is NULL", built only when a NULL is found.
+#[cold]
+fn null_message(what: &str) -> String {
+    format!("{what} is NULL")
+}
+
+/// Every slice the library reads from C memory comes through here: `count` items at
+/// `ptr`, which may be NULL only when `count` is 0.
+pub(crate) unsafe fn slice_arg<'a, T>(
     ptr: *const T,
-    len: usize,
-    what: &str,
-) -> Result<&'a [u8], Error> {
-    if len == 0 {
+    count: usize,
+    what: &'static str,
+) -> Result<&'a [T], Error> {
+    if count == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
         return Err(null(what));
     }
-    if len > isize::MAX as usize {
-        return Err(Error::new(
-            Status::InvalidArgument,
-            format!("{what}: length too large"),
-        ));
+    if count
+        .checked_mul(std::mem::size_of::<T>().max(1))
+        .is_none_or(|n| n > isize::MAX as usize)
+    {
+        return Err(Error::new(Status::InvalidArgument, "length too large"));
     }
-    // SAFETY: the caller promises `ptr` points at `len` readable bytes (documented per function).
-    Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
+    // SAFETY: the caller promises `count` readable items at `ptr` (documented per function).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+}
+
+/// A `(ptr, len)` byte string from C.
+pub(crate) unsafe fn bytes_arg<'a, T>(
+    ptr: *const T,
+    len: usize,
+    what: &'static str,
+) -> Result<&'a [u8], Error> {
+    unsafe { slice_arg(ptr.cast::<u8>(), len, what) }
 }
 
 /// A writable `(ptr, len)` buffer from C.
 pub(crate) unsafe fn buffer_arg<'a, T>(
     ptr: *mut T,
     len: usize,
-    what: &str,
+    what: &'static str,
 ) -> Result<&'a mut [u8], Error> {
     if len == 0 {
         return Ok(&mut []);
@@ -96,17 +146,14 @@ pub(crate) unsafe fn buffer_arg<'a, T>(
         return Err(null(what));
     }
     if len > isize::MAX as usize {
-        return Err(Error::new(
-            Status::InvalidArgument,
-            format!("{what}: length too large"),
-        ));
+        return Err(Error::new(Status::InvalidArgument, "length too large"));
     }
     // SAFETY: the caller promises `ptr` points at `len` writable bytes.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len) })
 }
 
 /// An out-parameter from C.
-pub(crate) unsafe fn out_arg<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, Error> {
+pub(crate) unsafe fn out_arg<'a, T>(ptr: *mut T, what: &'static str) -> Result<&'a mut T, Error> {
     // SAFETY: non-NULL out-parameters point at writable storage of their type.
     unsafe { ptr.as_mut() }.ok_or_else(|| null(what))
 }
@@ -115,7 +162,7 @@ pub(crate) unsafe fn out_arg<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T
 #[no_mangle]
 pub extern "C" fn gw_status_str(status: i32) -> *const c_char {
     static TEXT: OnceLock<Vec<CString>> = OnceLock::new();
-    let result = catch_unwind(|| {
+    guard(|| {
         let table = TEXT.get_or_init(|| {
             (0..=Status::TooLarge as i32)
                 .map(|raw| CString::new(Status::from_raw(raw).describe()).unwrap_or_default())
@@ -125,29 +172,33 @@ pub extern "C" fn gw_status_str(status: i32) -> *const c_char {
             Some(text) => text.as_ptr(),
             None => c"unknown status".as_ptr(),
         }
-    });
-    result.unwrap_or(c"unknown status".as_ptr())
+    })
 }
 
 /// The message of the most recent failing gateway call on this thread ("" if none). Borrowed:
 /// valid until the next failing gateway call on this thread.
 #[no_mangle]
 pub extern "C" fn gw_last_error_message() -> *const c_char {
-    catch_unwind(|| LAST_ERROR.with(|slot| slot.borrow().as_ptr())).unwrap_or(c"".as_ptr())
+    guard(|| {
+        LAST_ERROR.with(|slot| match slot.borrow().as_slice() {
+            [] => c"".as_ptr(),
+            text => text.as_ptr().cast(),
+        })
+    })
 }
 
 /// The library's version as a static string, "MAJOR.MINOR.PATCH"; equal to GW_VERSION.
 #[no_mangle]
 pub extern "C" fn gw_version() -> *const c_char {
     const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
-    catch_unwind(|| VERSION.as_ptr().cast()).unwrap_or(c"".as_ptr())
+    guard(|| VERSION.as_ptr().cast())
 }
 
 /// The library's version as a number: MAJOR << 16 | MINOR << 8 | PATCH; equal to
 /// GW_VERSION_NUMBER of the header the caller was compiled with when the two match.
 #[no_mangle]
 pub extern "C" fn gw_version_number() -> u32 {
-    catch_unwind(version_number).unwrap_or(0)
+    guard(version_number)
 }
 
 pub(crate) fn version_number() -> u32 {

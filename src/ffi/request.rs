@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_int, c_void};
 use super::environ::gw_environ;
 use super::fd_host::FdFile;
 use super::hooks::{gw_body_iter, FfiBody, FfiHost};
-use super::{boundary, buffer_arg, bytes_arg, null, out_arg};
+use super::{boundary, buffer_arg, bytes_arg, null, out_arg, slice_arg};
 use crate::cycle::Request;
 use crate::status::{Error, Status};
 
@@ -53,24 +53,27 @@ pub(crate) unsafe fn check_headers<'a>(
     headers: *const gw_header,
     count: usize,
 ) -> Result<&'a [gw_header], Error> {
-    if count == 0 {
-        return Ok(&[]);
-    }
-    if headers.is_null() {
-        return Err(null("headers"));
-    }
     // SAFETY: the caller promises `count` headers.
-    let headers = unsafe { std::slice::from_raw_parts(headers, count) };
+    let headers = unsafe { slice_arg(headers, count, "headers") }?;
     for (i, h) in headers.iter().enumerate() {
         // The message is formatted only on failure: this runs on every request.
         if h.name.is_null() && h.name_len > 0 {
-            return Err(null(&format!("headers[{i}].name")));
+            return Err(null_item("headers", i, "name"));
         }
         if h.value.is_null() && h.value_len > 0 {
-            return Err(null(&format!("headers[{i}].value")));
+            return Err(null_item("headers", i, "value"));
         }
     }
     Ok(headers)
+}
+
+/// "<array>[<i>].<field> is NULL".
+#[cold]
+fn null_item(array: &str, i: usize, field: &str) -> Error {
+    Error::new(
+        Status::NullArgument,
+        format!("{array}[{i}].{field} is NULL"),
+    )
 }
 
 /// The checked headers as byte-string pairs.
@@ -389,16 +392,10 @@ pub unsafe extern "C" fn gw_errors_writelines(
 ) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
-        let lines: &[gw_bytes] = if count == 0 {
-            &[]
-        } else if lines.is_null() {
-            return Err(null("lines"));
-        } else {
-            // SAFETY: the caller promises `count` entries.
-            unsafe { std::slice::from_raw_parts(lines, count) }
-        };
+        // SAFETY: the caller promises `count` entries.
+        let lines = unsafe { slice_arg(lines, count, "lines") }?;
         if let Some(i) = lines.iter().position(|l| l.data.is_null() && l.len > 0) {
-            return Err(null(&format!("lines[{i}].data")));
+            return Err(null_item("lines", i, "data"));
         }
         for line in lines {
             req.errors_write(unsafe { bytes_arg(line.data, line.len, "") }?)?;
