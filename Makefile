@@ -5,12 +5,19 @@ CARGO       ?= cargo
 CC          ?= cc
 CXX         ?= c++
 PREFIX      ?= /usr/local
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
 DESTDIR     ?=
 PORT        ?= 8000
 
 RELEASE     := target/release
 BUILD       := build
-SONAME      := libgateway.so.0
+# The version policy: the soname carries MAJOR.MINOR while MAJOR is 0 (any 0.x minor may
+# break the ABI), MAJOR after that; build.rs sets it, test-install checks it.
+VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+VERSION_MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+VERSION_MINOR := $(word 2,$(subst ., ,$(VERSION)))
+SONAME      := libgateway.so.$(if $(filter 0,$(VERSION_MAJOR)),0.$(VERSION_MINOR),$(VERSION_MAJOR))
 CFLAGS      := -std=c99 -Wall -Wextra -Wpedantic -Werror -O1 -g -D_POSIX_C_SOURCE=200809L -Iinclude
 # What `cargo rustc -- --print native-static-libs` reports for the static library.
 STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
@@ -121,28 +128,35 @@ test-asan: lib | $(BUILD)
 	@nm $(BUILD)/test_asan | grep -q __asan_init || { echo "test_asan is not instrumented"; exit 1; }
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 $(BUILD)/test_asan
 
-# `make install` into a scratch folder, then a program built against what it installed.
+# `make install` into a scratch folder (with its own LIBDIR), then a program built against
+# what it installed: linked by the soname the version policy gives, and running.
 test-install: | $(BUILD)
 	rm -rf $(BUILD)/install
-	$(MAKE) --no-print-directory install PREFIX=/usr DESTDIR=$(CURDIR)/$(BUILD)/install
+	$(MAKE) --no-print-directory install PREFIX=/usr LIBDIR=/usr/lib64 DESTDIR=$(CURDIR)/$(BUILD)/install
 	$(CC) $(CFLAGS) -I$(BUILD)/install/usr/include c-examples/hello_host.c \
-	  -L$(BUILD)/install/usr/lib -lgateway -Wl,-rpath,$(CURDIR)/$(BUILD)/install/usr/lib -o $(BUILD)/hello_installed
+	  -L$(BUILD)/install/usr/lib64 -lgateway -Wl,-rpath,$(CURDIR)/$(BUILD)/install/usr/lib64 -o $(BUILD)/hello_installed
 	$(BUILD)/hello_installed | grep -q 'Hello, /world!'
-	@readelf -d $(BUILD)/hello_installed | grep -q 'libgateway.so.0' || { echo "not linked by soname"; exit 1; }
-	@echo "install: header, libraries (soname libgateway.so.0) and gateway.pc usable"
+	@readelf -d $(BUILD)/install/usr/lib64/libgateway.so.$(VERSION) | grep -q 'SONAME.*\[$(SONAME)\]' \
+	  || { echo "the library's soname is not $(SONAME)"; exit 1; }
+	@readelf -d $(BUILD)/hello_installed | grep -q 'NEEDED.*\[$(SONAME)\]' || { echo "not linked by soname"; exit 1; }
+	@test "$$(readlink $(BUILD)/install/usr/lib64/$(SONAME))" = libgateway.so.$(VERSION) \
+	  && test "$$(readlink $(BUILD)/install/usr/lib64/libgateway.so)" = $(SONAME) \
+	  || { echo "the symlinks are not libgateway.so -> $(SONAME) -> libgateway.so.$(VERSION)"; exit 1; }
+	@echo "install: header, libgateway.so.$(VERSION) (soname $(SONAME)), libgateway.a and gateway.pc usable"
 
-# Installs the header, both libraries (the .so with its soname link) and a pkg-config file.
+# Installs the header, the shared library as libgateway.so.VERSION with its soname and
+# development links, the static library and a pkg-config file.
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 644 include/gateway.h $(DESTDIR)$(PREFIX)/include/gateway.h
-	install -m 755 $(RELEASE)/libgateway.so $(DESTDIR)$(PREFIX)/lib/$(SONAME)
-	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libgateway.so
-	install -m 644 $(RELEASE)/libgateway.a $(DESTDIR)$(PREFIX)/lib/libgateway.a
-	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
-	  'Name: gateway' 'Description: Embeddable WSGI-style gateway runtime' \
-	  "Version: $$(sed -n 's/^#define GW_VERSION "\(.*\)"/\1/p' include/gateway.h)" \
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 644 include/gateway.h $(DESTDIR)$(INCLUDEDIR)/gateway.h
+	install -m 755 $(RELEASE)/libgateway.so $(DESTDIR)$(LIBDIR)/libgateway.so.$(VERSION)
+	ln -sf libgateway.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libgateway.so
+	install -m 644 $(RELEASE)/libgateway.a $(DESTDIR)$(LIBDIR)/libgateway.a
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+	  'Name: gateway' 'Description: Embeddable WSGI-style gateway runtime' 'Version: $(VERSION)' \
 	  'Libs: -L$${libdir} -lgateway' 'Libs.private: $(STATIC_LIBS)' 'Cflags: -I$${includedir}' \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gateway.pc
+	  > $(DESTDIR)$(LIBDIR)/pkgconfig/gateway.pc
 
 clean:
 	$(CARGO) clean

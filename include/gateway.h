@@ -40,9 +40,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_VERSION "0.1.0"
+#define GW_VERSION "0.2.0"
 #define GW_VERSION_MAJOR 0
-#define GW_VERSION_MINOR 1
+#define GW_VERSION_MINOR 2
 #define GW_VERSION_PATCH 0
 #define GW_VERSION_NUMBER ((GW_VERSION_MAJOR << 16) | (GW_VERSION_MINOR << 8) | GW_VERSION_PATCH)
 
@@ -282,8 +282,10 @@ gw_status gw_environ_new(struct gw_environ **out);
 gw_status gw_environ_new_from_process(struct gw_environ **out);
 
 // Frees an environ made by gw_environ_new, gw_environ_new_from_process or
-// gw_handler_get_os_environ. NULL is a no-op. Never free the environ of a request.
-void gw_environ_free(struct gw_environ *environ);
+// gw_handler_get_os_environ. NULL is a no-op (GW_STATUS_OK). The environ a request lends
+// (gw_request_environ, add_cgi_vars) belongs to its handler: freeing it is refused with
+// GW_STATUS_INVALID_STATE and changes nothing.
+gw_status gw_environ_free(struct gw_environ *environ);
 
 // Sets `name` to `value` (copied). An existing name keeps its place in the order.
 // Names must be non-empty and contain no NUL or '='.

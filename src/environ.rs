@@ -97,11 +97,26 @@ pub struct Environ {
     dead_entries: usize,
     /// Reused by `compact`: (arena offset, entry index, is the value) of every span in use.
     spans: Vec<(u32, u32, bool)>,
+    /// A request's environ, owned by its handler: whoever is lent it must not free it.
+    of_request: bool,
 }
 
 impl Environ {
     pub fn new() -> Environ {
         Environ::default()
+    }
+
+    /// The environ a handler builds for each request and lends to the host and the app.
+    pub fn for_request() -> Environ {
+        Environ {
+            of_request: true,
+            ..Environ::default()
+        }
+    }
+
+    /// Whether this is a request's environ, which only its handler may free.
+    pub fn is_request_environ(&self) -> bool {
+        self.of_request
     }
 
     /// The process environment, byte for byte (what wsgiref's read_environ yields on POSIX).

@@ -1546,6 +1546,34 @@ static void test_environ_defaults_and_server_software(void **state) {
 
 /* Overwriting a value, or setting and removing a key, reuses space: a 1 MiB value replaced
  * 200 times stays one live key, not 200 MiB. */
+static int32_t frees_its_environ_app(void *userdata, gw_request *req) {
+    gw_status *refused = userdata;
+    gw_environ *env = NULL;
+    assert_int_equal(gw_request_environ(req, &env), GW_STATUS_OK);
+    *refused = gw_environ_free(env);
+    /* Refused, and the environ is still there. */
+    const char *value = NULL;
+    size_t len = 0;
+    assert_int_equal(gw_environ_get(env, "wsgi.version", 12, &value, &len), GW_STATUS_OK);
+    return hello_app(NULL, req);
+}
+
+static void test_a_request_environ_cannot_be_freed(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler *h = host_handler(&host, false);
+    gw_status refused = GW_STATUS_OK;
+    assert_int_equal(gw_handler_run(h, frees_its_environ_app, &refused), GW_STATUS_OK);
+    assert_int_equal(refused, GW_STATUS_INVALID_STATE);
+    assert_non_null(strstr(gw_last_error_message(), "belongs to a request"));
+    assert_int_equal(gw_environ_free(NULL), GW_STATUS_OK);
+    gw_environ *owned = NULL;
+    assert_int_equal(gw_environ_new(&owned), GW_STATUS_OK);
+    assert_int_equal(gw_environ_free(owned), GW_STATUS_OK);
+    gw_handler_free(h);
+}
+
 static void test_environ_reclaims_space(void **state) {
     (void)state;
     gw_environ *env = NULL;
@@ -2700,6 +2728,7 @@ int main(void) {
         cmocka_unit_test(test_environ_defaults_and_server_software),
         cmocka_unit_test(test_environ_object),
         cmocka_unit_test(test_environ_reclaims_space),
+        cmocka_unit_test(test_a_request_environ_cannot_be_freed),
         cmocka_unit_test(test_handler_defaults_and_setters),
         cmocka_unit_test(test_handler_refuses_reentry),
         cmocka_unit_test(test_simple_and_base_cgi_presets),

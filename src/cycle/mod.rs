@@ -187,7 +187,7 @@ impl<H: Host> Handler<H> {
         Handler {
             host,
             settings: Settings::default(),
-            environ: RefCell::new(Environ::new()),
+            environ: RefCell::new(Environ::for_request()),
             state: State::default(),
         }
     }

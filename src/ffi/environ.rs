@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::{boundary, bytes_arg, guard, null, out_arg};
+use super::{boundary, bytes_arg, null, out_arg};
 use crate::environ::Environ;
 use crate::status::{Error, Status};
 
@@ -62,14 +62,24 @@ pub unsafe extern "C" fn gw_environ_new_from_process(out: *mut *mut gw_environ) 
 }
 
 /// Frees an environ made by gw_environ_new, gw_environ_new_from_process or
-/// gw_handler_get_os_environ. NULL is a no-op. Never free the environ of a request.
+/// gw_handler_get_os_environ. NULL is a no-op (GW_STATUS_OK). The environ a request lends
+/// (gw_request_environ, add_cgi_vars) belongs to its handler: freeing it is refused with
+/// GW_STATUS_INVALID_STATE and changes nothing.
 #[no_mangle]
-pub unsafe extern "C" fn gw_environ_free(environ: *mut gw_environ) {
-    guard(|| {
-        if !environ.is_null() {
-            // SAFETY: owned environs come from Box::into_raw in publish().
-            drop(unsafe { Box::from_raw(environ.cast::<Environ>()) });
+pub unsafe extern "C" fn gw_environ_free(environ: *mut gw_environ) -> Status {
+    boundary(|| {
+        if environ.is_null() {
+            return Ok(());
         }
+        if unsafe { env_ref(environ) }?.is_request_environ() {
+            return Err(Error::new(
+                Status::InvalidState,
+                "this environ belongs to a request: its handler frees it",
+            ));
+        }
+        // SAFETY: every other environ pointer comes from Box::into_raw in publish().
+        drop(unsafe { Box::from_raw(environ.cast::<Environ>()) });
+        Ok(())
     })
 }
 
