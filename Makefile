@@ -97,6 +97,8 @@ test-symbols: lib | $(BUILD)
 	@nm -D --defined-only $(RELEASE)/libgateway.so | awk '$$2 == "T" { print $$3 }' | sort > $(BUILD)/symbols.so
 	@grep -oE '\bgw_[a-z0-9_]+\(' include/gateway.h | tr -d '(' | sort -u > $(BUILD)/symbols.h
 	@if grep -v '^gw_' $(BUILD)/symbols.so; then echo "exported symbols without the gw_ prefix"; exit 1; fi
+	@if grep -E '^#define ' include/gateway.h | grep -vE '^#define (GW_|GATEWAY_H$$)'; then \
+	  echo "header macros without the GW_ prefix"; exit 1; fi
 	@diff -u $(BUILD)/symbols.h $(BUILD)/symbols.so || { echo "exported symbols differ from the header"; exit 1; }
 	@echo "symbols: $$(wc -l < $(BUILD)/symbols.so) exported, all gw_-prefixed and declared"
 	@rm -f $(BUILD)/symbols.so $(BUILD)/symbols.h

@@ -29,6 +29,15 @@
  *    body-iterator calls.
  *  - gw_last_error_message() is per thread. Everything else holds no global state except
  *    the Date cache, which is internally locked.
+ *
+ * Writes
+ *  - The library hands a response to the write hook in as few calls as PEP 3333 allows: the
+ *    head with the first body block and its chunk framing, a final block with the end of
+ *    the body, so a response whose body is known whole is one call. A body written in
+ *    several blocks (gw_write, an iterator) is several calls, each of which must reach the
+ *    client without waiting for the next: hosts writing to TCP sockets should set
+ *    TCP_NODELAY, or Nagle's algorithm holds back the last small segment until the client's
+ *    delayed ACK (about 40 ms per response on a kept-alive connection).
  */
 
 #ifndef GATEWAY_H
@@ -48,11 +57,10 @@
 
 
 // How many EINTRs in a row a hook may report before the library treats it as failing.
-#define MAX_EINTR_RETRIES 64
+#define GW_MAX_EINTR_RETRIES 64
 
-// How much of an unread request body is read and discarded after the application returns,
-// so the connection can carry the next request (gunicorn and waitress do the same).
-#define DEFAULT_DRAIN_LIMIT (64 * 1024)
+// The default of gw_handler_set_drain_limit, in bytes.
+#define GW_DEFAULT_DRAIN_LIMIT 65536
 
 // Length of an HTTP date such as `Thu, 01 Jan 1970 00:00:00 GMT`, without a terminating NUL.
 #define GW_HTTP_DATE_LEN 29
@@ -396,9 +404,10 @@ gw_status gw_handler_get_file_wrapper(const struct gw_handler *handler, bool *ou
 
 // How many bytes of a request body the application left unread the library reads and
 // discards after the response, so the connection can carry the next request (default
-// 65536; 0 turns draining off). A larger unread body, decided before the head goes out,
+// GW_DEFAULT_DRAIN_LIMIT; 0 turns draining off). A larger unread body, decided before the head goes out,
 // makes the head say `Connection: close` (HTTP/1.1) and the keep-alive verdict false.
-gw_status gw_handler_set_drain_limit(struct gw_handler *handler, uint64_t bytes);
+gw_status gw_handler_set_drain_limit(struct gw_handler *handler,
+                                     uint64_t bytes);
 
 gw_status gw_handler_get_drain_limit(const struct gw_handler *handler, uint64_t *out);
 

@@ -386,7 +386,7 @@ pub unsafe extern "C" fn gw_handler_get_file_wrapper(
 
 /// How many bytes of a request body the application left unread the library reads and
 /// discards after the response, so the connection can carry the next request (default
-/// 65536; 0 turns draining off). A larger unread body, decided before the head goes out,
+/// GW_DEFAULT_DRAIN_LIMIT; 0 turns draining off). A larger unread body, decided before the head goes out,
 /// makes the head say `Connection: close` (HTTP/1.1) and the keep-alive verdict false.
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_set_drain_limit(

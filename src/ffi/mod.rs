@@ -208,6 +208,14 @@ pub(crate) fn version_number() -> u32 {
         | part(env!("CARGO_PKG_VERSION_PATCH"))
 }
 
+/// How many EINTRs in a row a hook may report before the library treats it as failing.
+pub const GW_MAX_EINTR_RETRIES: u32 = 64;
+const _: () = assert!(GW_MAX_EINTR_RETRIES == crate::host::MAX_EINTR_RETRIES);
+
+/// The default of gw_handler_set_drain_limit, in bytes.
+pub const GW_DEFAULT_DRAIN_LIMIT: u64 = 65536;
+const _: () = assert!(GW_DEFAULT_DRAIN_LIMIT == crate::settings::DEFAULT_DRAIN_LIMIT);
+
 /// Length of an HTTP date such as `Thu, 01 Jan 1970 00:00:00 GMT`, without a terminating NUL.
 pub const GW_HTTP_DATE_LEN: usize = 29;
 const _: () = assert!(GW_HTTP_DATE_LEN == crate::date::HTTP_DATE_LEN);
