@@ -29,7 +29,7 @@ TEST_SOURCES := tests/test_gateway.c tests/host.c
 TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
-        test-symbols test-cxx lint demo test-asan bench install clean
+        test-symbols test-cxx lint demo test-asan bench install clean test-faults test-endurance
 
 all: lib
 
@@ -67,7 +67,8 @@ $(BUILD)/hello_cgi: c-examples/hello_cgi.c include/gateway.h lib | $(BUILD)
 $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
-test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-alloc test-examples test-install
+test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-alloc test-faults test-endurance \
+      test-examples test-install
 	@echo "make test: all checks passed"
 
 test-rust:
@@ -77,6 +78,25 @@ test-rust:
 test-c: $(BUILD)/test_static $(BUILD)/test_shared
 	$(BUILD)/test_static
 	$(BUILD)/test_shared
+
+FAULTS_DEPS := tests/faults_host.h include/gateway.h
+ENDURANCE_REQUESTS ?= 1000000
+
+$(BUILD)/test_faults: tests/test_faults.c $(FAULTS_DEPS) lib | $(BUILD)
+	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
+
+$(BUILD)/endurance: tests/endurance.c $(FAULTS_DEPS) lib | $(BUILD)
+	$(CC) $(CFLAGS) -O2 $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
+
+# Every hook failing on each of its calls in each way, for every app, origin and CGI:
+# natively, then under valgrind (a few seconds).
+test-faults: $(BUILD)/test_faults
+	$(BUILD)/test_faults
+	$(VALGRIND) $(BUILD)/test_faults --max-reports 20
+
+# 10^6 requests through one reused handler: every response checked, RSS flat, no fd leaked.
+test-endurance: $(BUILD)/endurance
+	$(BUILD)/endurance $(ENDURANCE_REQUESTS)
 
 # A warmed-up handler serves requests through the C ABI without heap allocation.
 test-alloc: $(BUILD)/bench

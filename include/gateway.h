@@ -139,6 +139,18 @@ typedef int32_t gw_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How a structured host must end the body it is about to receive.
+typedef enum gw_body_framing {
+  // No body bytes follow (HEAD, 1xx, 204, 304); `content_length` may still describe the
+  // representation (HEAD, 304).
+  GW_BODY_FRAMING_NONE,
+  // Exactly `content_length` bytes follow (the library enforces it).
+  GW_BODY_FRAMING_LENGTH,
+  // Bytes of a length unknown until end_body: frame them your way (chunks, HTTP/2 DATA
+  // frames, or the end of the connection).
+  GW_BODY_FRAMING_STREAM,
+} gw_body_framing;
+
 // An environ: byte-string names and values (latin-1 "bytes as str"), kept in insertion
 // order. Values returned by it are followed by a NUL byte for convenience, but may contain
 // NUL themselves: the length is what counts.
@@ -184,6 +196,42 @@ typedef int (*gw_hook_read_fn)(void *userdata, void *buf, size_t len, size_t *ou
 // GW_STATUS_APP_ERROR) without calling the application.
 typedef int32_t (*gw_hook_add_cgi_vars_fn)(void *userdata, struct gw_environ *environ);
 
+// A response header: name and value with explicit lengths (no NUL needed).
+typedef struct gw_header {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+} gw_header;
+
+// A response head as data, for structured hosts. Borrowed for the hook call.
+typedef struct gw_response_head {
+  // sizeof(gw_response_head) in the library that filled it: a host built against a newer
+  // header reads only the fields that fit in it.
+  size_t size;
+  uint16_t status_code;
+  // The reason phrase the application chose (after the code and its space).
+  const char *reason;
+  size_t reason_len;
+  // The validated headers: Date and Server where the library adds them (origin servers),
+  // then the application's, never Content-Length (see `content_length`) or hop-by-hop
+  // headers.
+  const struct gw_header *headers;
+  size_t header_count;
+  enum gw_body_framing framing;
+  // Whether `content_length` holds the length the response declares.
+  bool has_content_length;
+  uint64_t content_length;
+} gw_response_head;
+
+// Receives a response head as data (see gw_response_head; borrowed for the call). Returns
+// 0, or an errno value (or -1 with errno set) as the write hook does.
+typedef int (*gw_hook_send_head_fn)(void *userdata, const struct gw_response_head *head);
+
+// The end of a response's body; `complete` is false when it was cut short. Returns 0, or an
+// errno value (or -1 with errno set).
+typedef int (*gw_hook_end_body_fn)(void *userdata, bool complete);
+
 // The host's hooks: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr` and
 // `add_cgi_vars`. The library copies the table in gw_handler_new. Every hook gets `userdata`
 // first, is called on the thread that called gw_handler_run, must not unwind (no C++
@@ -207,6 +255,18 @@ typedef struct gw_handler_hooks {
   gw_hook_flush_fn flush_stderr;
   // Optional: NULL adds nothing.
   gw_hook_add_cgi_vars_fn add_cgi_vars;
+  // Optional: set, it makes the host a structured one (a server library such as
+  // libmicrohttpd, an HTTP/2 server): the final response's head comes here as data, the
+  // library writes no status line, header bytes, chunk framing or Connection header, and
+  // body bytes reach `write` as they are, for the host to frame. See gw_response_head.
+  gw_hook_send_head_fn send_head;
+  // Optional, structured hosts: an interim (1xx) response from
+  // gw_request_send_interim; NULL skips interim responses.
+  gw_hook_send_head_fn send_interim;
+  // Optional, structured hosts: called once after the body of a response whose head went
+  // out; `complete` is false when the response was cut short (end the HTTP/2 stream with
+  // an error, close the connection), true when every byte of it went out.
+  gw_hook_end_body_fn end_body;
 } gw_handler_hooks;
 
 // The application: wsgiref's `application(environ, start_response)`. Called once per
@@ -214,14 +274,6 @@ typedef struct gw_handler_hooks {
 // (and during the body iterator's calls). Returns a gw_status: GW_STATUS_OK, or a failure
 // (GW_STATUS_APP_ERROR from gw_request_fail, or the status of a failed gateway call).
 typedef int32_t (*gw_application_fn)(void *userdata, struct gw_request *request);
-
-// A response header: name and value with explicit lengths (no NUL needed).
-typedef struct gw_header {
-  const char *name;
-  size_t name_len;
-  const char *value;
-  size_t value_len;
-} gw_header;
 
 // Produces the next chunk of the body. On GW_STATUS_OK either sets `*out_data`/`*out_len`
 // to a chunk (borrowed until the next call to `next` or `close`; may be empty) or sets
@@ -523,6 +575,20 @@ gw_status gw_start_response(struct gw_request *req,
                             const struct gw_header *headers,
                             size_t header_count,
                             uint32_t flags);
+
+// An interim response before the final one, typically `103 Early Hints` with Link headers.
+// The status is 1xx other than 100 (the library sends `100 Continue` itself) and 101;
+// headers follow start_response's rules, without Content-Length. It goes out at once: as
+// bytes to an HTTP/1.1 client of a handler speaking HTTP/1.1, or through a structured
+// host's send_interim hook. Where it cannot (an HTTP/1.0 client, to which RFC 9110 forbids
+// 1xx; CGI output; a structured host without send_interim) it is skipped and the call still
+// returns GW_STATUS_OK: hints are optional. GW_STATUS_INVALID_STATE once the final head went
+// out.
+gw_status gw_request_send_interim(struct gw_request *req,
+                                  const char *status,
+                                  size_t status_len,
+                                  const struct gw_header *headers,
+                                  size_t header_count);
 
 // The write callable: sends `len` bytes now (the headers first, if not yet sent, without a
 // computed Content-Length), then flushes. GW_STATUS_INVALID_STATE before start_response;

@@ -88,6 +88,9 @@ pub struct Facts {
     pub request_body: RequestBody,
     /// The library's error page, after an application failure.
     pub error_page: bool,
+    /// The host takes the head as data and frames the body itself (a server library, an
+    /// HTTP/2 server): no Connection header, no chunking, the connection is the host's.
+    pub structured: bool,
 }
 
 /// How the body's end is told.
@@ -101,6 +104,9 @@ pub enum BodyFraming {
     Chunked,
     /// The end of the connection (or of the CGI program's output) ends the body.
     UntilClose,
+    /// A structured host frames a body of unknown length its own way (HTTP/2 frames,
+    /// chunks of its own).
+    HostFramed,
 }
 
 /// The Content-Length header of the head.
@@ -145,10 +151,11 @@ pub struct Framing {
 /// - a connection is kept only by a handler speaking HTTP/1.1, for an HTTP/1.1 client that
 ///   did not ask to close or an HTTP/1.0 client that asked for keep-alive, when the body's
 ///   end can be told, the request body is read or drainable and this is not the error page.
-///   The head says so: `Connection: close` where HTTP/1.1 would otherwise keep it, and
-///   `Connection: keep-alive` to an HTTP/1.0 client whose wish is granted.
+///   The head of a handler speaking HTTP/1.1 says so: `Connection: close` whenever the
+///   connection will not be kept, `Connection: keep-alive` to an HTTP/1.0 client whose wish
+///   is granted.
 pub fn decide(f: &Facts) -> Framing {
-    let head = !(f.origin_server && f.client == Protocol::Http09);
+    let head = f.structured || !(f.origin_server && f.client == Protocol::Http09);
     let bodiless_status = f.code < 200 || f.code == 204 || f.code == 304;
     let length_forbidden = f.code < 200 || f.code == 204;
     // An empty HEAD body says nothing of the length a GET would have.
@@ -166,10 +173,22 @@ pub fn decide(f: &Facts) -> Framing {
         match (length_header, f.app_length) {
             (LengthHeader::Computed(len), _) => BodyFraming::Length(len),
             (_, Some(len)) => BodyFraming::Length(len),
+            _ if f.structured => BodyFraming::HostFramed,
             _ if chunkable => BodyFraming::Chunked,
             _ => BodyFraming::UntilClose,
         }
     };
+    if f.structured {
+        return Framing {
+            head,
+            body,
+            length_header,
+            connection: ConnectionHeader::None,
+            // The host keeps or closes its connections; the library only says whether the
+            // request body was consumed.
+            keep_alive: f.request_body != RequestBody::Lost,
+        };
+    }
     let persistent_client = match f.client {
         Protocol::Http11 => f.client_asks != ClientAsks::Close,
         Protocol::Http10 => f.client_asks == ClientAsks::KeepAlive,
@@ -183,13 +202,11 @@ pub fn decide(f: &Facts) -> Framing {
     let connection = if !f.origin_server || !f.server_http11 || !head {
         // wsgiref's bytes: a handler speaking HTTP/1.0 writes no Connection header.
         ConnectionHeader::None
-    } else if keep_alive {
-        match f.client {
-            Protocol::Http10 => ConnectionHeader::KeepAlive,
-            _ => ConnectionHeader::None,
-        }
-    } else if f.client == Protocol::Http11 || f.client_asks == ClientAsks::KeepAlive {
+    } else if !keep_alive {
+        // Said even where closing is the default, so no client has to guess.
         ConnectionHeader::Close
+    } else if f.client == Protocol::Http10 {
+        ConnectionHeader::KeepAlive
     } else {
         ConnectionHeader::None
     };
@@ -220,6 +237,7 @@ mod tests {
             body: Whole(5),
             request_body: RequestBody::Done,
             error_page: false,
+            structured: false,
         }
     }
 
@@ -360,7 +378,7 @@ mod tests {
                 },
                 UntilClose,
                 Absent,
-                C::None,
+                C::Close,
                 false,
             ),
             (
@@ -428,7 +446,7 @@ mod tests {
                 },
                 UntilClose,
                 Absent,
-                C::None,
+                C::Close,
                 false,
             ),
         ];
@@ -454,6 +472,27 @@ mod tests {
         assert!(!got.keep_alive);
         f.origin_server = false;
         assert!(decide(&f).head, "CGI output always has its header block");
+    }
+
+    #[test]
+    fn a_structured_host_frames_unknown_lengths_and_owns_the_connection() {
+        let mut f = facts();
+        f.structured = true;
+        f.body = BodyShape::Streamed;
+        f.error_page = true;
+        f.client = Protocol::Http10;
+        let got = decide(&f);
+        assert_eq!(got.body, BodyFraming::HostFramed);
+        assert_eq!(got.connection, C::None);
+        assert!(got.keep_alive);
+        f.body = Whole(3);
+        f.head_request = true;
+        let got = decide(&f);
+        assert_eq!((got.body, got.length_header), (Omitted, Computed(3)));
+        f.client = Protocol::Http09;
+        assert!(decide(&f).head);
+        f.request_body = RequestBody::Lost;
+        assert!(!decide(&f).keep_alive);
     }
 
     #[test]

@@ -5,7 +5,24 @@ use std::io;
 
 use crate::cycle::Request;
 use crate::environ::Environ;
+use crate::framing::BodyFraming;
+use crate::headers::HeaderList;
 use crate::status::Error;
+
+/// A response head as data, for a host that frames responses itself.
+pub struct ResponseHead<'a> {
+    pub code: u16,
+    /// The reason phrase the application chose.
+    pub reason: &'a [u8],
+    /// The validated headers: Date and Server where the library adds them, then the
+    /// application's, without Content-Length (see `content_length`).
+    pub headers: &'a HeaderList,
+    /// No body, exactly `content_length` bytes, or a length only the end will tell.
+    pub body: BodyFraming,
+    /// The length the response declares: the body's, or for HEAD and 304 the one the
+    /// application gave (or computed from HEAD's one block).
+    pub content_length: Option<u64>,
+}
 
 /// The host side of one handler: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr`
 /// and `add_cgi_vars`.
@@ -25,6 +42,25 @@ pub trait Host: Sized {
     fn flush_stderr(&mut self) -> io::Result<()>;
     /// Adds the request's CGI variables to the environ being built.
     fn add_cgi_vars(&mut self, environ: &mut Environ) -> Result<(), Error>;
+
+    /// Whether this host takes the head as data (`send_head`) and frames the body itself;
+    /// body bytes then reach `write` unframed.
+    fn takes_head(&self) -> bool {
+        false
+    }
+    /// The final response's head (structured hosts only).
+    fn send_head(&mut self, _head: &ResponseHead<'_>) -> io::Result<()> {
+        Ok(())
+    }
+    /// An interim (1xx) response's head; Ok(false) when the host cannot send one.
+    fn send_interim(&mut self, _head: &ResponseHead<'_>) -> io::Result<bool> {
+        Ok(false)
+    }
+    /// The end of the body (structured hosts only): `complete` is false when the response
+    /// was cut short, so the host can reset the stream instead of ending it.
+    fn end_body(&mut self, _complete: bool) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// One block of a response body.

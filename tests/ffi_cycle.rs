@@ -120,6 +120,9 @@ fn an_environ_pointer_stays_valid_for_the_whole_request() {
         write_stderr: None,
         flush_stderr: None,
         add_cgi_vars: Some(add_vars),
+        send_head: None,
+        send_interim: None,
+        end_body: None,
     };
     let mut handler = ptr::null_mut();
     assert_eq!(unsafe { gw_handler_new(&hooks, &mut handler) }, Status::Ok);

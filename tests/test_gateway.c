@@ -167,8 +167,10 @@ static gw_status run_spec(test_host *host, bool origin, app_spec *spec) {
 /* Compares origin-server output where "{DATE}" stands for the Date header's value. */
 static void assert_origin_output(test_host *host, const char *expected) {
     const char *out = host_out(host);
-    time_t now = time(NULL);
-    for (int back = 0; back <= 2; back++) {
+    /* time() reads a coarse clock that can lag the library's by a tick, so the Date may be
+     * one second ahead of it; under valgrind the check may come a second or two late. */
+    time_t now = time(NULL) + 1;
+    for (int back = 0; back <= 3; back++) {
         char date[GW_HTTP_DATE_LEN + 1];
         assert_int_equal(gw_format_date_time((int64_t)(now - back), date, sizeof date), GW_STATUS_OK);
         char want[4096];
@@ -179,7 +181,7 @@ static void assert_origin_output(test_host *host, const char *expected) {
             snprintf(want, sizeof want, "%.*s%s%s", (int)(mark - expected), expected, date, mark + 6);
         }
         if (strcmp(out, want) == 0) return;
-        if (back == 2) assert_string_equal(out, want);
+        if (back == 3) assert_string_equal(out, want);
     }
 }
 
@@ -259,10 +261,12 @@ static void test_header_format_matrix(void **state) {
                     } else if (p == 0) {
                         snprintf(want, sizeof want, "hi");
                     } else {
+                        /* A handler speaking 1.1 says when it will close: to an HTTP/1.0 client. */
                         snprintf(want, sizeof want,
                                  "HTTP/%s 200 OK\r\nDate: {DATE}\r\n%sContent-Type: text/plain\r\n"
-                                 "Content-Length: 2\r\n\r\nhi",
-                                 versions[v], sw ? "Server: gw-test/1\r\n" : "");
+                                 "Content-Length: 2\r\n%s\r\nhi",
+                                 versions[v], sw ? "Server: gw-test/1\r\n" : "",
+                                 v == 1 && p == 1 ? "Connection: close\r\n" : "");
                     }
                     if (origin) {
                         assert_string_equal(spec.seen, sw ? "SERVER_SOFTWARE=gw-test/1;" : "SERVER_SOFTWARE absent;");
@@ -571,12 +575,13 @@ static void test_chunked_large_block(void **state) {
 static void test_chunking_needs_http11_on_both_sides(void **state) {
     (void)state;
     static const char *const chunks[] = { "abc", "def", NULL };
-    /* An HTTP/1.0 client: the body ends with the connection, as in wsgiref. */
+    /* An HTTP/1.0 client: the body ends with the connection, as in wsgiref, and the head
+     * says so. */
     test_host host;
     host_init(&host);
     app_spec spec = iter_spec(chunks);
     assert_int_equal(run_http11(&host, "HTTP/1.0", &spec), GW_STATUS_OK);
-    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\n\r\nabcdef");
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nConnection: close\r\n\r\nabcdef");
     /* A known length is never chunked. */
     host_init(&host);
     spec = iter_spec(chunks);
@@ -2554,7 +2559,7 @@ static void test_connection_header_says_what_happens(void **state) {
         { v11_close, "1.1", false, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", false },
         { v11, "1.1", true, "HTTP/1.1 500 Internal Server Error\r\nDate: {DATE}\r\nContent-Type: text/plain\r\n"
                             "Content-Length: 59\r\nConnection: close\r\n\r\n" ERROR_BODY, false },
-        { v10, "1.1", false, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\n\r\nhi", false },
+        { v10, "1.1", false, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", false },
         { v10_keep, "1.1", false, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi", true },
         /* A handler speaking HTTP/1.0 writes wsgiref's bytes: no Connection header, no reuse. */
         { v10_keep, "1.0", false, "HTTP/1.0 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\n\r\nhi", false },

@@ -71,6 +71,10 @@ struct State<B> {
     body_sent: u64,
     /// The chunked body's last chunk went out (with the final block).
     terminated: bool,
+    /// A structured host was told the body ended.
+    body_ended: bool,
+    /// The headers a structured host gets (Date, Server, the app's).
+    head_headers: HeaderList,
     body: Body<B>,
     bytes_body: Vec<u8>,
     input: Input,
@@ -105,6 +109,8 @@ impl<B> Default for State<B> {
             sent_code: 0,
             body_sent: 0,
             terminated: false,
+            body_ended: false,
+            head_headers: HeaderList::default(),
             body: Body::Unset,
             bytes_body: Vec::new(),
             input: Input::default(),
@@ -132,6 +138,7 @@ impl<B> State<B> {
         self.sent_code = 0;
         self.body_sent = 0;
         self.terminated = false;
+        self.body_ended = false;
         self.body = Body::Unset;
         self.bytes_body.clear();
         self.expect_continue = false;
@@ -217,6 +224,8 @@ impl<H: Host> Handler<H> {
             Ok(()) => Ok(()),
             Err(e) => {
                 let e = req.handle_error(e);
+                // A structured host hears that the body was cut short (its close is quiet).
+                let _ = req.end_body(false);
                 Err(req.st.remember_failure(e))
             }
         };

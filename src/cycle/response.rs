@@ -9,11 +9,11 @@ use std::mem;
 use super::{Output, Phase, Request};
 use crate::date::http_date_now;
 use crate::framing::{
-    decide, BodyFraming, BodyShape, ClientAsks, ConnectionHeader, Facts, LengthHeader, Protocol,
-    RequestBody,
+    decide, BodyFraming, BodyShape, ClientAsks, ConnectionHeader, Facts, Framing, LengthHeader,
+    Protocol, RequestBody,
 };
 use crate::headers::{check_header, check_status};
-use crate::host::{is_disconnect, write_fully, Host, WriteFailure};
+use crate::host::{is_disconnect, write_fully, Host, ResponseHead, WriteFailure};
 use crate::status::{Error, Status};
 
 /// A first body block up to this size goes to the write hook in the same call as the head.
@@ -76,6 +76,87 @@ impl<H: Host> Request<'_, H> {
         st.status.extend_from_slice(status);
         st.phase = Phase::StatusSet;
         Ok(())
+    }
+
+    /// An interim (1xx) response before the final one, such as 103 Early Hints: validated
+    /// like start_response (1xx but 100 and 101, which belong to the library and to protocol
+    /// switches), then written at once as bytes to an HTTP/1.1 client of a handler speaking
+    /// HTTP/1.1, or handed to a structured host. Elsewhere (an HTTP/1.0 client, CGI output, a
+    /// structured host without interim responses) it is skipped: RFC 9110 forbids 1xx to
+    /// HTTP/1.0 clients, and hints are optional. Ok(true) when it went out.
+    pub fn send_interim<'h>(
+        &mut self,
+        status: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> Result<bool, Error> {
+        let result = self.send_interim_checked(status, headers);
+        self.record(result)
+    }
+
+    fn send_interim_checked<'h>(
+        &mut self,
+        status: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> Result<bool, Error> {
+        if matches!(self.st.phase, Phase::HeadSent(_)) {
+            return Err(Error::new(
+                Status::InvalidState,
+                "an interim response after the final response started",
+            ));
+        }
+        check_status(status)?;
+        if status[0] != b'1' || status.starts_with(b"100") || status.starts_with(b"101") {
+            return Err(Error::new(
+                Status::InvalidStatusLine,
+                "an interim status is 1xx other than 100 and 101",
+            ));
+        }
+        let st = &mut *self.st;
+        st.head_headers.clear();
+        for (name, value) in headers {
+            check_header(name, value)?;
+            if name.eq_ignore_ascii_case(b"content-length") {
+                return Err(Error::new(
+                    Status::InvalidHeader,
+                    "an interim response has no Content-Length",
+                ));
+            }
+            st.head_headers.push(name, value);
+        }
+        self.check_output()?;
+        if self.host.takes_head() {
+            let st = &*self.st;
+            let head = ResponseHead {
+                code: parse_code(status),
+                reason: &status[4..],
+                headers: &st.head_headers,
+                body: BodyFraming::Omitted,
+                content_length: None,
+            };
+            return match self.host.send_interim(&head) {
+                Ok(sent) => Ok(sent),
+                Err(e) => Err(self.output_failure("send_interim", e)),
+            };
+        }
+        if !self.speaks_http11() {
+            return Ok(false);
+        }
+        let mut out = mem::take(&mut self.st.out);
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status);
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in self.st.head_headers.iter() {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        let result = self.write_all(&out).and_then(|()| self.flush());
+        out.clear();
+        self.st.out = out;
+        result.map(|()| true)
     }
 
     /// The write callable: commits the head (even for empty data, as PEP 3333 says of
@@ -148,9 +229,7 @@ impl<H: Host> Request<'_, H> {
                 ClientAsks::parse(env.get(b"HTTP_CONNECTION")),
             )
         };
-        let code = self.st.status[..3]
-            .iter()
-            .fold(0, |code, d| code * 10 + u16::from(d - b'0'));
+        let code = parse_code(&self.st.status);
         let facts = Facts {
             code,
             head_request,
@@ -166,13 +245,17 @@ impl<H: Host> Request<'_, H> {
             },
             request_body: self.request_body_state(),
             error_page,
+            structured: self.host.takes_head(),
         };
         let framing = decide(&facts);
         let st = &mut *self.st;
         st.phase = Phase::HeadSent(framing);
         st.sent_code = code;
+        st.out.clear();
+        if facts.structured {
+            return self.send_structured_head(code, framing);
+        }
         let out = &mut st.out;
-        out.clear();
         if !framing.head {
             return Ok(());
         }
@@ -228,6 +311,59 @@ impl<H: Host> Request<'_, H> {
         Ok(())
     }
 
+    /// The head as data for a host that frames the response itself: the headers the byte
+    /// writer would send (Date, Server, the app's), the length apart, no framing headers.
+    fn send_structured_head(&mut self, code: u16, framing: Framing) -> Result<(), Error> {
+        let s = self.settings;
+        let st = &mut *self.st;
+        let list = &mut st.head_headers;
+        list.clear();
+        if s.origin_server {
+            if !st.headers.contains(b"date") {
+                list.push(b"Date", &http_date_now());
+            }
+            if let Some(software) = s.server_software() {
+                if !st.headers.contains(b"server") {
+                    list.push(b"Server", software);
+                }
+            }
+        }
+        for (name, value) in st.headers.iter() {
+            if !name.eq_ignore_ascii_case(b"content-length") {
+                list.push(name, value);
+            }
+        }
+        let head = ResponseHead {
+            code,
+            reason: &st.status[4..],
+            headers: &st.head_headers,
+            body: framing.body,
+            content_length: match framing.length_header {
+                LengthHeader::Absent => None,
+                LengthHeader::AppOwn => st.app_length,
+                LengthHeader::Computed(len) => Some(len),
+            },
+        };
+        match self.host.send_head(&head) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.output_failure("send_head", e)),
+        }
+    }
+
+    /// Tells a structured host the body ended (completely or not), once per response.
+    pub(super) fn end_body(&mut self, complete: bool) -> Result<(), Error> {
+        if !self.host.takes_head()
+            || self.st.framing().is_none()
+            || mem::replace(&mut self.st.body_ended, true)
+        {
+            return Ok(());
+        }
+        match self.host.end_body(complete) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.output_failure("end_body", e)),
+        }
+    }
+
     /// How much of a `len`-byte block may still go out under the framing; beyond a
     /// Content-Length the rest is dropped and logged once (wsgiref sends it: 8.2.4).
     fn body_allowance(&mut self, len: usize) -> usize {
@@ -240,7 +376,9 @@ impl<H: Host> Request<'_, H> {
                 let allowed = usize::try_from(left).map_or(len, |left| left.min(len));
                 (allowed, allowed < len)
             }
-            Some(BodyFraming::Chunked | BodyFraming::UntilClose) => (len, false),
+            Some(BodyFraming::Chunked | BodyFraming::UntilClose | BodyFraming::HostFramed) => {
+                (len, false)
+            }
         };
         if overflow && !mem::replace(&mut self.st.overflow_logged, true) {
             self.log(b"response body longer than its Content-Length; the extra bytes were dropped");
@@ -373,7 +511,7 @@ impl<H: Host> Request<'_, H> {
                 ));
             }
         }
-        Ok(())
+        self.end_body(true)
     }
 
     /// wsgiref's error_output: start_response(error_status, error_headers, exc_info) and a
@@ -390,8 +528,16 @@ impl<H: Host> Request<'_, H> {
         let body = s.error_body();
         self.start_head(body, true, true)?;
         self.send_body(body, true)?;
-        self.flush()
+        self.flush()?;
+        self.end_body(true)
     }
+}
+
+/// The code of a status that passed check_status.
+fn parse_code(status: &[u8]) -> u16 {
+    status[..3]
+        .iter()
+        .fold(0, |code, d| code * 10 + u16::from(d - b'0'))
 }
 
 /// Writes `n` in lower-case hexadecimal into `buf`, returning the digits.

@@ -1,16 +1,17 @@
 //! The host's hook table and the application's body iterator, as C vtables, and the
 //! `Host`/`BodySource` implementations that call them.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_void};
 use std::io;
 
 use super::bytes_arg;
 use super::environ::{as_ptr, gw_environ};
 use super::fd_host::{FdFile, FdHost};
-use super::request::{as_request_ptr, gw_bytes, gw_request};
+use super::request::{as_request_ptr, gw_bytes, gw_header, gw_request};
 use crate::cycle::Request;
 use crate::environ::Environ;
-use crate::host::{BodySource, Chunk, Host};
+use crate::framing::BodyFraming;
+use crate::host::{BodySource, Chunk, Host, ResponseHead};
 use crate::status::{Error, Status};
 
 /// Writes some of `data` (`len` bytes) to the client. Stores how many bytes were taken in
@@ -76,6 +77,63 @@ pub struct gw_handler_hooks {
     pub flush_stderr: gw_hook_flush_fn,
     /// Optional: NULL adds nothing.
     pub add_cgi_vars: gw_hook_add_cgi_vars_fn,
+    /// Optional: set, it makes the host a structured one (a server library such as
+    /// libmicrohttpd, an HTTP/2 server): the final response's head comes here as data, the
+    /// library writes no status line, header bytes, chunk framing or Connection header, and
+    /// body bytes reach `write` as they are, for the host to frame. See gw_response_head.
+    pub send_head: gw_hook_send_head_fn,
+    /// Optional, structured hosts: an interim (1xx) response from
+    /// gw_request_send_interim; NULL skips interim responses.
+    pub send_interim: gw_hook_send_head_fn,
+    /// Optional, structured hosts: called once after the body of a response whose head went
+    /// out; `complete` is false when the response was cut short (end the HTTP/2 stream with
+    /// an error, close the connection), true when every byte of it went out.
+    pub end_body: gw_hook_end_body_fn,
+}
+
+/// Receives a response head as data (see gw_response_head; borrowed for the call). Returns
+/// 0, or an errno value (or -1 with errno set) as the write hook does.
+pub type gw_hook_send_head_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, head: *const gw_response_head) -> c_int>;
+
+/// The end of a response's body; `complete` is false when it was cut short. Returns 0, or an
+/// errno value (or -1 with errno set).
+pub type gw_hook_end_body_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, complete: bool) -> c_int>;
+
+/// How a structured host must end the body it is about to receive.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum gw_body_framing {
+    /// No body bytes follow (HEAD, 1xx, 204, 304); `content_length` may still describe the
+    /// representation (HEAD, 304).
+    None,
+    /// Exactly `content_length` bytes follow (the library enforces it).
+    Length,
+    /// Bytes of a length unknown until end_body: frame them your way (chunks, HTTP/2 DATA
+    /// frames, or the end of the connection).
+    Stream,
+}
+
+/// A response head as data, for structured hosts. Borrowed for the hook call.
+#[repr(C)]
+pub struct gw_response_head {
+    /// sizeof(gw_response_head) in the library that filled it: a host built against a newer
+    /// header reads only the fields that fit in it.
+    pub size: usize,
+    pub status_code: u16,
+    /// The reason phrase the application chose (after the code and its space).
+    pub reason: *const c_char,
+    pub reason_len: usize,
+    /// The validated headers: Date and Server where the library adds them (origin servers),
+    /// then the application's, never Content-Length (see `content_length`) or hop-by-hop
+    /// headers.
+    pub headers: *const gw_header,
+    pub header_count: usize,
+    pub framing: gw_body_framing,
+    /// Whether `content_length` holds the length the response declares.
+    pub has_content_length: bool,
+    pub content_length: u64,
 }
 
 /// A hook's return code as an io::Result.
@@ -129,10 +187,12 @@ pub enum HostIo {
     Fds(FdHost),
 }
 
-/// The handler's host: its I/O, plus the views gw_input_readlines hands out.
+/// The handler's host: its I/O, plus the views gw_input_readlines and the structured head
+/// hand out.
 pub struct FfiHost {
     pub io: HostIo,
     line_views: Vec<gw_bytes>,
+    header_views: Vec<gw_header>,
 }
 
 impl FfiHost {
@@ -140,7 +200,49 @@ impl FfiHost {
         FfiHost {
             io,
             line_views: Vec::new(),
+            header_views: Vec::new(),
         }
+    }
+
+    /// Calls a head hook with `head` as a gw_response_head.
+    fn call_head_hook(
+        &mut self,
+        hook: gw_hook_send_head_fn,
+        head: &ResponseHead<'_>,
+    ) -> io::Result<bool> {
+        let HostIo::Hooks(hooks) = &self.io else {
+            return Ok(false);
+        };
+        let Some(hook) = hook else {
+            return Ok(false);
+        };
+        self.header_views.clear();
+        self.header_views
+            .extend(head.headers.iter().map(|(name, value)| gw_header {
+                name: name.as_ptr().cast(),
+                name_len: name.len(),
+                value: value.as_ptr().cast(),
+                value_len: value.len(),
+            }));
+        let raw = gw_response_head {
+            size: std::mem::size_of::<gw_response_head>(),
+            status_code: head.code,
+            reason: head.reason.as_ptr().cast(),
+            reason_len: head.reason.len(),
+            headers: self.header_views.as_ptr(),
+            header_count: self.header_views.len(),
+            framing: match head.body {
+                BodyFraming::Omitted => gw_body_framing::None,
+                BodyFraming::Length(_) => gw_body_framing::Length,
+                BodyFraming::Chunked | BodyFraming::UntilClose | BodyFraming::HostFramed => {
+                    gw_body_framing::Stream
+                }
+            },
+            has_content_length: head.content_length.is_some(),
+            content_length: head.content_length.unwrap_or(0),
+        };
+        // SAFETY: the hook contract; `raw` and the views it points at outlive the call.
+        hook_result(unsafe { hook(hooks.userdata, &raw) }).map(|()| true)
     }
 
     /// Reused storage for the line array of gw_input_readlines.
@@ -192,6 +294,38 @@ impl Host for FfiHost {
         match &mut self.io {
             HostIo::Hooks(h) => h.call_flush(h.flush_stderr),
             HostIo::Fds(_) => Ok(()),
+        }
+    }
+
+    fn takes_head(&self) -> bool {
+        matches!(&self.io, HostIo::Hooks(h) if h.send_head.is_some())
+    }
+
+    fn send_head(&mut self, head: &ResponseHead<'_>) -> io::Result<()> {
+        let hook = match &self.io {
+            HostIo::Hooks(h) => h.send_head,
+            HostIo::Fds(_) => None,
+        };
+        self.call_head_hook(hook, head).map(drop)
+    }
+
+    fn send_interim(&mut self, head: &ResponseHead<'_>) -> io::Result<bool> {
+        let hook = match &self.io {
+            HostIo::Hooks(h) => h.send_interim,
+            HostIo::Fds(_) => None,
+        };
+        self.call_head_hook(hook, head)
+    }
+
+    fn end_body(&mut self, complete: bool) -> io::Result<()> {
+        match &self.io {
+            // SAFETY: the hook contract.
+            HostIo::Hooks(gw_handler_hooks {
+                userdata,
+                end_body: Some(hook),
+                ..
+            }) => hook_result(unsafe { hook(*userdata, complete) }),
+            _ => Ok(()),
         }
     }
 

@@ -142,6 +142,30 @@ pub unsafe extern "C" fn gw_start_response(
     })
 }
 
+/// An interim response before the final one, typically `103 Early Hints` with Link headers.
+/// The status is 1xx other than 100 (the library sends `100 Continue` itself) and 101;
+/// headers follow start_response's rules, without Content-Length. It goes out at once: as
+/// bytes to an HTTP/1.1 client of a handler speaking HTTP/1.1, or through a structured
+/// host's send_interim hook. Where it cannot (an HTTP/1.0 client, to which RFC 9110 forbids
+/// 1xx; CGI output; a structured host without send_interim) it is skipped and the call still
+/// returns GW_STATUS_OK: hints are optional. GW_STATUS_INVALID_STATE once the final head went
+/// out.
+#[no_mangle]
+pub unsafe extern "C" fn gw_request_send_interim(
+    req: *mut gw_request,
+    status: *const c_char,
+    status_len: usize,
+    headers: *const gw_header,
+    header_count: usize,
+) -> Status {
+    boundary(|| {
+        let req = unsafe { request(req) }?;
+        let status = unsafe { bytes_arg(status, status_len, "status") }?;
+        let headers = unsafe { check_headers(headers, header_count) }?;
+        req.send_interim(status, header_iter(headers)).map(drop)
+    })
+}
+
 /// The write callable: sends `len` bytes now (the headers first, if not yet sent, without a
 /// computed Content-Length), then flushes. GW_STATUS_INVALID_STATE before start_response;
 /// GW_STATUS_CLIENT_GONE or GW_STATUS_IO_ERROR when the client cannot be written: return
