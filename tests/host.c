@@ -1,6 +1,8 @@
 #include "host.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +11,8 @@ void host_init(test_host *host) {
 }
 
 void host_clear_output(test_host *host) {
+    host->calls_len = 0;
+    host->calls[0] = '\0';
     host->out_len = 0;
     host->err_len = 0;
     host->write_calls = 0;
@@ -16,9 +20,19 @@ void host_clear_output(test_host *host) {
     host->err_flush_calls = 0;
 }
 
+/* Appends to the structured host's call log. */
+static void log_call(test_host *host, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(host->calls + host->calls_len, sizeof host->calls - host->calls_len, format, args);
+    va_end(args);
+    if (n > 0 && host->calls_len + (size_t)n < sizeof host->calls) host->calls_len += (size_t)n;
+}
+
 static int host_write(void *userdata, const void *data, size_t len, size_t *out_written) {
     test_host *host = userdata;
     host->write_calls++;
+    log_call(host, "write(%zu) ", len);
     if (host->write_calls == host->fail_call) return host->fail_call_errno;
     if (host->write_eintr > 0) {
         host->write_eintr--;
@@ -44,6 +58,7 @@ static int host_write(void *userdata, const void *data, size_t len, size_t *out_
 static int host_flush(void *userdata) {
     test_host *host = userdata;
     host->flush_calls++;
+    log_call(host, "flush ");
     return host->flush_errno;
 }
 
@@ -91,6 +106,57 @@ static int32_t host_add_vars(void *userdata, gw_environ *environ) {
         }
     }
     return host->add_vars_status;
+}
+
+static const char *framing_name(gw_body_framing framing) {
+    switch (framing) {
+    case GW_BODY_FRAMING_NONE:
+        return "NONE";
+    case GW_BODY_FRAMING_LENGTH:
+        return "LENGTH";
+    case GW_BODY_FRAMING_STREAM:
+        return "STREAM";
+    }
+    return "?";
+}
+
+/* Logs "<what>(<code> <reason>|<framing>[ <length>]|<header names>) ". */
+static void log_head(test_host *host, const char *what, const gw_response_head *head) {
+    log_call(host, "%s(%u %.*s|%s", what, head->status_code, (int)head->reason_len, head->reason,
+             framing_name(head->framing));
+    if (head->has_content_length) log_call(host, " %llu", (unsigned long long)head->content_length);
+    log_call(host, "|");
+    for (size_t i = 0; i < head->header_count; i++) {
+        log_call(host, "%s%.*s", i > 0 ? "," : "", (int)head->headers[i].name_len, head->headers[i].name);
+    }
+    log_call(host, ") ");
+}
+
+static int host_send_head(void *userdata, const gw_response_head *head) {
+    test_host *host = userdata;
+    if (head->size != sizeof *head) abort();
+    log_head(host, "head", head);
+    return host->head_errno;
+}
+
+static int host_send_interim(void *userdata, const gw_response_head *head) {
+    log_head(userdata, "interim", head);
+    return 0;
+}
+
+static int host_end_body(void *userdata, bool complete) {
+    log_call(userdata, "end(%d) ", complete);
+    return 0;
+}
+
+gw_handler *host_structured_handler(test_host *host) {
+    gw_handler_hooks hooks = host_hooks(host);
+    hooks.send_head = host_send_head;
+    hooks.send_interim = host_send_interim;
+    hooks.end_body = host_end_body;
+    gw_handler *handler = NULL;
+    if (gw_handler_new(&hooks, &handler) != GW_STATUS_OK) abort();
+    return handler;
 }
 
 gw_handler_hooks host_hooks(test_host *host) {

@@ -42,6 +42,12 @@ typedef struct test_host {
 
     const char *const *vars; /* "NAME=value" strings, NULL-terminated */
     int add_vars_status;     /* returned by add_cgi_vars */
+
+    /* A structured host (host_structured_handler): every hook call in order, e.g.
+     * "head(200 OK|LENGTH 13|Date,Content-Type) write(13) flush end(1) ". */
+    char calls[2048];
+    size_t calls_len;
+    int head_errno;          /* != 0: send_head fails with this errno */
 } test_host;
 
 /* Zeroes the host. */
@@ -50,6 +56,9 @@ void host_init(test_host *host);
 gw_handler_hooks host_hooks(test_host *host);
 /* A handler over `host`, asserting success. */
 gw_handler *host_handler(test_host *host, bool origin_server);
+/* A structured handler over `host` (send_head, send_interim and end_body set; origin
+ * server): the hooks log their calls in host->calls. */
+gw_handler *host_structured_handler(test_host *host);
 /* Forgets what was written; keeps the configuration. */
 void host_clear_output(test_host *host);
 /* NUL-terminated copies for string comparisons (the buffers never fill up in the tests). */

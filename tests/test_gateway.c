@@ -2669,6 +2669,172 @@ static void test_small_chunked_response_is_one_write(void **state) {
     gw_handler_free(h);
 }
 
+/* ---- structured hosts: the head as data, unframed body bytes ------------------------------- */
+
+/* Runs `spec` on a structured handler; the call log and the raw body come back in `host`. */
+static gw_status run_structured(test_host *host, const char *const *vars, app_spec *spec) {
+    host_init(host);
+    host->vars = vars;
+    gw_handler *h = host_structured_handler(host);
+    assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_server_software(h, "gw-test/1", 9), GW_STATUS_OK);
+    gw_status st = gw_handler_run(h, spec_app, spec);
+    gw_handler_free(h);
+    return st;
+}
+
+static void test_structured_head_and_unframed_body(void **state) {
+    (void)state;
+    static const gw_header custom[] = { HDR("Content-Type", "text/plain"), HDR("X-Custom", "yes") };
+    static const char *const chunks[] = { "Hello, ", "world!", NULL };
+    test_host host;
+    /* One block: the reason phrase as the app chose it, a known length, the bytes as they are. */
+    app_spec spec = ok_spec();
+    spec.status = "299 Quite Custom";
+    spec.headers = custom;
+    spec.header_count = 2;
+    spec.body_kind = BODY_BYTES;
+    spec.body = "Hello, world!";
+    assert_int_equal(run_structured(&host, HTTP11_VARS, &spec), GW_STATUS_OK);
+    assert_string_equal(host.calls, "head(299 Quite Custom|LENGTH 13|Date,Server,Content-Type,X-Custom) "
+                                    "write(13) flush end(1) ");
+    assert_string_equal(host_out(&host), "Hello, world!");
+    /* A streamed body: no chunk framing, whatever the protocol; the host frames it. */
+    spec = iter_spec(chunks);
+    assert_int_equal(run_structured(&host, HTTP11_VARS, &spec), GW_STATUS_OK);
+    assert_string_equal(host.calls, "head(200 OK|STREAM|Date,Server) write(7) flush write(6) flush end(1) ");
+    assert_string_equal(host_out(&host), "Hello, world!");
+    /* The app's own Content-Length is enforced: the extra bytes are dropped and logged. */
+    static const gw_header cl5[] = { HDR("Content-Length", "5") };
+    spec = ok_spec();
+    spec.headers = cl5;
+    spec.header_count = 1;
+    spec.body_kind = BODY_BYTES;
+    spec.body = "Hello, world!";
+    assert_int_equal(run_structured(&host, HTTP11_VARS, &spec), GW_STATUS_OK);
+    assert_string_equal(host.calls, "head(200 OK|LENGTH 5|Date,Server) write(5) flush end(1) ");
+    assert_string_equal(host_err(&host),
+                        "gateway: response body longer than its Content-Length; the extra bytes were dropped\n");
+}
+
+static void test_structured_head_request_and_bodiless_statuses(void **state) {
+    (void)state;
+    static const char *const head[] = { "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_METHOD=HEAD", NULL };
+    static const gw_header cl7[] = { HDR("Content-Length", "7") };
+    test_host host;
+    /* HEAD keeps the computed length and sends no bytes. */
+    app_spec spec = ok_spec();
+    spec.body_kind = BODY_BYTES;
+    spec.body = "Hello, world!";
+    assert_int_equal(run_structured(&host, head, &spec), GW_STATUS_OK);
+    assert_string_equal(host.calls, "head(200 OK|NONE 13|Date,Server) flush end(1) ");
+    assert_int_equal(host.out_len, 0);
+    /* HEAD with no body: no length is invented (wsgiref would say 0). */
+    spec = ok_spec();
+    assert_int_equal(run_structured(&host, head, &spec), GW_STATUS_OK);
+    assert_string_equal(host.calls, "head(200 OK|NONE|Date,Server) flush end(1) ");
+    /* HEAD with the app's own length. */
+    spec = ok_spec();
+    spec.headers = cl7;
+    spec.header_count = 1;
+    assert_int_equal(run_structured(&host, head, &spec), GW_STATUS_OK);
+    assert_string_equal(host.calls, "head(200 OK|NONE 7|Date,Server) flush end(1) ");
+    /* 304 keeps the app's length; 204 never carries one. */
+    spec = spec_defaults();
+    spec.status = "304 Not Modified";
+    spec.headers = cl7;
+    spec.header_count = 1;
+    assert_int_equal(run_structured(&host, HTTP11_VARS, &spec), GW_STATUS_OK);
+    assert_string_equal(host.calls, "head(304 Not Modified|NONE 7|Date,Server) flush end(1) ");
+    spec.status = "204 No Content";
+    assert_int_equal(run_structured(&host, HTTP11_VARS, &spec), GW_STATUS_OK);
+    assert_string_equal(host.calls, "head(204 No Content|NONE|Date,Server) flush end(1) ");
+}
+
+static void test_structured_failures_end_the_body_once(void **state) {
+    (void)state;
+    static const char *const chunks[] = { "abc", "def", NULL };
+    test_host host;
+    /* Cut short after the head: end(0), once. */
+    app_spec spec = iter_spec(chunks);
+    spec.fail_at_chunk = 1;
+    assert_int_equal(run_structured(&host, HTTP11_VARS, &spec), GW_STATUS_RESPONSE_INCOMPLETE);
+    assert_string_equal(host.calls, "head(200 OK|STREAM|Date,Server) write(3) flush end(0) ");
+    assert_int_equal(spec.close_calls, 1);
+    /* A failure before the head: the error page as a head, whole. */
+    spec = spec_defaults();
+    spec.fail = true;
+    assert_int_equal(run_structured(&host, HTTP11_VARS, &spec), GW_STATUS_APP_ERROR);
+    assert_string_equal(host.calls, "head(500 Internal Server Error|LENGTH 59|Date,Server,Content-Type) "
+                                    "write(59) flush end(1) ");
+    assert_string_equal(host_out(&host), ERROR_BODY);
+    /* The head hook failing with a disconnect: the client is gone, nothing else is called. */
+    host_init(&host);
+    host.vars = HTTP11_VARS;
+    host.head_errno = ECONNRESET;
+    gw_handler *h = host_structured_handler(&host);
+    spec = ok_spec();
+    spec.body_kind = BODY_BYTES;
+    spec.body = "x";
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_CLIENT_GONE);
+    assert_string_equal(host.calls, "head(200 OK|LENGTH 1|Date) end(0) ");
+    gw_handler_free(h);
+}
+
+static int32_t early_hints_app(void *userdata, gw_request *req) {
+    gw_status *statuses = userdata;
+    static const gw_header link[] = { HDR("Link", "</style.css>; rel=preload; as=style") };
+    static const gw_header with_length[] = { HDR("Content-Length", "0") };
+    statuses[0] = gw_request_send_interim(req, "103 Early Hints", 15, link, 1);
+    statuses[1] = gw_request_send_interim(req, "100 Continue", 12, NULL, 0);
+    statuses[2] = gw_request_send_interim(req, "200 OK", 6, NULL, 0);
+    statuses[3] = gw_request_send_interim(req, "103 Early Hints", 15, with_length, 1);
+    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_write(req, "ok", 2), GW_STATUS_OK);
+    statuses[4] = gw_request_send_interim(req, "103 Early Hints", 15, link, 1);
+    return GW_STATUS_OK;
+}
+
+static void test_interim_responses(void **state) {
+    (void)state;
+    static const char *const v10[] = { "SERVER_PROTOCOL=HTTP/1.0", NULL };
+    const gw_status refused[] = { GW_STATUS_OK, GW_STATUS_INVALID_STATUS_LINE, GW_STATUS_INVALID_STATUS_LINE,
+                                  GW_STATUS_INVALID_HEADER, GW_STATUS_INVALID_STATE };
+    /* Bytes to an HTTP/1.1 client, before the final response. */
+    test_host host;
+    host_init(&host);
+    host.vars = HTTP11_VARS;
+    gw_handler *h = host_handler(&host, true);
+    assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+    gw_status statuses[5];
+    assert_int_equal(gw_handler_run(h, early_hints_app, statuses), GW_STATUS_OK);
+    assert_memory_equal(statuses, refused, sizeof refused);
+    assert_origin_output(&host, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n"
+                                "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "2\r\nok\r\n0\r\n\r\n");
+    /* Skipped for an HTTP/1.0 client (RFC 9110 forbids it) and in CGI output. */
+    host_init(&host);
+    host.vars = v10;
+    assert_int_equal(gw_handler_run(h, early_hints_app, statuses), GW_STATUS_OK);
+    assert_int_equal(statuses[0], GW_STATUS_OK);
+    assert_int_equal(strncmp(host_out(&host), "HTTP/1.1 200 OK\r\n", 17), 0);
+    gw_handler_free(h);
+    host_init(&host);
+    host.vars = HTTP11_VARS;
+    h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, early_hints_app, statuses), GW_STATUS_OK);
+    assert_int_equal(strncmp(host_out(&host), "Status: 200 OK\r\n", 16), 0);
+    gw_handler_free(h);
+    /* Through a structured host's hook. */
+    host_init(&host);
+    host.vars = HTTP11_VARS;
+    h = host_structured_handler(&host);
+    assert_int_equal(gw_handler_run(h, early_hints_app, statuses), GW_STATUS_OK);
+    assert_memory_equal(statuses, refused, sizeof refused);
+    assert_string_equal(host.calls, "interim(103 Early Hints|NONE|Link) head(200 OK|STREAM|Date) write(2) flush end(1) ");
+    gw_handler_free(h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_cgi),
@@ -2723,6 +2889,10 @@ int main(void) {
         cmocka_unit_test(test_connection_header_says_what_happens),
         cmocka_unit_test(test_unread_request_body_is_drained_within_the_limit),
         cmocka_unit_test(test_small_chunked_response_is_one_write),
+        cmocka_unit_test(test_structured_head_and_unframed_body),
+        cmocka_unit_test(test_structured_head_request_and_bodiless_statuses),
+        cmocka_unit_test(test_structured_failures_end_the_body_once),
+        cmocka_unit_test(test_interim_responses),
         cmocka_unit_test(test_input_lines),
         cmocka_unit_test(test_input_readlines_hint),
         cmocka_unit_test(test_input_read_errors),
