@@ -29,7 +29,7 @@ TEST_SOURCES := tests/test_gateway.c tests/host.c
 TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
-        test-symbols test-cxx lint demo test-asan bench install clean test-faults test-endurance
+        test-symbols test-cxx lint demo test-asan bench install clean test-faults test-endurance test-keepalive
 
 all: lib
 
@@ -68,7 +68,7 @@ $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
 test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-alloc test-faults test-endurance \
-      test-examples test-install
+      test-keepalive test-examples test-install
 	@echo "make test: all checks passed"
 
 test-rust:
@@ -78,6 +78,15 @@ test-rust:
 test-c: $(BUILD)/test_static $(BUILD)/test_shared
 	$(BUILD)/test_static
 	$(BUILD)/test_shared
+
+PYTHON ?= python3
+
+$(BUILD)/keepalive_host: tests/keepalive_host.c include/gateway.h lib | $(BUILD)
+	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
+
+# Keep-alive over real sockets, checked by a strict HTTP/1.1 client (h11, from PyPI).
+test-keepalive: $(BUILD)/keepalive_host
+	$(PYTHON) tests/h11_keepalive.py $(BUILD)/keepalive_host
 
 FAULTS_DEPS := tests/faults_host.h include/gateway.h
 ENDURANCE_REQUESTS ?= 1000000
