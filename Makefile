@@ -29,7 +29,8 @@ TEST_SOURCES := tests/test_gateway.c tests/host.c
 TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
-        test-symbols test-cxx lint demo test-asan bench install clean test-faults test-endurance test-keepalive
+        test-symbols test-cxx lint demo test-asan bench install clean test-faults test-endurance test-keepalive \
+        test-mhd
 
 all: lib
 
@@ -61,6 +62,13 @@ $(BUILD)/test_shared: $(TEST_SOURCES) $(TEST_HEADERS) lib | $(BUILD)
 $(BUILD)/demo_server: c-examples/demo_server.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -o $@
 
+$(BUILD)/mhd_host: c-examples/mhd_host.c include/gateway.h lib | $(BUILD)
+	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a -lmicrohttpd -lpthread $(STATIC_LIBS) -o $@
+
+# gateway behind libmicrohttpd through the structured hooks, checked with curl on loopback.
+test-mhd: $(BUILD)/mhd_host
+	sh tests/mhd_host.sh $(BUILD)
+
 $(BUILD)/hello_cgi: c-examples/hello_cgi.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
@@ -68,7 +76,7 @@ $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
 test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-alloc test-faults test-endurance \
-      test-keepalive test-examples test-install
+      test-keepalive test-mhd test-examples test-install
 	@echo "make test: all checks passed"
 
 test-rust:
@@ -132,10 +140,16 @@ test-symbols: lib | $(BUILD)
 	@echo "symbols: $$(wc -l < $(BUILD)/symbols.so) exported, all gw_-prefixed and declared"
 	@rm -f $(BUILD)/symbols.so $(BUILD)/symbols.h
 
-# The header compiles on its own as C99 and as C++.
+# The header compiles on its own as C99 and as C++, and so do its size initializers (the
+# _INIT macros in C, the idiom the header gives for C++).
+INIT_USE := \#include "gateway.h"\nint main(void) { gw_handler_hooks h = GW_HANDLER_HOOKS_INIT; \
+  gw_body_iter i = GW_BODY_ITER_INIT; return (int)(h.size + i.size) == 0; }
+INIT_USE_CXX := \#include "gateway.h"\nint main() { gw_handler_hooks h{}; h.size = sizeof h; return h.size == 0; }
 test-cxx:
 	echo '#include "gateway.h"' | $(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c -fsyntax-only -
 	echo '#include "gateway.h"' | $(CXX) -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only -
+	printf '$(INIT_USE)' | $(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c -fsyntax-only -
+	printf '$(INIT_USE_CXX)' | $(CXX) -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only -
 
 lint:
 	@if $(CARGO) clippy --version >/dev/null 2>&1; then \

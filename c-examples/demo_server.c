@@ -257,7 +257,7 @@ static gw_status demo_app(void *userdata, gw_request *req) {
     }
     free(entries);
     static const gw_header headers[] = { { "Content-Type", 12, "text/plain; charset=utf-8", 25 } };
-    st = gw_start_response(req, "200 OK", 6, headers, 1, 0);
+    st = gw_request_start_response(req, "200 OK", 6, headers, 1, 0);
     if (st == GW_STATUS_OK) st = gw_request_set_body_bytes(req, body, used);
     free(body);
     return st;
@@ -484,6 +484,7 @@ int main(int argc, char **argv) {
     unsigned bound_port = ntohs(addr.sin_port);
 
     gw_handler_hooks hooks = {
+        .size = sizeof(gw_handler_hooks),
         .userdata = NULL,
         .write = conn_write,
         .flush = NULL,

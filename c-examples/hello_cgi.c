@@ -29,7 +29,7 @@ static gw_status hello_app(void *userdata, gw_request *req) {
     size_t path_len, body_len;
     gw_status st = lookup(req, "PATH_INFO", &path, &path_len);
     if (st != GW_STATUS_OK) return st;
-    st = gw_input_read_all(req, &body, &body_len);
+    st = gw_request_input_read_all(req, &body, &body_len);
     if (st != GW_STATUS_OK) return st;
 
     char page[4096];
@@ -38,7 +38,7 @@ static gw_status hello_app(void *userdata, gw_request *req) {
     if (n < 0 || (size_t)n >= sizeof page) return gw_request_fail(req, "page too long", 13);
 
     static const gw_header headers[] = { { "Content-Type", 12, "text/plain; charset=utf-8", 25 } };
-    st = gw_start_response(req, "200 OK", 6, headers, 1, 0);
+    st = gw_request_start_response(req, "200 OK", 6, headers, 1, 0);
     if (st != GW_STATUS_OK) return st;
     return gw_request_set_body_bytes(req, page, (size_t)n);
 }

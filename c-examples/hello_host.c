@@ -38,14 +38,14 @@ static gw_status hello_app(void *userdata, gw_request *req) {
     int n = snprintf(body, sizeof body, "Hello, %.*s!\n", (int)path_len, path);
 
     static const gw_header headers[] = { { "Content-Type", 12, "text/plain", 10 } };
-    st = gw_start_response(req, "200 OK", 6, headers, 1, 0);
+    st = gw_request_start_response(req, "200 OK", 6, headers, 1, 0);
     if (st != GW_STATUS_OK) return st;                     /* a bad status or header: a clean 500 */
     return gw_request_set_body_bytes(req, body, (size_t)n); /* one block: Content-Length computed */
 }
 
 int main(void) {
     int client = STDOUT_FILENO;
-    gw_handler_hooks hooks = { .userdata = &client, .write = host_write, .add_cgi_vars = host_add_cgi_vars };
+    gw_handler_hooks hooks = { .size = sizeof(gw_handler_hooks), .userdata = &client, .write = host_write, .add_cgi_vars = host_add_cgi_vars };
     gw_handler *handler = NULL;
     if (gw_handler_new(&hooks, &handler) != GW_STATUS_OK) {
         fprintf(stderr, "gw_handler_new: %s\n", gw_last_error_message());

@@ -71,7 +71,7 @@
 // Longest environ value accepted, in bytes (longer ones fail with GW_STATUS_TOO_LARGE).
 #define GW_ENVIRON_MAX_VALUE_LEN 1048576
 
-// gw_start_response flag: "I am reporting an error" (exc_info). Before any output it
+// gw_request_start_response flag: "I am reporting an error" (exc_info). Before any output it
 // replaces the status and headers; after the headers were sent the call fails with
 // GW_STATUS_HEADERS_ALREADY_SENT, which the application returns (the re-raise).
 #define GW_START_RESPONSE_EXC_INFO 1
@@ -173,6 +173,12 @@ typedef struct gw_handler gw_handler;
 // and the body iterator's calls of the gw_handler_run that made it, on that thread.
 typedef struct gw_request gw_request;
 
+// A borrowed byte string.
+typedef struct gw_bytes {
+  const char *data;
+  size_t len;
+} gw_bytes;
+
 // Writes some of `data` (`len` bytes) to the client. Stores how many bytes were taken in
 // `*out_written` (at least 1 when `len > 0`; fewer than `len` is fine, the library calls
 // again with the rest) and returns 0, or returns an errno value (or -1 with errno set).
@@ -233,13 +239,18 @@ typedef int (*gw_hook_send_head_fn)(void *userdata, const struct gw_response_hea
 typedef int (*gw_hook_end_body_fn)(void *userdata, bool complete);
 
 // The host's hooks: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr` and
-// `add_cgi_vars`. The library copies the table in gw_handler_new. Every hook gets `userdata`
+// `add_cgi_vars`, and the structured-response hooks. Start from GW_HANDLER_HOOKS_INIT (it
+// sets `size`), then set the hooks you have: `gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT;
+// hooks.write = my_write;`. The library copies the table in gw_handler_new. Every hook gets `userdata`
 // first, is called on the thread that called gw_handler_run, must not unwind (no C++
 // exceptions or longjmp across the library) and must not call gw_handler_* or
 // gw_request_* functions of the cycle that is running; add_cgi_vars may call gw_environ_*
 // on its environ. EINTR from the write, read_stdin and write_stderr hooks is retried (up to
 // 64 times in a row).
 typedef struct gw_handler_hooks {
+  // sizeof(gw_handler_hooks) as the caller was built: set by GW_HANDLER_HOOKS_INIT. Fields
+  // are only ever appended, so a binary built against an older header keeps working.
+  size_t size;
   // Passed to every hook; change it between requests with gw_handler_set_userdata.
   void *userdata;
   // Required.
@@ -296,21 +307,17 @@ typedef bool (*gw_body_block_count_fn)(void *userdata, size_t *out_count);
 // error, iteration error, disconnect). A non-OK gw_status is logged, nothing more.
 typedef int32_t (*gw_body_close_fn)(void *userdata);
 
-// A body as a chunk iterator: the application's result iterable. Copied by
-// gw_request_set_body_iter.
+// A body as a chunk iterator: the application's result iterable. Start from
+// GW_BODY_ITER_INIT (it sets `size`). Copied by gw_request_set_body_iter.
 typedef struct gw_body_iter {
+  // sizeof(gw_body_iter) as the caller was built: set by GW_BODY_ITER_INIT.
+  size_t size;
   void *userdata;
   // Required.
   gw_body_next_fn next;
   gw_body_block_count_fn block_count;
   gw_body_close_fn close;
 } gw_body_iter;
-
-// A borrowed byte string.
-typedef struct gw_bytes {
-  const char *data;
-  size_t len;
-} gw_bytes;
 
 #ifdef __cplusplus
 extern "C" {
@@ -342,7 +349,7 @@ gw_status gw_environ_new(struct gw_environ **out);
 gw_status gw_environ_new_from_process(struct gw_environ **out);
 
 // Frees an environ made by gw_environ_new, gw_environ_new_from_process or
-// gw_handler_get_os_environ. NULL is a no-op (GW_STATUS_OK). The environ a request lends
+// gw_handler_copy_os_environ. NULL is a no-op (GW_STATUS_OK). The environ a request lends
 // (gw_request_environ, add_cgi_vars) belongs to its handler: freeing it is refused with
 // GW_STATUS_INVALID_STATE and changes nothing.
 gw_status gw_environ_free(struct gw_environ *environ);
@@ -378,6 +385,17 @@ gw_status gw_environ_next(const struct gw_environ *environ,
                           size_t *out_name_len,
                           const char **out_value,
                           size_t *out_value_len);
+
+// wsgi.errors write: all `len` bytes go to the write_stderr hook.
+gw_status gw_request_errors_write(struct gw_request *req, const void *data, size_t len);
+
+// wsgi.errors writelines: writes each of `count` byte strings in order.
+gw_status gw_request_errors_writelines(struct gw_request *req,
+                                       const struct gw_bytes *lines,
+                                       size_t count);
+
+// wsgi.errors flush: calls the flush_stderr hook.
+gw_status gw_request_errors_flush(struct gw_request *req);
 
 // Creates a handler over the host's hooks (copied; `hooks->write` is required), with
 // wsgiref's BaseHandler defaults: multithread, multiprocess, not run_once, origin server,
@@ -491,9 +509,9 @@ gw_status gw_handler_get_server_software(const struct gw_handler *handler,
 // gw_environ_new_from_process).
 gw_status gw_handler_set_os_environ(struct gw_handler *handler, struct gw_environ *environ);
 
-// A new environ holding the handler's base environ (sharing it, not copying); free it
-// with gw_environ_free.
-gw_status gw_handler_get_os_environ(const struct gw_handler *handler, struct gw_environ **out);
+// A new environ holding the handler's base environ (sharing its storage, which is never
+// changed in place); free it with gw_environ_free.
+gw_status gw_handler_copy_os_environ(const struct gw_handler *handler, struct gw_environ **out);
 
 // The error page sent when the application fails before any output (wsgiref's
 // error_status, error_headers, error_body); checked by start_response's rules. Copied.
@@ -527,13 +545,13 @@ gw_status gw_handler_get_error_header(const struct gw_handler *handler,
 
 // wsgiref's SimpleHandler: an origin server over the host's file descriptors (never closed
 // by the library), with `environ` (a snapshot, as for gw_handler_set_os_environ; NULL means
-// empty) merged into every request. Writes complete short writes and retry EINTR.
+// empty) merged into every request, and BaseHandler's defaults (wsgiref's SimpleHandler
+// takes multithread and multiprocess as arguments: use gw_handler_set_multithread and
+// gw_handler_set_multiprocess). Writes complete short writes and retry EINTR.
 gw_status gw_handler_new_simple(int stdin_fd,
                                 int stdout_fd,
                                 int stderr_fd,
                                 struct gw_environ *environ,
-                                bool multithread,
-                                bool multiprocess,
                                 struct gw_handler **out);
 
 // wsgiref's BaseCGIHandler: gw_handler_new_simple with CGI output (`Status:`, no Date or
@@ -542,8 +560,6 @@ gw_status gw_handler_new_base_cgi(int stdin_fd,
                                   int stdout_fd,
                                   int stderr_fd,
                                   struct gw_environ *environ,
-                                  bool multithread,
-                                  bool multiprocess,
                                   struct gw_handler **out);
 
 // wsgiref's CGIHandler: the process's stdin, stdout and stderr, the process environment
@@ -555,11 +571,37 @@ gw_status gw_handler_new_cgi(struct gw_handler **out);
 // starts with SCRIPT_NAME (followed by '/' or nothing), that prefix is removed.
 gw_status gw_handler_new_iis_cgi(struct gw_handler **out);
 
+// read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body
+// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end.
+gw_status gw_request_input_read(struct gw_request *req, void *buf, size_t cap, size_t *out_len);
+
+// readline(size): one line, newline included, of at most `cap` bytes into `buf`.
+// `*out_len` 0 means the end.
+gw_status gw_request_input_readline(struct gw_request *req, void *buf, size_t cap, size_t *out_len);
+
+// read(): the rest of the body, borrowed until the next gw_request_input_* call or the end of the
+// request.
+gw_status gw_request_input_read_all(struct gw_request *req, const char **out_data, size_t *out_len);
+
+// Line iteration (`for line in wsgi.input`): the next line of any length, borrowed until the
+// next gw_request_input_* call or the end of the request. `*out_len` 0 means the end.
+gw_status gw_request_input_next_line(struct gw_request *req,
+                                     const char **out_data,
+                                     size_t *out_len);
+
+// readlines(hint): the remaining lines (stopping once `hint` bytes were gathered, when
+// hint > 0) as an array of `*out_count` lines, borrowed until the next gw_request_input_* call or
+// the end of the request.
+gw_status gw_request_input_readlines(struct gw_request *req,
+                                     size_t hint,
+                                     const struct gw_bytes **out_lines,
+                                     size_t *out_count);
+
 // The request's environ, borrowed for the request. The application may read and change it.
 // PEP 3333's keys are there, with byte-string values: wsgi.version "1.0", wsgi.url_scheme
 // "http"/"https", wsgi.multithread/multiprocess/run_once/input_terminated "1" or "0",
-// wsgi.input "gw_input" and wsgi.errors "gw_errors" (read them with gw_input_* and
-// gw_errors_*), wsgi.file_wrapper "gw_request_set_body_file" when offered.
+// wsgi.input "gw_input" and wsgi.errors "gw_errors" (read them with gw_request_input_* and
+// gw_request_errors_*), wsgi.file_wrapper "gw_request_set_body_file" when offered.
 gw_status gw_request_environ(struct gw_request *req, struct gw_environ **out);
 
 // start_response(status, headers, exc_info). The status is 3 ASCII digits (100-599), a
@@ -569,12 +611,12 @@ gw_status gw_request_environ(struct gw_request *req, struct gw_environ **out);
 // `flags` is 0 or GW_START_RESPONSE_EXC_INFO. A second call without that flag fails with
 // GW_STATUS_HEADERS_ALREADY_SET, even after a failed first call (PEP 3333). A failed call
 // leaves no status set.
-gw_status gw_start_response(struct gw_request *req,
-                            const char *status,
-                            size_t status_len,
-                            const struct gw_header *headers,
-                            size_t header_count,
-                            uint32_t flags);
+gw_status gw_request_start_response(struct gw_request *req,
+                                    const char *status,
+                                    size_t status_len,
+                                    const struct gw_header *headers,
+                                    size_t header_count,
+                                    uint32_t flags);
 
 // An interim response before the final one, typically `103 Early Hints` with Link headers.
 // The status is 1xx other than 100 (the library sends `100 Continue` itself) and 101;
@@ -594,7 +636,7 @@ gw_status gw_request_send_interim(struct gw_request *req,
 // computed Content-Length), then flushes. GW_STATUS_INVALID_STATE before start_response;
 // GW_STATUS_CLIENT_GONE or GW_STATUS_IO_ERROR when the client cannot be written: return
 // that status from the application.
-gw_status gw_write(struct gw_request *req, const void *data, size_t len);
+gw_status gw_request_write(struct gw_request *req, const void *data, size_t len);
 
 // Returns one block of bytes as the body (copied), so Content-Length is computed.
 // GW_STATUS_INVALID_STATE when a body was already set.
@@ -619,41 +661,18 @@ gw_status gw_request_set_body_file(struct gw_request *req,
 // returns GW_STATUS_APP_ERROR, so an application can `return gw_request_fail(req, ...)`.
 gw_status gw_request_fail(struct gw_request *req, const char *message, size_t len);
 
-// read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body
-// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end.
-gw_status gw_input_read(struct gw_request *req, void *buf, size_t cap, size_t *out_len);
-
-// readline(size): one line, newline included, of at most `cap` bytes into `buf`.
-// `*out_len` 0 means the end.
-gw_status gw_input_readline(struct gw_request *req, void *buf, size_t cap, size_t *out_len);
-
-// read(): the rest of the body, borrowed until the next gw_input_* call or the end of the
-// request.
-gw_status gw_input_read_all(struct gw_request *req, const char **out_data, size_t *out_len);
-
-// Line iteration (`for line in wsgi.input`): the next line of any length, borrowed until the
-// next gw_input_* call or the end of the request. `*out_len` 0 means the end.
-gw_status gw_input_next_line(struct gw_request *req, const char **out_data, size_t *out_len);
-
-// readlines(hint): the remaining lines (stopping once `hint` bytes were gathered, when
-// hint > 0) as an array of `*out_count` lines, borrowed until the next gw_input_* call or
-// the end of the request.
-gw_status gw_input_readlines(struct gw_request *req,
-                             size_t hint,
-                             const struct gw_bytes **out_lines,
-                             size_t *out_count);
-
-// wsgi.errors write: all `len` bytes go to the write_stderr hook.
-gw_status gw_errors_write(struct gw_request *req, const void *data, size_t len);
-
-// wsgi.errors writelines: writes each of `count` byte strings in order.
-gw_status gw_errors_writelines(struct gw_request *req, const struct gw_bytes *lines, size_t count);
-
-// wsgi.errors flush: calls the flush_stderr hook.
-gw_status gw_errors_flush(struct gw_request *req);
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
 
 #endif  /* GATEWAY_H */
+
+/* Initializers for the tables that carry their own size, so the library can grow them:
+ *   gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT;  hooks.write = my_write;
+ *   gw_body_iter iter = GW_BODY_ITER_INIT;           iter.next = my_next;
+ * Every field but `size` starts NULL. They are C99 designated initializers; in C++ write
+ * `gw_handler_hooks hooks{}; hooks.size = sizeof hooks;`. */
+#ifndef __cplusplus
+#define GW_HANDLER_HOOKS_INIT { .size = sizeof(gw_handler_hooks) }
+#define GW_BODY_ITER_INIT { .size = sizeof(gw_body_iter) }
+#endif

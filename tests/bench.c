@@ -78,7 +78,7 @@ static gw_status hello_app(void *userdata, gw_request *req) {
     size_t path_len = 0;
     gw_request_environ(req, &env);
     gw_environ_get(env, "PATH_INFO", 9, &path, &path_len);
-    gw_status st = gw_start_response(req, "200 OK", 6, HEADERS, 1, 0);
+    gw_status st = gw_request_start_response(req, "200 OK", 6, HEADERS, 1, 0);
     if (st != GW_STATUS_OK) return st;
     return gw_request_set_body_bytes(req, "Hello, world!", 13);
 }
@@ -103,9 +103,9 @@ static gw_status fail_app(void *userdata, gw_request *req) {
 
 static gw_status chunked_app(void *userdata, gw_request *req) {
     (void)userdata;
-    gw_status st = gw_start_response(req, "200 OK", 6, HEADERS, 1, 0);
-    if (st == GW_STATUS_OK) st = gw_write(req, "Hello, ", 7);
-    if (st == GW_STATUS_OK) st = gw_write(req, "world!", 6);
+    gw_status st = gw_request_start_response(req, "200 OK", 6, HEADERS, 1, 0);
+    if (st == GW_STATUS_OK) st = gw_request_write(req, "Hello, ", 7);
+    if (st == GW_STATUS_OK) st = gw_request_write(req, "world!", 6);
     return st;
 }
 
@@ -133,7 +133,7 @@ static int32_t add_post_vars(void *userdata, gw_environ *env) {
 static gw_status post_app(void *userdata, gw_request *req) {
     const char *data = NULL;
     size_t len = 0;
-    gw_status st = gw_input_read_all(req, &data, &len);
+    gw_status st = gw_request_input_read_all(req, &data, &len);
     if (st != GW_STATUS_OK || len != sizeof post_body) return GW_STATUS_APP_ERROR;
     return hello_app(userdata, req);
 }
@@ -155,7 +155,7 @@ static void baseline_request(sink *s) {
 }
 
 static gw_handler *make_handler(sink *s, bool origin) {
-    gw_handler_hooks hooks = { .userdata = s, .write = sink_write, .add_cgi_vars = add_vars };
+    gw_handler_hooks hooks = { .size = sizeof(gw_handler_hooks), .userdata = s, .write = sink_write, .add_cgi_vars = add_vars };
     gw_handler *h = NULL;
     if (gw_handler_new(&hooks, &h) != GW_STATUS_OK) exit(2);
     gw_handler_set_origin_server(h, origin);
@@ -182,7 +182,7 @@ static long allocations_per_request(gw_handler *h, gw_application_fn app, long i
 static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
     gw_handler *http11 = make_handler(s, true);
     gw_handler_set_http_version(http11, "1.1", 3);
-    gw_handler_hooks hooks = { .userdata = s, .write = sink_write, .read_stdin = read_post,
+    gw_handler_hooks hooks = { .size = sizeof(gw_handler_hooks), .userdata = s, .write = sink_write, .read_stdin = read_post,
                                .add_cgi_vars = add_post_vars };
     gw_handler *post = NULL;
     if (gw_handler_new(&hooks, &post) != GW_STATUS_OK) return 2;

@@ -37,8 +37,8 @@
 /* How many EINTRs in a row the library retries (the header's name changed in 0.2). */
 #if defined(GW_MAX_EINTR_RETRIES)
 #define FH_EINTR_RETRIES GW_MAX_EINTR_RETRIES
-#elif defined(MAX_EINTR_RETRIES)
-#define FH_EINTR_RETRIES MAX_EINTR_RETRIES
+#elif defined(GW_MAX_EINTR_RETRIES)
+#define FH_EINTR_RETRIES GW_MAX_EINTR_RETRIES
 #else
 #define FH_EINTR_RETRIES 64
 #endif
@@ -108,13 +108,13 @@ enum fh_app {
     A_ITER_ONE,        /* iterator "only block\n", block_count 1 (Content-Length computed) */
     A_ITER_ONE_MULTI,  /* iterator "first ", "second\n" claiming block_count 1: Content-Length 6, the
                         * second chunk dropped and logged once */
-    A_WRITE_ITER,      /* gw_write("head ") + iterator "tail1 ", "tail2\n" */
+    A_WRITE_ITER,      /* gw_request_write("head ") + iterator "tail1 ", "tail2\n" */
     A_FILE,            /* a pipe handed over with close_fd = true, block size 4 */
     A_FAIL_BEFORE,     /* start_response, then gw_request_fail before any output */
-    A_FAIL_AFTER_WRITE,/* gw_write("partial "), then gw_request_fail */
-    A_ECHO_READ,       /* reads CONTENT_LENGTH 10 with gw_input_read (6 at a time), echoes it */
-    A_ECHO_READ_ALL,   /* the same with gw_input_read_all */
-    A_IGNORE_WRITE,    /* gw_write("hello "), gw_write("world\n"), ignores failures, returns OK */
+    A_FAIL_AFTER_WRITE,/* gw_request_write("partial "), then gw_request_fail */
+    A_ECHO_READ,       /* reads CONTENT_LENGTH 10 with gw_request_input_read (6 at a time), echoes it */
+    A_ECHO_READ_ALL,   /* the same with gw_request_input_read_all */
+    A_IGNORE_WRITE,    /* gw_request_write("hello "), gw_request_write("world\n"), ignores failures, returns OK */
     A_FILE_REFUSED,    /* set_body_bytes, then set_body_file(fd, close_fd = true): refused */
     A_RESTART_REFUSED, /* start_response 200, then an exc_info start_response with a bad status */
     A_BIG,             /* iterator: a 20000-byte block, then "end\n" (headers, block, CRLF: separate writes) */
@@ -155,7 +155,7 @@ typedef struct fh_ctx {
     bool next_after_end;
     int handed_fd;          /* the fd given to set_body_file with close_fd = true (-1: none) */
     int writer_fd;          /* the pipe's write end kept open by a K_FILE_EAGAIN fault */
-    gw_status input_status; /* what the failing gw_input_* call returned (-1: none failed) */
+    gw_status input_status; /* what the failing gw_request_input_* call returned (-1: none failed) */
     gw_status refused_status;      /* A_FILE_REFUSED: what set_body_file returned (-1: not reached) */
     gw_status second_start_status; /* A_RESTART_REFUSED: what the second call returned */
     /* called when the app has made the pipe it hands over (test_faults tracks its closes) */
@@ -394,6 +394,7 @@ static inline int32_t fh_hook_add_cgi_vars(void *ud, gw_environ *env) {
 
 static inline gw_handler_hooks fh_hooks(fh_ctx *c) {
     gw_handler_hooks hooks = {
+        .size = sizeof(gw_handler_hooks),
         .userdata = c,
         .write = fh_hook_write,
         .flush = fh_hook_flush,
@@ -498,11 +499,11 @@ static inline int32_t fh_iter_close(void *ud) {
 }
 
 static inline gw_status fh_start(gw_request *req) {
-    return gw_start_response(req, "200 OK", 6, FH_HEADERS, 2, 0);
+    return gw_request_start_response(req, "200 OK", 6, FH_HEADERS, 2, 0);
 }
 
 static inline gw_status fh_set_iter(fh_ctx *c, gw_request *req) {
-    gw_body_iter iter = { c, fh_iter_next, fh_iter_count, fh_iter_close };
+    gw_body_iter iter = { sizeof(gw_body_iter), c, fh_iter_next, fh_iter_count, fh_iter_close };
     gw_status st = gw_request_set_body_iter(req, &iter);
     c->iter_set = st == GW_STATUS_OK;
     return st;
@@ -547,8 +548,8 @@ static inline gw_status fh_file_body(fh_ctx *c, gw_request *req, bool refused) {
 static inline int32_t fh_echo(gw_request *req, const char *data, size_t len) {
     char line[64];
     int n = snprintf(line, sizeof line, "app: echo %zu bytes\n", len);
-    (void)gw_errors_write(req, line, (size_t)n); /* a failing log does not fail the request */
-    (void)gw_errors_flush(req);
+    (void)gw_request_errors_write(req, line, (size_t)n); /* a failing log does not fail the request */
+    (void)gw_request_errors_flush(req);
     gw_status st = fh_start(req);
     if (st != GW_STATUS_OK) return st;
     return gw_request_set_body_bytes(req, data, len);
@@ -572,7 +573,7 @@ static inline int32_t fh_app(void *ud, gw_request *req) {
         return fh_set_iter(c, req);
     case A_WRITE_ITER:
         st = fh_start(req);
-        if (st == GW_STATUS_OK) st = gw_write(req, "head ", 5);
+        if (st == GW_STATUS_OK) st = gw_request_write(req, "head ", 5);
         if (st != GW_STATUS_OK) return st;
         return fh_set_iter(c, req);
     case A_FILE:
@@ -585,7 +586,7 @@ static inline int32_t fh_app(void *ud, gw_request *req) {
         return gw_request_fail(req, "fail before output", 18);
     case A_FAIL_AFTER_WRITE:
         st = fh_start(req);
-        if (st == GW_STATUS_OK) st = gw_write(req, "partial ", 8);
+        if (st == GW_STATUS_OK) st = gw_request_write(req, "partial ", 8);
         if (st != GW_STATUS_OK) return st;
         return gw_request_fail(req, "fail after write", 16);
     case A_ECHO_READ: {
@@ -593,7 +594,7 @@ static inline int32_t fh_app(void *ud, gw_request *req) {
         size_t got = 0;
         for (;;) {
             size_t n = 0;
-            st = gw_input_read(req, data + got, 6, &n);
+            st = gw_request_input_read(req, data + got, 6, &n);
             if (st != GW_STATUS_OK) {
                 c->input_status = st;
                 return st;
@@ -607,7 +608,7 @@ static inline int32_t fh_app(void *ud, gw_request *req) {
     case A_ECHO_READ_ALL: {
         const char *data = NULL;
         size_t len = 0;
-        st = gw_input_read_all(req, &data, &len);
+        st = gw_request_input_read_all(req, &data, &len);
         if (st != GW_STATUS_OK) {
             c->input_status = st;
             return st;
@@ -620,8 +621,8 @@ static inline int32_t fh_app(void *ud, gw_request *req) {
     case A_IGNORE_WRITE:
         st = fh_start(req);
         if (st != GW_STATUS_OK) return st;
-        (void)gw_write(req, "hello ", 6);
-        (void)gw_write(req, "world\n", 6);
+        (void)gw_request_write(req, "hello ", 6);
+        (void)gw_request_write(req, "world\n", 6);
         return GW_STATUS_OK;
     case A_FILE_REFUSED:
         st = fh_start(req);
@@ -632,7 +633,7 @@ static inline int32_t fh_app(void *ud, gw_request *req) {
     case A_RESTART_REFUSED:
         st = fh_start(req);
         if (st != GW_STATUS_OK) return st;
-        c->second_start_status = gw_start_response(req, "2000 Bad", 8, FH_HEADERS, 2, GW_START_RESPONSE_EXC_INFO);
+        c->second_start_status = gw_request_start_response(req, "2000 Bad", 8, FH_HEADERS, 2, GW_START_RESPONSE_EXC_INFO);
         return gw_request_set_body_bytes(req, "kept first status\n", 18);
     default:
         return gw_request_fail(req, "no such app", 11);
@@ -1173,11 +1174,11 @@ static inline void fh_check_run(fh_ctx *c, const fh_ref *r, gw_status st, bool k
     if (cls == C_INPUT) {
         bool ok = c->input_status == GW_STATUS_INPUT_ERROR ||
                   (c->f_kind == K_OVER && c->input_status == GW_STATUS_IO_ERROR);
-        if (!ok) fh_fail(c, "input", "gw_input_* returned %s after the read hook's %s (want INPUT_ERROR)",
+        if (!ok) fh_fail(c, "input", "gw_request_input_* returned %s after the read hook's %s (want INPUT_ERROR)",
                          c->input_status == -1 ? "no failure" : fh_status_name(c->input_status), FH_KIND_NAMES[c->f_kind]);
     }
     if (cls == C_DISCONNECT && c->f_hook == H_READ && c->input_status != GW_STATUS_CLIENT_GONE)
-        fh_fail(c, "input", "gw_input_* returned %s after a disconnect (want CLIENT_GONE)",
+        fh_fail(c, "input", "gw_request_input_* returned %s after a disconnect (want CLIENT_GONE)",
                 c->input_status == -1 ? "no failure" : fh_status_name(c->input_status));
     if (c->fired && c->f_hook == H_CGI && c->app_called) fh_fail(c, "setup", "the app ran although add_cgi_vars failed");
     if (c->fired && c->f_hook == H_CGI && c->f_kind == K_ST_CLIENT_GONE && (c->wire_len != 0 || c->err_len != 0))

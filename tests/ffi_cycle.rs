@@ -5,12 +5,10 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
 
-use gateway::ffi::environ::{gw_environ, gw_environ_get, gw_environ_len, gw_environ_set};
-use gateway::ffi::handler::{gw_handler_free, gw_handler_new, gw_handler_run};
-use gateway::ffi::hooks::gw_handler_hooks;
-use gateway::ffi::request::{
-    gw_header, gw_request, gw_request_environ, gw_request_set_body_bytes, gw_start_response,
-    gw_write,
+use gateway::ffi::{
+    gw_environ, gw_environ_get, gw_environ_len, gw_environ_set, gw_handler_free, gw_handler_hooks,
+    gw_handler_new, gw_handler_run, gw_header, gw_request, gw_request_environ,
+    gw_request_set_body_bytes, gw_request_start_response, gw_request_write,
 };
 use gateway::Status;
 
@@ -86,14 +84,15 @@ unsafe extern "C" fn holds_the_environ(userdata: *mut c_void, req: *mut gw_reque
         value: c"Thu, 01 Jan 1970 00:00:00 GMT".as_ptr(),
         value_len: 29,
     }];
-    let status = unsafe { gw_start_response(req, c"200 OK".as_ptr(), 6, headers.as_ptr(), 1, 0) };
+    let status =
+        unsafe { gw_request_start_response(req, c"200 OK".as_ptr(), 6, headers.as_ptr(), 1, 0) };
     assert_eq!(status, Status::Ok);
     seen.path_after_start = get(environ, "PATH_INFO");
     let tag = "X_APP_TAG";
     let set = unsafe { gw_environ_set(environ, tag.as_ptr().cast(), tag.len(), c"1".as_ptr(), 1) };
     assert_eq!(set, Status::Ok);
     assert_eq!(
-        unsafe { gw_write(req, c"held ".as_ptr().cast(), 5) },
+        unsafe { gw_request_write(req, c"held ".as_ptr().cast(), 5) },
         Status::Ok
     );
     seen.tag_after_write = get(environ, tag);
@@ -113,6 +112,7 @@ fn an_environ_pointer_stays_valid_for_the_whole_request() {
     // Like a C host, the test reaches the client only through the pointer the hooks get.
     let client: *mut Client = Box::into_raw(Box::default());
     let hooks = gw_handler_hooks {
+        size: std::mem::size_of::<gw_handler_hooks>(),
         userdata: client.cast(),
         write: Some(client_write),
         flush: None,

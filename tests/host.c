@@ -161,6 +161,7 @@ gw_handler *host_structured_handler(test_host *host) {
 
 gw_handler_hooks host_hooks(test_host *host) {
     gw_handler_hooks hooks = {
+        .size = sizeof(gw_handler_hooks),
         .userdata = host,
         .write = host_write,
         .flush = host_flush,

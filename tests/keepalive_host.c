@@ -157,11 +157,11 @@ static bool req_env_get(request *req, const char *name, const char **value, size
 
 static status req_start(request *req, const char *status_line, const char *content_type) {
     gw_header h = { "Content-Type", 12, content_type, strlen(content_type) };
-    return gw_start_response(req, status_line, strlen(status_line), &h, content_type[0] ? 1 : 0, 0);
+    return gw_request_start_response(req, status_line, strlen(status_line), &h, content_type[0] ? 1 : 0, 0);
 }
 
 static status req_write(request *req, const char *data, size_t len) {
-    return gw_write(req, data, len);
+    return gw_request_write(req, data, len);
 }
 
 static status req_body(request *req, const char *data, size_t len) {
@@ -169,11 +169,11 @@ static status req_body(request *req, const char *data, size_t len) {
 }
 
 static status req_read_all(request *req, const char **data, size_t *len) {
-    return gw_input_read_all(req, data, len);
+    return gw_request_input_read_all(req, data, len);
 }
 
 static status req_read(request *req, char *buf, size_t cap, size_t *len) {
-    return gw_input_read(req, buf, cap, len);
+    return gw_request_input_read(req, buf, cap, len);
 }
 
 static status req_fail(request *req, const char *why) {
@@ -185,7 +185,7 @@ static bool iter_count(void *userdata, size_t *out_count);
 static int32_t iter_close(void *userdata);
 
 static status req_body_iter(request *req, connection *c) {
-    gw_body_iter it = { c, iter_next, iter_count, iter_close };
+    gw_body_iter it = { sizeof(gw_body_iter), c, iter_next, iter_count, iter_close };
     return gw_request_set_body_iter(req, &it);
 }
 

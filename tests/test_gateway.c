@@ -35,7 +35,7 @@ typedef struct app_spec {
     const gw_header *headers;
     size_t header_count;
     uint32_t flags;
-    const char *write;            /* gw_write this before returning */
+    const char *write;            /* gw_request_write this before returning */
     enum body_kind body_kind;
     const char *body;             /* BODY_BYTES */
     const char *const *chunks;    /* BODY_ITER, NULL-terminated */
@@ -128,12 +128,12 @@ static int32_t spec_app(void *userdata, gw_request *req) {
     app_spec *spec = userdata;
     record_environ(spec, req);
     if (spec->status != NULL) {
-        spec->start_status = gw_start_response(req, spec->status, strlen(spec->status), spec->headers,
+        spec->start_status = gw_request_start_response(req, spec->status, strlen(spec->status), spec->headers,
                                                spec->header_count, spec->flags);
         if (spec->start_status != GW_STATUS_OK) return spec->start_status;
     }
     if (spec->write != NULL) {
-        spec->write_status = gw_write(req, spec->write, strlen(spec->write));
+        spec->write_status = gw_request_write(req, spec->write, strlen(spec->write));
         if (spec->write_status != GW_STATUS_OK) return spec->write_status;
     }
     switch (spec->body_kind) {
@@ -143,7 +143,7 @@ static int32_t spec_app(void *userdata, gw_request *req) {
         spec->body_status = gw_request_set_body_bytes(req, spec->body, strlen(spec->body));
         break;
     case BODY_ITER: {
-        gw_body_iter iter = { spec, iter_next, iter_count, iter_close };
+        gw_body_iter iter = { sizeof(gw_body_iter), spec, iter_next, iter_count, iter_close };
         spec->body_status = gw_request_set_body_iter(req, &iter);
         break;
     }
@@ -191,7 +191,7 @@ static const gw_header TEXT_PLAIN[] = { HDR("Content-Type", "text/plain") };
 
 static int32_t hello_app(void *userdata, gw_request *req) {
     (void)userdata;
-    gw_status st = gw_start_response(req, "200 OK", 6, TEXT_PLAIN, 1, 0);
+    gw_status st = gw_request_start_response(req, "200 OK", 6, TEXT_PLAIN, 1, 0);
     if (st != GW_STATUS_OK) return st;
     return gw_request_set_body_bytes(req, "Hello, world!", 13);
 }
@@ -626,7 +626,7 @@ typedef struct bad_call {
 
 static int32_t bad_call_app(void *userdata, gw_request *req) {
     bad_call *call = userdata;
-    gw_status st = gw_start_response(req, call->status, call->status_len, &call->header, call->header_count, 0);
+    gw_status st = gw_request_start_response(req, call->status, call->status_len, &call->header, call->header_count, 0);
     assert_int_equal(st, call->expect);
     assert_non_null(strstr(gw_last_error_message(), call->message_part));
     return st;
@@ -713,8 +713,8 @@ static void test_valid_headers_pass_through_in_order(void **state) {
 
 static int32_t twice_app(void *userdata, gw_request *req) {
     (void)userdata;
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
-    gw_status st = gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    gw_status st = gw_request_start_response(req, "200 OK", 6, NULL, 0, 0);
     assert_int_equal(st, GW_STATUS_HEADERS_ALREADY_SET);
     assert_string_equal(gw_last_error_message(), "Headers already set!");
     return st;
@@ -722,9 +722,9 @@ static int32_t twice_app(void *userdata, gw_request *req) {
 
 static int32_t retry_after_failure_app(void *userdata, gw_request *req) {
     (void)userdata;
-    assert_int_equal(gw_start_response(req, "20 OK", 5, NULL, 0, 0), GW_STATUS_INVALID_STATUS_LINE);
+    assert_int_equal(gw_request_start_response(req, "20 OK", 5, NULL, 0, 0), GW_STATUS_INVALID_STATUS_LINE);
     /* PEP 3333: a second call without exc_info is fatal even when the first one failed. */
-    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+    return gw_request_start_response(req, "200 OK", 6, NULL, 0, 0);
 }
 
 static void test_second_start_response(void **state) {
@@ -745,23 +745,23 @@ static int32_t exc_info_before_output_app(void *userdata, gw_request *req) {
     (void)userdata;
     static const gw_header first[] = { HDR("A", "1") };
     static const gw_header second[] = { HDR("B", "2") };
-    assert_int_equal(gw_start_response(req, "200 OK", 6, first, 1, 0), GW_STATUS_OK);
-    assert_int_equal(gw_start_response(req, "500 Err", 7, second, 1, GW_START_RESPONSE_EXC_INFO), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, first, 1, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "500 Err", 7, second, 1, GW_START_RESPONSE_EXC_INFO), GW_STATUS_OK);
     return gw_request_set_body_bytes(req, "err", 3);
 }
 
 static int32_t exc_info_after_output_app(void *userdata, gw_request *req) {
     (void)userdata;
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
-    assert_int_equal(gw_write(req, "abc", 3), GW_STATUS_OK);
-    gw_status st = gw_start_response(req, "500 Err", 7, NULL, 0, GW_START_RESPONSE_EXC_INFO);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_write(req, "abc", 3), GW_STATUS_OK);
+    gw_status st = gw_request_start_response(req, "500 Err", 7, NULL, 0, GW_START_RESPONSE_EXC_INFO);
     assert_int_equal(st, GW_STATUS_HEADERS_ALREADY_SENT);
     return st; /* the re-raise */
 }
 
 static int32_t bad_flags_app(void *userdata, gw_request *req) {
     (void)userdata;
-    return gw_start_response(req, "200 OK", 6, NULL, 0, 0x80);
+    return gw_request_start_response(req, "200 OK", 6, NULL, 0, 0x80);
 }
 
 static void test_exc_info(void **state) {
@@ -782,7 +782,7 @@ static void test_exc_info(void **state) {
 
 static int32_t write_first_app(void *userdata, gw_request *req) {
     (void)userdata;
-    gw_status st = gw_write(req, "x", 1);
+    gw_status st = gw_request_write(req, "x", 1);
     assert_int_equal(st, GW_STATUS_INVALID_STATE);
     assert_string_equal(gw_last_error_message(), "write() before start_response()");
     return st;
@@ -920,10 +920,10 @@ static void test_write_then_body(void **state) {
 
 static int32_t body_twice_app(void *userdata, gw_request *req) {
     (void)userdata;
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
     assert_int_equal(gw_request_set_body_bytes(req, "a", 1), GW_STATUS_OK);
     assert_int_equal(gw_request_set_body_bytes(req, "b", 1), GW_STATUS_INVALID_STATE);
-    gw_body_iter iter = { NULL, iter_next, NULL, NULL };
+    gw_body_iter iter = { sizeof(gw_body_iter), NULL, iter_next, NULL, NULL };
     assert_int_equal(gw_request_set_body_iter(req, &iter), GW_STATUS_INVALID_STATE);
     return GW_STATUS_OK;
 }
@@ -1038,11 +1038,11 @@ static void test_disconnect_errnos(void **state) {
 
 static int32_t write_after_gone_app(void *userdata, gw_request *req) {
     int *calls = userdata;
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
-    assert_int_equal(gw_write(req, "abc", 3), GW_STATUS_CLIENT_GONE);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_write(req, "abc", 3), GW_STATUS_CLIENT_GONE);
     /* An app that ignores it gets the same answer, without touching the client again. */
     *calls = 1;
-    assert_int_equal(gw_write(req, "def", 3), GW_STATUS_CLIENT_GONE);
+    assert_int_equal(gw_request_write(req, "def", 3), GW_STATUS_CLIENT_GONE);
     return GW_STATUS_OK;
 }
 
@@ -1150,17 +1150,17 @@ static int32_t read_all_app(void *userdata, gw_request *req) {
     input_case *c = userdata;
     const char *data = NULL;
     size_t len = 0;
-    c->status = gw_input_read_all(req, &data, &len);
+    c->status = gw_request_input_read_all(req, &data, &len);
     if (c->status == GW_STATUS_OK) {
         memcpy(c->got, data, len);
         c->got_len = len;
         /* After the end every read returns nothing. */
         char buf[8];
         size_t n = 99;
-        assert_int_equal(gw_input_read(req, buf, sizeof buf, &n), GW_STATUS_OK);
+        assert_int_equal(gw_request_input_read(req, buf, sizeof buf, &n), GW_STATUS_OK);
         assert_int_equal(n, 0);
     }
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
     return GW_STATUS_OK;
 }
 
@@ -1209,36 +1209,36 @@ static int32_t lines_app(void *userdata, gw_request *req) {
     char buf[8];
     size_t n = 0;
     /* readline with a size limit, then without reaching it */
-    assert_int_equal(gw_input_readline(req, buf, 3, &n), GW_STATUS_OK);
+    assert_int_equal(gw_request_input_readline(req, buf, 3, &n), GW_STATUS_OK);
     assert_int_equal(n, 3);
     assert_memory_equal(buf, "one", 3);
-    assert_int_equal(gw_input_readline(req, buf, sizeof buf, &n), GW_STATUS_OK);
+    assert_int_equal(gw_request_input_readline(req, buf, sizeof buf, &n), GW_STATUS_OK);
     assert_int_equal(n, 1);
     assert_memory_equal(buf, "\n", 1);
     /* read(size) */
-    assert_int_equal(gw_input_read(req, buf, 2, &n), GW_STATUS_OK);
+    assert_int_equal(gw_request_input_read(req, buf, 2, &n), GW_STATUS_OK);
     assert_int_equal(n, 2);
     assert_memory_equal(buf, "tw", 2);
     /* line iteration */
     const char *line = NULL;
-    assert_int_equal(gw_input_next_line(req, &line, &n), GW_STATUS_OK);
+    assert_int_equal(gw_request_input_next_line(req, &line, &n), GW_STATUS_OK);
     assert_int_equal(n, 2);
     assert_memory_equal(line, "o\n", 2);
     /* readlines: the rest, up to CONTENT_LENGTH */
     const gw_bytes *lines = NULL;
     size_t count = 0;
-    assert_int_equal(gw_input_readlines(req, 0, &lines, &count), GW_STATUS_OK);
+    assert_int_equal(gw_request_input_readlines(req, 0, &lines, &count), GW_STATUS_OK);
     assert_int_equal(count, 2);
     assert_int_equal(lines[0].len, 6);
     assert_memory_equal(lines[0].data, "three\n", 6);
     assert_int_equal(lines[1].len, 4);
     assert_memory_equal(lines[1].data, "four", 4);
-    assert_int_equal(gw_input_next_line(req, &line, &n), GW_STATUS_OK);
+    assert_int_equal(gw_request_input_next_line(req, &line, &n), GW_STATUS_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(gw_input_readlines(req, 0, &lines, &count), GW_STATUS_OK);
+    assert_int_equal(gw_request_input_readlines(req, 0, &lines, &count), GW_STATUS_OK);
     assert_int_equal(count, 0);
     c->status = GW_STATUS_OK;
-    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+    return gw_request_start_response(req, "200 OK", 6, NULL, 0, 0);
 }
 
 static void test_input_lines(void **state) {
@@ -1267,13 +1267,13 @@ static int32_t readlines_hint_app(void *userdata, gw_request *req) {
     (void)userdata;
     const gw_bytes *lines = NULL;
     size_t count = 0;
-    assert_int_equal(gw_input_readlines(req, 5, &lines, &count), GW_STATUS_OK);
+    assert_int_equal(gw_request_input_readlines(req, 5, &lines, &count), GW_STATUS_OK);
     assert_int_equal(count, 2);
     assert_memory_equal(lines[1].data, "bb\n", 3);
-    assert_int_equal(gw_input_readlines(req, 0, &lines, &count), GW_STATUS_OK);
+    assert_int_equal(gw_request_input_readlines(req, 0, &lines, &count), GW_STATUS_OK);
     assert_int_equal(count, 1);
     assert_memory_equal(lines[0].data, "cc\n", 3);
-    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+    return gw_request_start_response(req, "200 OK", 6, NULL, 0, 0);
 }
 
 static void test_input_readlines_hint(void **state) {
@@ -1322,10 +1322,10 @@ static gw_handler *http11_handler(test_host *host, const char *const *vars) {
 
 static int32_t write_then_read_app(void *userdata, gw_request *req) {
     input_case *c = userdata;
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
-    assert_int_equal(gw_write(req, "early", 5), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_write(req, "early", 5), GW_STATUS_OK);
     const char *data = NULL;
-    c->status = gw_input_read_all(req, &data, &c->got_len);
+    c->status = gw_request_input_read_all(req, &data, &c->got_len);
     return GW_STATUS_OK;
 }
 
@@ -1457,10 +1457,10 @@ static void test_keep_alive_verdict(void **state) {
 static int32_t errors_app(void *userdata, gw_request *req) {
     (void)userdata;
     const gw_bytes lines[] = { { "two\n", 4 }, { "three\n", 6 } };
-    assert_int_equal(gw_errors_write(req, "one\n", 4), GW_STATUS_OK);
-    assert_int_equal(gw_errors_writelines(req, lines, 2), GW_STATUS_OK);
-    assert_int_equal(gw_errors_flush(req), GW_STATUS_OK);
-    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+    assert_int_equal(gw_request_errors_write(req, "one\n", 4), GW_STATUS_OK);
+    assert_int_equal(gw_request_errors_writelines(req, lines, 2), GW_STATUS_OK);
+    assert_int_equal(gw_request_errors_flush(req), GW_STATUS_OK);
+    return gw_request_start_response(req, "200 OK", 6, NULL, 0, 0);
 }
 
 static void test_errors_stream(void **state) {
@@ -1491,7 +1491,7 @@ static int32_t dump_environ_app(void *userdata, gw_request *req) {
         used += (size_t)snprintf(dump->text + used, sizeof dump->text - used, "%.*s=%.*s\n", (int)name_len,
                                  name, (int)value_len, value);
     }
-    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+    return gw_request_start_response(req, "200 OK", 6, NULL, 0, 0);
 }
 
 static void test_environ_order_and_precedence(void **state) {
@@ -1516,12 +1516,12 @@ static void test_environ_order_and_precedence(void **state) {
     memset(&dump, 0, sizeof dump);
     assert_int_equal(gw_handler_run(h, dump_environ_app, &dump), GW_STATUS_OK);
     assert_string_equal(dump.text, "A=os\nB=cgi\nwsgi.multithread=1\nwsgi.url_scheme=https\nHTTPS=on\nC=cgi\n"
-                                   "SERVER_SOFTWARE=from-cgi\nwsgi.input=gw_input\nwsgi.errors=gw_errors\n"
+                                   "SERVER_SOFTWARE=from-cgi\nwsgi.input=gw_request_input\nwsgi.errors=gw_request_errors\n"
                                    "wsgi.version=1.0\nwsgi.run_once=0\nwsgi.multiprocess=1\n"
                                    "wsgi.file_wrapper=gw_request_set_body_file\nwsgi.input_terminated=1\n");
     /* The base environ can be read back. */
     gw_environ *back = NULL;
-    assert_int_equal(gw_handler_get_os_environ(h, &back), GW_STATUS_OK);
+    assert_int_equal(gw_handler_copy_os_environ(h, &back), GW_STATUS_OK);
     const char *value = NULL;
     size_t len = 0;
     assert_int_equal(gw_environ_get(back, "A", 1, &value, &len), GW_STATUS_OK);
@@ -1724,7 +1724,7 @@ static int32_t reentrant_app(void *userdata, gw_request *req) {
     gw_handler *h = userdata;
     assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_INVALID_STATE);
     assert_int_equal(gw_handler_set_multithread(h, false), GW_STATUS_INVALID_STATE);
-    return gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+    return gw_request_start_response(req, "200 OK", 6, NULL, 0, 0);
 }
 
 static void test_handler_refuses_reentry(void **state) {
@@ -1750,7 +1750,7 @@ static int32_t flags_app(void *userdata, gw_request *req) {
         gw_environ_get(env, names[i], strlen(names[i]), &value, &len);
         used += (size_t)snprintf(body + used, sizeof body - used, "%s=%.*s;", names[i], (int)len, value);
     }
-    gw_status st = gw_start_response(req, "200 OK", 6, TEXT_PLAIN, 1, 0);
+    gw_status st = gw_request_start_response(req, "200 OK", 6, TEXT_PLAIN, 1, 0);
     if (st != GW_STATUS_OK) return st;
     return gw_request_set_body_bytes(req, body, used);
 }
@@ -1775,9 +1775,12 @@ static void test_simple_and_base_cgi_presets(void **state) {
         assert_int_equal(gw_environ_set(env, "PATH_INFO", 9, "/p", 2), GW_STATUS_OK);
         assert_int_equal(gw_environ_set(env, "SERVER_PROTOCOL", 15, "HTTP/1.0", 8), GW_STATUS_OK);
         gw_handler *h = NULL;
-        gw_status st = cgi ? gw_handler_new_base_cgi(in[0], out[1], err[1], env, true, false, &h)
-                           : gw_handler_new_simple(in[0], out[1], err[1], env, true, false, &h);
+        gw_status st = cgi ? gw_handler_new_base_cgi(in[0], out[1], err[1], env, &h)
+                           : gw_handler_new_simple(in[0], out[1], err[1], env, &h);
         assert_int_equal(st, GW_STATUS_OK);
+        /* wsgiref's SimpleHandler(multithread=True, multiprocess=False): the setters. */
+        assert_int_equal(gw_handler_set_multithread(h, true), GW_STATUS_OK);
+        assert_int_equal(gw_handler_set_multiprocess(h, false), GW_STATUS_OK);
         gw_environ_free(env);
         assert_int_equal(gw_handler_set_userdata(h, NULL), GW_STATUS_INVALID_STATE);
         assert_int_equal(gw_handler_run(h, flags_app, NULL), GW_STATUS_OK);
@@ -1808,7 +1811,7 @@ static void test_simple_and_base_cgi_presets(void **state) {
         close(err[1]);
     }
     gw_handler *h = NULL;
-    assert_int_equal(gw_handler_new_simple(-1, 1, 2, NULL, true, false, &h), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_handler_new_simple(-1, 1, 2, NULL, &h), GW_STATUS_INVALID_ARGUMENT);
 }
 
 /* Runs a CGI preset in a child process with the given environment; returns its stdout. */
@@ -1894,35 +1897,35 @@ static int32_t null_request_args_app(void *userdata, gw_request *req) {
     const gw_bytes *lines = NULL;
     gw_header bad = { NULL, 3, "v", 1 };
     assert_int_equal(gw_request_environ(req, NULL), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_start_response(req, NULL, 6, NULL, 0, 0), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 1, 0), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_start_response(req, "200 OK", 6, &bad, 1, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_start_response(req, NULL, 6, NULL, 0, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 1, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, &bad, 1, 0), GW_STATUS_NULL_ARGUMENT);
     assert_string_equal(gw_last_error_message(), "headers[0].name is NULL");
-    assert_int_equal(gw_write(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_write(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_request_set_body_bytes(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_request_set_body_iter(req, NULL), GW_STATUS_NULL_ARGUMENT);
-    gw_body_iter no_next = { NULL, NULL, NULL, NULL };
+    gw_body_iter no_next = { sizeof(gw_body_iter), NULL, NULL, NULL, NULL };
     assert_int_equal(gw_request_set_body_iter(req, &no_next), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_request_set_body_file(req, -1, 0, false), GW_STATUS_INVALID_ARGUMENT);
     assert_int_equal(gw_request_fail(req, NULL, 3), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_read(req, NULL, 4, &n), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_read(req, buf, 4, NULL), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_readline(req, NULL, 4, &n), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_readline(req, buf, 4, NULL), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_read_all(req, NULL, &n), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_read_all(req, &p, NULL), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_next_line(req, NULL, &n), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_next_line(req, &p, NULL), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_readlines(req, 0, NULL, &n), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_readlines(req, 0, &lines, NULL), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_errors_write(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_errors_writelines(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_read(req, NULL, 4, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_read(req, buf, 4, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_readline(req, NULL, 4, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_readline(req, buf, 4, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_read_all(req, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_read_all(req, &p, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_next_line(req, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_next_line(req, &p, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_readlines(req, 0, NULL, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_readlines(req, 0, &lines, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_errors_write(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_errors_writelines(req, NULL, 1), GW_STATUS_NULL_ARGUMENT);
     gw_bytes bad_line = { NULL, 2 };
-    assert_int_equal(gw_errors_writelines(req, &bad_line, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_errors_writelines(req, &bad_line, 1), GW_STATUS_NULL_ARGUMENT);
     /* Zero lengths accept NULL. */
-    assert_int_equal(gw_errors_write(req, NULL, 0), GW_STATUS_OK);
-    assert_int_equal(gw_input_read(req, NULL, 0, &n), GW_STATUS_OK);
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_errors_write(req, NULL, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_input_read(req, NULL, 0, &n), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
     return gw_request_set_body_bytes(req, NULL, 0);
 }
 
@@ -1943,20 +1946,20 @@ static void test_null_arguments(void **state) {
 
     /* Requests exist only inside a run. */
     assert_int_equal(gw_request_environ(NULL, (gw_environ **)&ud), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_start_response(NULL, "200 OK", 6, NULL, 0, 0), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_write(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_start_response(NULL, "200 OK", 6, NULL, 0, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_write(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_request_set_body_bytes(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_request_set_body_iter(NULL, NULL), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_request_set_body_file(NULL, 0, 0, false), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_request_fail(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_read(NULL, &n, 1, &n), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_readline(NULL, &n, 1, &n), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_read_all(NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_next_line(NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_input_readlines(NULL, 0, (const gw_bytes **)&ud, &n), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_errors_write(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_errors_writelines(NULL, NULL, 0), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_errors_flush(NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_read(NULL, &n, 1, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_readline(NULL, &n, 1, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_read_all(NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_next_line(NULL, &p, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_input_readlines(NULL, 0, (const gw_bytes **)&ud, &n), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_errors_write(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_errors_writelines(NULL, NULL, 0), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_request_errors_flush(NULL), GW_STATUS_NULL_ARGUMENT);
 
     /* Environs. */
     assert_int_equal(gw_environ_new(NULL), GW_STATUS_NULL_ARGUMENT);
@@ -2016,8 +2019,8 @@ static void test_null_arguments(void **state) {
     assert_int_equal(gw_handler_get_server_software(h, &p, NULL), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_set_os_environ(NULL, env), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_set_os_environ(h, NULL), GW_STATUS_OK);
-    assert_int_equal(gw_handler_get_os_environ(NULL, &env), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_handler_get_os_environ(h, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_copy_os_environ(NULL, &env), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_copy_os_environ(h, NULL), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_set_error_page(NULL, "500 X", 5, NULL, 0, "", 0), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_set_error_page(h, NULL, 5, NULL, 0, "", 0), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_set_error_page(h, "500 X", 5, NULL, 1, "", 0), GW_STATUS_NULL_ARGUMENT);
@@ -2032,8 +2035,8 @@ static void test_null_arguments(void **state) {
     assert_int_equal(gw_handler_get_error_header_count(h, NULL), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_get_error_header(NULL, 0, &hdr), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_get_error_header(h, 0, NULL), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_handler_new_simple(0, 1, 2, NULL, true, false, NULL), GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_handler_new_base_cgi(0, 1, 2, NULL, true, false, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_new_simple(0, 1, 2, NULL, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_new_base_cgi(0, 1, 2, NULL, NULL), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_new_cgi(NULL), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_handler_new_iis_cgi(NULL), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_format_date_time(0, NULL, 0), GW_STATUS_NULL_ARGUMENT);
@@ -2059,8 +2062,8 @@ static void test_null_arguments(void **state) {
 
 static int32_t empty_write_app(void *userdata, gw_request *req) {
     (void)userdata;
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
-    assert_int_equal(gw_write(req, NULL, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_write(req, NULL, 0), GW_STATUS_OK);
     return gw_request_fail(req, "after an empty write", LEN("after an empty write"));
 }
 
@@ -2164,7 +2167,7 @@ static void test_fd_preset_retries_eintr(void **state) {
     assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
     assert_int_equal(gw_environ_set(env, "CONTENT_LENGTH", 14, "5", 1), GW_STATUS_OK);
     gw_handler *h = NULL;
-    assert_int_equal(gw_handler_new_base_cgi(in[0], out[1], 2, env, false, false, &h), GW_STATUS_OK);
+    assert_int_equal(gw_handler_new_base_cgi(in[0], out[1], 2, env, &h), GW_STATUS_OK);
     gw_environ_free(env);
     interrupter it = { pthread_self(), in[1] };
     pthread_t thread;
@@ -2228,7 +2231,7 @@ static int32_t shared_env_app(void *userdata, gw_request *req) {
     gw_status st = gw_request_environ(req, &env);
     if (st == GW_STATUS_OK) st = gw_environ_get(env, "SHARED", 6, &value, &len);
     if (st != GW_STATUS_OK) return st;
-    st = gw_start_response(req, "200 OK", 6, NULL, 0, 0);
+    st = gw_request_start_response(req, "200 OK", 6, NULL, 0, 0);
     if (st != GW_STATUS_OK) return st;
     return gw_request_set_body_bytes(req, value, len);
 }
@@ -2278,13 +2281,13 @@ static void test_handlers_on_threads_share_a_base_environ(void **state) {
 
 static const char *const HTTP11_VARS[] = { "SERVER_PROTOCOL=HTTP/1.1", NULL };
 
-/* An app that ignores a failed gw_write and returns OK. */
+/* An app that ignores a failed gw_request_write and returns OK. */
 static int32_t ignores_failed_write_app(void *userdata, gw_request *req) {
     gw_status *second = userdata;
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
-    assert_int_equal(gw_write(req, "first", 5), GW_STATUS_OK);
-    *second = gw_write(req, "second", 6);
-    (void)gw_write(req, "third", 5);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_write(req, "first", 5), GW_STATUS_OK);
+    *second = gw_request_write(req, "second", 6);
+    (void)gw_request_write(req, "third", 5);
     return GW_STATUS_OK;
 }
 
@@ -2296,7 +2299,7 @@ static void test_no_last_chunk_after_an_ignored_write_failure(void **state) {
         test_host host;
         host_init(&host);
         host.vars = HTTP11_VARS;
-        host.fail_call = 2; /* the second gw_write's only write call */
+        host.fail_call = 2; /* the second gw_request_write's only write call */
         host.fail_call_errno = errnos[i];
         gw_handler *h = host_handler(&host, true);
         assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
@@ -2317,7 +2320,7 @@ static void test_no_last_chunk_after_an_ignored_write_failure(void **state) {
 }
 
 typedef struct truncated_case {
-    int how; /* 0: gw_input_read, 1: gw_input_read_all, 2: gw_input_next_line */
+    int how; /* 0: gw_request_input_read, 1: gw_request_input_read_all, 2: gw_request_input_next_line */
     gw_status first, again;
 } truncated_case;
 
@@ -2326,12 +2329,12 @@ static int32_t truncated_body_app(void *userdata, gw_request *req) {
     char buf[16];
     size_t n = 0;
     const char *data = NULL;
-    if (c->how == 0) c->first = gw_input_read(req, buf, 10, &n);
-    if (c->how == 1) c->first = gw_input_read_all(req, &data, &n);
-    if (c->how == 2) c->first = gw_input_next_line(req, &data, &n);
-    c->again = gw_input_read(req, buf, sizeof buf, &n);
+    if (c->how == 0) c->first = gw_request_input_read(req, buf, 10, &n);
+    if (c->how == 1) c->first = gw_request_input_read_all(req, &data, &n);
+    if (c->how == 2) c->first = gw_request_input_next_line(req, &data, &n);
+    c->again = gw_request_input_read(req, buf, sizeof buf, &n);
     /* The app carries on regardless: the response still goes out. */
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
     return gw_request_set_body_bytes(req, "ok", 2);
 }
 
@@ -2447,7 +2450,7 @@ static bool fd_is_open(int fd) {
 
 static int32_t two_file_bodies_app(void *userdata, gw_request *req) {
     int *fds = userdata;
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
     assert_int_equal(gw_request_set_body_bytes(req, "x", 1), GW_STATUS_OK);
     /* Refused (a body is set already), yet the descriptor was handed over: it is closed. */
     assert_int_equal(gw_request_set_body_file(req, fds[0], 0, true), GW_STATUS_INVALID_STATE);
@@ -2478,9 +2481,9 @@ static int32_t refused_exc_info_app(void *userdata, gw_request *req) {
     gw_status *refused = userdata;
     static const gw_header first[] = { HDR("X-First", "1") };
     static const gw_header bad[] = { HDR("X Bad", "1") };
-    assert_int_equal(gw_start_response(req, "201 Created", 11, first, 1, 0), GW_STATUS_OK);
-    refused[0] = gw_start_response(req, "2000 Bad", 8, NULL, 0, GW_START_RESPONSE_EXC_INFO);
-    refused[1] = gw_start_response(req, "500 Oops", 8, bad, 1, GW_START_RESPONSE_EXC_INFO);
+    assert_int_equal(gw_request_start_response(req, "201 Created", 11, first, 1, 0), GW_STATUS_OK);
+    refused[0] = gw_request_start_response(req, "2000 Bad", 8, NULL, 0, GW_START_RESPONSE_EXC_INFO);
+    refused[1] = gw_request_start_response(req, "500 Oops", 8, bad, 1, GW_START_RESPONSE_EXC_INFO);
     return gw_request_set_body_bytes(req, "made", 4);
 }
 
@@ -2520,10 +2523,10 @@ static int32_t conn_app(void *userdata, gw_request *req) {
     if (c->reads_body) {
         const char *data = NULL;
         size_t len = 0;
-        (void)gw_input_read_all(req, &data, &len);
+        (void)gw_request_input_read_all(req, &data, &len);
     }
     if (c->fail) return gw_request_fail(req, "no", 2);
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
     return gw_request_set_body_bytes(req, "hi", 2);
 }
 
@@ -2789,8 +2792,8 @@ static int32_t early_hints_app(void *userdata, gw_request *req) {
     statuses[1] = gw_request_send_interim(req, "100 Continue", 12, NULL, 0);
     statuses[2] = gw_request_send_interim(req, "200 OK", 6, NULL, 0);
     statuses[3] = gw_request_send_interim(req, "103 Early Hints", 15, with_length, 1);
-    assert_int_equal(gw_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
-    assert_int_equal(gw_write(req, "ok", 2), GW_STATUS_OK);
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_request_write(req, "ok", 2), GW_STATUS_OK);
     statuses[4] = gw_request_send_interim(req, "103 Early Hints", 15, link, 1);
     return GW_STATUS_OK;
 }
@@ -2832,6 +2835,112 @@ static void test_interim_responses(void **state) {
     assert_int_equal(gw_handler_run(h, early_hints_app, statuses), GW_STATUS_OK);
     assert_memory_equal(statuses, refused, sizeof refused);
     assert_string_equal(host.calls, "interim(103 Early Hints|NONE|Link) head(200 OK|STREAM|Date) write(2) flush end(1) ");
+    gw_handler_free(h);
+}
+
+/* ---- the ABI can grow ----------------------------------------------------------------------- */
+
+/* gw_handler_hooks as the first 0.2 header had it, before the structured-response hooks:
+ * a binary built then passes a table this long. */
+typedef struct hooks_before_structured {
+    size_t size;
+    void *userdata;
+    gw_hook_write_fn write;
+    gw_hook_flush_fn flush;
+    gw_hook_read_fn read_stdin;
+    gw_hook_write_fn write_stderr;
+    gw_hook_flush_fn flush_stderr;
+    gw_hook_add_cgi_vars_fn add_cgi_vars;
+} hooks_before_structured;
+
+static void test_an_older_or_newer_hook_table(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    gw_handler_hooks now = host_hooks(&host);
+    /* The older table sits right before bytes that would be garbage hooks if the library
+     * read past its size. */
+    struct {
+        hooks_before_structured old;
+        unsigned char garbage[sizeof(gw_handler_hooks)];
+    } memory;
+    memset(memory.garbage, 0xAB, sizeof memory.garbage);
+    memory.old.size = sizeof memory.old;
+    memory.old.userdata = now.userdata;
+    memory.old.write = now.write;
+    memory.old.flush = now.flush;
+    memory.old.read_stdin = now.read_stdin;
+    memory.old.write_stderr = now.write_stderr;
+    memory.old.flush_stderr = now.flush_stderr;
+    memory.old.add_cgi_vars = now.add_cgi_vars;
+    gw_handler *h = NULL;
+    assert_int_equal(gw_handler_new((const gw_handler_hooks *)(void *)&memory.old, &h), GW_STATUS_OK);
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.0 200 OK\r\nDate: {DATE}\r\nContent-Type: text/plain\r\n"
+                                "Content-Length: 13\r\n\r\nHello, world!");
+    gw_handler_free(h);
+    /* A newer table: fields this library does not know must be zero. */
+    struct {
+        gw_handler_hooks now;
+        void *unknown_hook;
+    } newer;
+    memset(&newer, 0, sizeof newer);
+    newer.now = now;
+    newer.now.size = sizeof newer;
+    assert_int_equal(gw_handler_new(&newer.now, &h), GW_STATUS_OK);
+    gw_handler_free(h);
+    newer.unknown_hook = &newer;
+    h = NULL;
+    assert_int_equal(gw_handler_new(&newer.now, &h), GW_STATUS_UNSUPPORTED);
+    assert_null(h);
+    assert_non_null(strstr(gw_last_error_message(), "does not know"));
+    /* A table without its size (not from GW_HANDLER_HOOKS_INIT) is refused. */
+    now.size = 0;
+    assert_int_equal(gw_handler_new(&now, &h), GW_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(gw_last_error_message(), "_INIT"));
+    gw_handler_hooks from_macro = GW_HANDLER_HOOKS_INIT;
+    assert_int_equal(from_macro.size, sizeof(gw_handler_hooks));
+    assert_true(from_macro.write == NULL);
+    gw_body_iter iter = GW_BODY_ITER_INIT;
+    assert_int_equal(iter.size, sizeof(gw_body_iter));
+}
+
+static void test_structured_hosts_answer_expect_themselves(void **state) {
+    (void)state;
+    static const char *const expect[] = { "SERVER_PROTOCOL=HTTP/1.1", "HTTP_EXPECT=100-continue",
+                                          "CONTENT_LENGTH=3", NULL };
+    test_host host;
+    host_init(&host);
+    host.vars = expect;
+    host.in = "abc";
+    host.in_len = 3;
+    gw_handler *h = host_structured_handler(&host);
+    assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+    input_case c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.got_len, 3);
+    /* No `100 Continue` bytes among the body bytes: the server library sends its own. */
+    assert_string_equal(host.calls, "head(200 OK|LENGTH 0|Date) flush end(1) ");
+    assert_int_equal(host.out_len, 0);
+    gw_handler_free(h);
+}
+
+static void test_last_response_counts_only_bytes_handed_over(void **state) {
+    (void)state;
+    test_host host;
+    host_init(&host);
+    host.vars = HTTP11_VARS;
+    host.fail_call = 2;
+    host.fail_call_errno = EPIPE;
+    gw_handler *h = host_handler(&host, false);
+    gw_status second = GW_STATUS_OK;
+    assert_int_equal(gw_handler_run(h, ignores_failed_write_app, &second), GW_STATUS_CLIENT_GONE);
+    uint16_t code = 0;
+    uint64_t bytes = 0;
+    assert_int_equal(gw_handler_last_response(h, &code, &bytes), GW_STATUS_OK);
+    assert_int_equal(code, 200);
+    assert_int_equal(bytes, 5); /* "first"; "second" met the disconnect */
     gw_handler_free(h);
 }
 
@@ -2893,6 +3002,9 @@ int main(void) {
         cmocka_unit_test(test_structured_head_request_and_bodiless_statuses),
         cmocka_unit_test(test_structured_failures_end_the_body_once),
         cmocka_unit_test(test_interim_responses),
+        cmocka_unit_test(test_an_older_or_newer_hook_table),
+        cmocka_unit_test(test_structured_hosts_answer_expect_themselves),
+        cmocka_unit_test(test_last_response_counts_only_bytes_handed_over),
         cmocka_unit_test(test_input_lines),
         cmocka_unit_test(test_input_readlines_hint),
         cmocka_unit_test(test_input_read_errors),

@@ -269,8 +269,8 @@ impl<H: Host> Request<'_, H> {
         self.host.add_cgi_vars(&mut env)?;
         let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
         let scheme = crate::util::guess_scheme(env.get(b"HTTPS"));
-        env.set(b"wsgi.input", b"gw_input")?;
-        env.set(b"wsgi.errors", b"gw_errors")?;
+        env.set(b"wsgi.input", b"gw_request_input")?;
+        env.set(b"wsgi.errors", b"gw_request_errors")?;
         env.set(b"wsgi.version", b"1.0")?;
         env.set(b"wsgi.run_once", flag(s.run_once))?;
         env.set(b"wsgi.url_scheme", scheme)?;
@@ -287,7 +287,9 @@ impl<H: Host> Request<'_, H> {
         }
         self.st.input.reset(env.get(b"CONTENT_LENGTH"));
         drop(env);
-        self.st.expect_continue = self.speaks_http11()
+        // A structured host (a server library) answers Expect itself.
+        self.st.expect_continue = !self.host.takes_head()
+            && self.speaks_http11()
             && self.environ_has(b"HTTP_EXPECT", |v| v.eq_ignore_ascii_case(b"100-continue"));
         Ok(())
     }

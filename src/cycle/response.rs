@@ -383,7 +383,6 @@ impl<H: Host> Request<'_, H> {
         if overflow && !mem::replace(&mut self.st.overflow_logged, true) {
             self.log(b"response body longer than its Content-Length; the extra bytes were dropped");
         }
-        self.st.body_sent += allowed as u64;
         allowed
     }
 
@@ -429,6 +428,8 @@ impl<H: Host> Request<'_, H> {
         out.clear();
         self.st.out = out;
         result?;
+        // Counted once handed over: an access log never claims bytes a failed write lost.
+        self.st.body_sent += data.len() as u64;
         if terminate {
             self.st.terminated = true;
         }

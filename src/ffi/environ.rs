@@ -62,7 +62,7 @@ pub unsafe extern "C" fn gw_environ_new_from_process(out: *mut *mut gw_environ) 
 }
 
 /// Frees an environ made by gw_environ_new, gw_environ_new_from_process or
-/// gw_handler_get_os_environ. NULL is a no-op (GW_STATUS_OK). The environ a request lends
+/// gw_handler_copy_os_environ. NULL is a no-op (GW_STATUS_OK). The environ a request lends
 /// (gw_request_environ, add_cgi_vars) belongs to its handler: freeing it is refused with
 /// GW_STATUS_INVALID_STATE and changes nothing.
 #[no_mangle]

@@ -6,11 +6,12 @@ use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::bytes::{check_headers, gw_header, header_iter};
 use super::environ::{env_mut, gw_environ};
 use super::fd_host::FdHost;
 use super::hooks::{gw_handler_hooks, FfiHost, HostIo};
-use super::request::{as_request_ptr, check_headers, gw_header, gw_request, header_iter};
-use super::{boundary, bytes_arg, fail, guard, null, out_arg};
+use super::request::{as_request_ptr, gw_request};
+use super::{boundary, bytes_arg, fail, guard, null, out_arg, sized_arg};
 use crate::cycle::Handler;
 use crate::environ::Environ;
 use crate::settings::Settings;
@@ -93,8 +94,9 @@ pub unsafe extern "C" fn gw_handler_new(
     out: *mut *mut gw_handler,
 ) -> Status {
     boundary(|| {
-        // SAFETY: a non-NULL hooks pointer points at a hook table.
-        let hooks = *unsafe { hooks.as_ref() }.ok_or_else(|| null("hooks"))?;
+        let min_size = std::mem::offset_of!(gw_handler_hooks, write) + std::mem::size_of::<usize>();
+        // SAFETY: a non-NULL hooks pointer points at a hook table of its own size.
+        let hooks = unsafe { sized_arg(hooks, min_size, "hooks") }?;
         if hooks.write.is_none() {
             return Err(null("hooks->write"));
         }
@@ -483,10 +485,10 @@ pub unsafe extern "C" fn gw_handler_set_os_environ(
     })
 }
 
-/// A new environ holding the handler's base environ (sharing it, not copying); free it
-/// with gw_environ_free.
+/// A new environ holding the handler's base environ (sharing its storage, which is never
+/// changed in place); free it with gw_environ_free.
 #[no_mangle]
-pub unsafe extern "C" fn gw_handler_get_os_environ(
+pub unsafe extern "C" fn gw_handler_copy_os_environ(
     handler: *const gw_handler,
     out: *mut *mut gw_environ,
 ) -> Status {
@@ -611,8 +613,6 @@ fn fd_preset(
 unsafe fn simple_preset(
     fds: [c_int; 3],
     environ: *mut gw_environ,
-    multithread: bool,
-    multiprocess: bool,
     origin_server: bool,
     out: *mut *mut gw_handler,
 ) -> Status {
@@ -623,8 +623,6 @@ unsafe fn simple_preset(
             unsafe { env_mut(environ) }?.share()
         };
         let mut settings = Settings::default();
-        settings.multithread = multithread;
-        settings.multiprocess = multiprocess;
         settings.origin_server = origin_server;
         fd_preset(fds, base_env, settings, out)
     })
@@ -652,19 +650,19 @@ fn cgi_preset(iis_path_fix: bool, out: *mut *mut gw_handler) -> Status {
 
 /// wsgiref's SimpleHandler: an origin server over the host's file descriptors (never closed
 /// by the library), with `environ` (a snapshot, as for gw_handler_set_os_environ; NULL means
-/// empty) merged into every request. Writes complete short writes and retry EINTR.
+/// empty) merged into every request, and BaseHandler's defaults (wsgiref's SimpleHandler
+/// takes multithread and multiprocess as arguments: use gw_handler_set_multithread and
+/// gw_handler_set_multiprocess). Writes complete short writes and retry EINTR.
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_new_simple(
     stdin_fd: c_int,
     stdout_fd: c_int,
     stderr_fd: c_int,
     environ: *mut gw_environ,
-    multithread: bool,
-    multiprocess: bool,
     out: *mut *mut gw_handler,
 ) -> Status {
     let fds = [stdin_fd, stdout_fd, stderr_fd];
-    unsafe { simple_preset(fds, environ, multithread, multiprocess, true, out) }
+    unsafe { simple_preset(fds, environ, true, out) }
 }
 
 /// wsgiref's BaseCGIHandler: gw_handler_new_simple with CGI output (`Status:`, no Date or
@@ -675,12 +673,10 @@ pub unsafe extern "C" fn gw_handler_new_base_cgi(
     stdout_fd: c_int,
     stderr_fd: c_int,
     environ: *mut gw_environ,
-    multithread: bool,
-    multiprocess: bool,
     out: *mut *mut gw_handler,
 ) -> Status {
     let fds = [stdin_fd, stdout_fd, stderr_fd];
-    unsafe { simple_preset(fds, environ, multithread, multiprocess, false, out) }
+    unsafe { simple_preset(fds, environ, false, out) }
 }
 
 /// wsgiref's CGIHandler: the process's stdin, stdout and stderr, the process environment

@@ -1,17 +1,16 @@
-//! The host's hook table and the application's body iterator, as C vtables, and the
-//! `Host`/`BodySource` implementations that call them.
+//! The host's hook table (`gw_handler_hooks`) and the core's `Host` implemented over it or
+//! over the presets' file descriptors.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_int, c_void};
 use std::io;
 
-use super::bytes_arg;
+use super::body::FfiBody;
+use super::bytes::{gw_bytes, gw_header};
 use super::environ::{as_ptr, gw_environ};
-use super::fd_host::{FdFile, FdHost};
-use super::request::{as_request_ptr, gw_bytes, gw_header, gw_request};
-use crate::cycle::Request;
+use super::fd_host::FdHost;
+use super::head::{gw_hook_end_body_fn, gw_hook_send_head_fn, raw_head};
 use crate::environ::Environ;
-use crate::framing::BodyFraming;
-use crate::host::{BodySource, Chunk, Host, ResponseHead};
+use crate::host::{Host, ResponseHead};
 use crate::status::{Error, Status};
 
 /// Writes some of `data` (`len` bytes) to the client. Stores how many bytes were taken in
@@ -53,7 +52,9 @@ pub type gw_hook_add_cgi_vars_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, environ: *mut gw_environ) -> i32>;
 
 /// The host's hooks: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr` and
-/// `add_cgi_vars`. The library copies the table in gw_handler_new. Every hook gets `userdata`
+/// `add_cgi_vars`, and the structured-response hooks. Start from GW_HANDLER_HOOKS_INIT (it
+/// sets `size`), then set the hooks you have: `gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT;
+/// hooks.write = my_write;`. The library copies the table in gw_handler_new. Every hook gets `userdata`
 /// first, is called on the thread that called gw_handler_run, must not unwind (no C++
 /// exceptions or longjmp across the library) and must not call gw_handler_* or
 /// gw_request_* functions of the cycle that is running; add_cgi_vars may call gw_environ_*
@@ -62,6 +63,9 @@ pub type gw_hook_add_cgi_vars_fn =
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct gw_handler_hooks {
+    /// sizeof(gw_handler_hooks) as the caller was built: set by GW_HANDLER_HOOKS_INIT. Fields
+    /// are only ever appended, so a binary built against an older header keeps working.
+    pub size: usize,
     /// Passed to every hook; change it between requests with gw_handler_set_userdata.
     pub userdata: *mut c_void,
     /// Required.
@@ -89,51 +93,6 @@ pub struct gw_handler_hooks {
     /// out; `complete` is false when the response was cut short (end the HTTP/2 stream with
     /// an error, close the connection), true when every byte of it went out.
     pub end_body: gw_hook_end_body_fn,
-}
-
-/// Receives a response head as data (see gw_response_head; borrowed for the call). Returns
-/// 0, or an errno value (or -1 with errno set) as the write hook does.
-pub type gw_hook_send_head_fn =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, head: *const gw_response_head) -> c_int>;
-
-/// The end of a response's body; `complete` is false when it was cut short. Returns 0, or an
-/// errno value (or -1 with errno set).
-pub type gw_hook_end_body_fn =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, complete: bool) -> c_int>;
-
-/// How a structured host must end the body it is about to receive.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum gw_body_framing {
-    /// No body bytes follow (HEAD, 1xx, 204, 304); `content_length` may still describe the
-    /// representation (HEAD, 304).
-    None,
-    /// Exactly `content_length` bytes follow (the library enforces it).
-    Length,
-    /// Bytes of a length unknown until end_body: frame them your way (chunks, HTTP/2 DATA
-    /// frames, or the end of the connection).
-    Stream,
-}
-
-/// A response head as data, for structured hosts. Borrowed for the hook call.
-#[repr(C)]
-pub struct gw_response_head {
-    /// sizeof(gw_response_head) in the library that filled it: a host built against a newer
-    /// header reads only the fields that fit in it.
-    pub size: usize,
-    pub status_code: u16,
-    /// The reason phrase the application chose (after the code and its space).
-    pub reason: *const c_char,
-    pub reason_len: usize,
-    /// The validated headers: Date and Server where the library adds them (origin servers),
-    /// then the application's, never Content-Length (see `content_length`) or hop-by-hop
-    /// headers.
-    pub headers: *const gw_header,
-    pub header_count: usize,
-    pub framing: gw_body_framing,
-    /// Whether `content_length` holds the length the response declares.
-    pub has_content_length: bool,
-    pub content_length: u64,
 }
 
 /// A hook's return code as an io::Result.
@@ -187,7 +146,7 @@ pub enum HostIo {
     Fds(FdHost),
 }
 
-/// The handler's host: its I/O, plus the views gw_input_readlines and the structured head
+/// The handler's host: its I/O, plus the views gw_request_input_readlines and the structured head
 /// hand out.
 pub struct FfiHost {
     pub io: HostIo,
@@ -216,36 +175,12 @@ impl FfiHost {
         let Some(hook) = hook else {
             return Ok(false);
         };
-        self.header_views.clear();
-        self.header_views
-            .extend(head.headers.iter().map(|(name, value)| gw_header {
-                name: name.as_ptr().cast(),
-                name_len: name.len(),
-                value: value.as_ptr().cast(),
-                value_len: value.len(),
-            }));
-        let raw = gw_response_head {
-            size: std::mem::size_of::<gw_response_head>(),
-            status_code: head.code,
-            reason: head.reason.as_ptr().cast(),
-            reason_len: head.reason.len(),
-            headers: self.header_views.as_ptr(),
-            header_count: self.header_views.len(),
-            framing: match head.body {
-                BodyFraming::Omitted => gw_body_framing::None,
-                BodyFraming::Length(_) => gw_body_framing::Length,
-                BodyFraming::Chunked | BodyFraming::UntilClose | BodyFraming::HostFramed => {
-                    gw_body_framing::Stream
-                }
-            },
-            has_content_length: head.content_length.is_some(),
-            content_length: head.content_length.unwrap_or(0),
-        };
+        let raw = raw_head(head, &mut self.header_views);
         // SAFETY: the hook contract; `raw` and the views it points at outlive the call.
         hook_result(unsafe { hook(hooks.userdata, &raw) }).map(|()| true)
     }
 
-    /// Reused storage for the line array of gw_input_readlines.
+    /// Reused storage for the line array of gw_request_input_readlines.
     pub fn line_views(&mut self) -> &mut Vec<gw_bytes> {
         &mut self.line_views
     }
@@ -346,126 +281,6 @@ impl Host for FfiHost {
                 }
             }
             HostIo::Fds(f) => f.add_cgi_vars(environ),
-        }
-    }
-}
-
-/// Produces the next chunk of the body. On GW_STATUS_OK either sets `*out_data`/`*out_len`
-/// to a chunk (borrowed until the next call to `next` or `close`; may be empty) or sets
-/// `*out_end` to true at the end; both at once (a non-empty chunk and `*out_end`) say the
-/// chunk is the last one, so the library can send it together with the end of the body (a
-/// small chunked response then goes out in one write call) and does not call `next` again. Any other return is the application failing during
-/// iteration. `request` may be used as inside the application (start_response may be called
-/// from the first `next`).
-pub type gw_body_next_fn = Option<
-    unsafe extern "C" fn(
-        userdata: *mut c_void,
-        request: *mut gw_request,
-        out_data: *mut *const c_void,
-        out_len: *mut usize,
-        out_end: *mut bool,
-    ) -> i32,
->;
-
-/// Optional: stores the number of chunks in `*out_count` and returns true when it is known
-/// (Python's `len(result)`); a count of 1 lets the library compute Content-Length.
-pub type gw_body_block_count_fn =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, out_count: *mut usize) -> bool>;
-
-/// Optional: releases the body. Called exactly once, on every path (success, application
-/// error, iteration error, disconnect). A non-OK gw_status is logged, nothing more.
-pub type gw_body_close_fn = Option<unsafe extern "C" fn(userdata: *mut c_void) -> i32>;
-
-/// A body as a chunk iterator: the application's result iterable. Copied by
-/// gw_request_set_body_iter.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct gw_body_iter {
-    pub userdata: *mut c_void,
-    /// Required.
-    pub next: gw_body_next_fn,
-    pub block_count: gw_body_block_count_fn,
-    pub close: gw_body_close_fn,
-}
-
-/// The application's body as the core sees it.
-pub enum FfiBody {
-    Iter(gw_body_iter),
-    File(FdFile),
-}
-
-impl BodySource<FfiHost> for FfiBody {
-    fn next_chunk<'s>(
-        &'s mut self,
-        request: &mut Request<'_, FfiHost>,
-    ) -> Result<Option<Chunk<'s>>, Error> {
-        match self {
-            FfiBody::File(file) => Ok(file.next_chunk()?.map(|data| Chunk { data, last: false })),
-            FfiBody::Iter(iter) => {
-                let Some(next) = iter.next else {
-                    return Ok(None);
-                };
-                let mut data: *const c_void = std::ptr::null();
-                let mut len = 0usize;
-                let mut end = false;
-                // SAFETY: the iterator contract; the request pointer is valid for the call.
-                let raw = unsafe {
-                    next(
-                        iter.userdata,
-                        as_request_ptr(request),
-                        &mut data,
-                        &mut len,
-                        &mut end,
-                    )
-                };
-                match Status::from_raw(raw) {
-                    // The end alone; with a chunk, the end comes right after it.
-                    Status::Ok if end && len == 0 => Ok(None),
-                    // SAFETY: the iterator promises `len` readable bytes until its next call.
-                    Status::Ok => match unsafe { bytes_arg(data, len, "chunk") } {
-                        Ok(data) => Ok(Some(Chunk {
-                            data,
-                            last: end && !data.is_empty(),
-                        })),
-                        Err(_) => Err(Error::new(
-                            Status::AppError,
-                            "body iterator returned NULL data with a non-zero length",
-                        )),
-                    },
-                    failed => Err(request.app_failure(failed)),
-                }
-            }
-        }
-    }
-
-    fn block_count(&mut self) -> Option<usize> {
-        match self {
-            FfiBody::File(_) => None,
-            FfiBody::Iter(iter) => {
-                let count_fn = iter.block_count?;
-                let mut count = 0usize;
-                // SAFETY: the iterator contract.
-                unsafe { count_fn(iter.userdata, &mut count) }.then_some(count)
-            }
-        }
-    }
-
-    fn close(&mut self) -> Result<(), Error> {
-        match self {
-            FfiBody::File(file) => file.close(),
-            FfiBody::Iter(iter) => {
-                let Some(close) = iter.close.take() else {
-                    return Ok(());
-                };
-                // SAFETY: the iterator contract; `take` makes a second call impossible.
-                match Status::from_raw(unsafe { close(iter.userdata) }) {
-                    Status::Ok => Ok(()),
-                    failed => Err(Error::new(
-                        failed,
-                        format!("body close returned: {}", failed.describe()),
-                    )),
-                }
-            }
         }
     }
 }

@@ -12,11 +12,28 @@ use std::sync::OnceLock;
 
 use crate::status::{Error, Status};
 
+pub mod body;
+pub mod bytes;
 pub mod environ;
+pub mod errors;
 pub mod fd_host;
 pub mod handler;
+pub mod head;
 pub mod hooks;
+pub mod input;
 pub mod request;
+
+// The whole C surface in one Rust namespace too (`gateway::ffi::gw_request_write`), for Rust
+// code that drives the library the way C does (tests, fuzzing, bindings).
+pub use self::body::*;
+pub use self::bytes::*;
+pub use self::environ::*;
+pub use self::errors::*;
+pub use self::handler::*;
+pub use self::head::*;
+pub use self::hooks::*;
+pub use self::input::*;
+pub use self::request::*;
 
 thread_local! {
     /// This thread's last error message, NUL-terminated; reused, so recording one allocates
@@ -122,6 +139,61 @@ pub(crate) unsafe fn slice_arg<'a, T>(
     }
     // SAFETY: the caller promises `count` readable items at `ptr` (documented per function).
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+}
+
+/// Reads a table that starts with its own size (`size_t size`, set by its `_INIT` macro), so
+/// the library can append fields without breaking binaries built against an older header:
+/// a shorter (older) table reads as if the fields it lacks were zero (NULL hooks); a longer
+/// (newer) one is accepted only when every field this library does not know is zero, since
+/// it could not honour them. `min_size` covers the fields every version has.
+///
+/// SAFETY: `ptr` is NULL or points at a `T` whose first `size` bytes are readable; an
+/// all-zero `T` is valid (pointers and optional function pointers only).
+pub(crate) unsafe fn sized_arg<T: Copy>(
+    ptr: *const T,
+    min_size: usize,
+    what: &'static str,
+) -> Result<T, Error> {
+    if ptr.is_null() {
+        return Err(null(what));
+    }
+    // SAFETY: every version of the table starts with its size.
+    let size = unsafe { ptr.cast::<usize>().read() };
+    if size < min_size {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            size_message(what, size),
+        ));
+    }
+    // SAFETY: the caller's table is `size` bytes long.
+    let bytes = unsafe { slice_arg(ptr.cast::<u8>(), size, what) }?;
+    let ours = std::mem::size_of::<T>();
+    if bytes.len() > ours && bytes[ours..].iter().any(|&b| b != 0) {
+        return Err(Error::new(Status::Unsupported, newer_message(what)));
+    }
+    let mut table = std::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: at most size_of::<T>() bytes into a zeroed T, which is valid all-zero.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            table.as_mut_ptr().cast::<u8>(),
+            bytes.len().min(ours),
+        );
+        Ok(table.assume_init())
+    }
+}
+
+#[cold]
+fn size_message(what: &str, size: usize) -> String {
+    format!("{what}->size is {size}, smaller than any version of it: initialize it with its _INIT macro")
+}
+
+#[cold]
+fn newer_message(what: &str) -> String {
+    format!(
+        "{what} sets fields this version of the library does not know ({})",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// A `(ptr, len)` byte string from C.

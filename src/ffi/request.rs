@@ -1,12 +1,15 @@
 //! `gw_request`: what the application works with during one cycle: the environ,
-//! start_response, write, the body, wsgi.input and wsgi.errors.
+//! start_response, interim responses, write and the body (wsgi.input and wsgi.errors are in
+//! `input.rs` and `errors.rs`).
 
 use std::ffi::{c_char, c_int, c_void};
 
+use super::body::{gw_body_iter, FfiBody};
+use super::bytes::{check_headers, gw_header, header_iter};
 use super::environ::gw_environ;
 use super::fd_host::FdFile;
-use super::hooks::{gw_body_iter, FfiBody, FfiHost};
-use super::{boundary, buffer_arg, bytes_arg, null, out_arg, slice_arg};
+use super::hooks::FfiHost;
+use super::{boundary, bytes_arg, null, out_arg, sized_arg};
 use crate::cycle::Request;
 use crate::status::{Error, Status};
 
@@ -16,25 +19,7 @@ pub struct gw_request {
     _private: [u8; 0],
 }
 
-/// A response header: name and value with explicit lengths (no NUL needed).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct gw_header {
-    pub name: *const c_char,
-    pub name_len: usize,
-    pub value: *const c_char,
-    pub value_len: usize,
-}
-
-/// A borrowed byte string.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct gw_bytes {
-    pub data: *const c_char,
-    pub len: usize,
-}
-
-/// gw_start_response flag: "I am reporting an error" (exc_info). Before any output it
+/// gw_request_start_response flag: "I am reporting an error" (exc_info). Before any output it
 /// replaces the status and headers; after the headers were sent the call fails with
 /// GW_STATUS_HEADERS_ALREADY_SENT, which the application returns (the re-raise).
 pub const GW_START_RESPONSE_EXC_INFO: u32 = 1;
@@ -43,57 +28,18 @@ pub(crate) fn as_request_ptr(request: &mut Request<'_, FfiHost>) -> *mut gw_requ
     (request as *mut Request<'_, FfiHost>).cast()
 }
 
-unsafe fn request<'a>(request: *mut gw_request) -> Result<&'a mut Request<'a, FfiHost>, Error> {
+pub(crate) unsafe fn request<'a>(
+    request: *mut gw_request,
+) -> Result<&'a mut Request<'a, FfiHost>, Error> {
     // SAFETY: request pointers are only handed to the application during a cycle.
     unsafe { request.cast::<Request<'a, FfiHost>>().as_mut() }.ok_or_else(|| null("request"))
-}
-
-/// Checks every header's pointers, so the headers can then be read without checks.
-pub(crate) unsafe fn check_headers<'a>(
-    headers: *const gw_header,
-    count: usize,
-) -> Result<&'a [gw_header], Error> {
-    // SAFETY: the caller promises `count` headers.
-    let headers = unsafe { slice_arg(headers, count, "headers") }?;
-    for (i, h) in headers.iter().enumerate() {
-        // The message is formatted only on failure: this runs on every request.
-        if h.name.is_null() && h.name_len > 0 {
-            return Err(null_item("headers", i, "name"));
-        }
-        if h.value.is_null() && h.value_len > 0 {
-            return Err(null_item("headers", i, "value"));
-        }
-    }
-    Ok(headers)
-}
-
-/// "<array>[<i>].<field> is NULL".
-#[cold]
-fn null_item(array: &str, i: usize, field: &str) -> Error {
-    Error::new(
-        Status::NullArgument,
-        format!("{array}[{i}].{field} is NULL"),
-    )
-}
-
-/// The checked headers as byte-string pairs.
-pub(crate) fn header_iter(headers: &[gw_header]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    headers.iter().map(|h| {
-        // SAFETY: check_headers verified every pointer and length.
-        unsafe {
-            (
-                bytes_arg(h.name, h.name_len, "").unwrap_or(&[]),
-                bytes_arg(h.value, h.value_len, "").unwrap_or(&[]),
-            )
-        }
-    })
 }
 
 /// The request's environ, borrowed for the request. The application may read and change it.
 /// PEP 3333's keys are there, with byte-string values: wsgi.version "1.0", wsgi.url_scheme
 /// "http"/"https", wsgi.multithread/multiprocess/run_once/input_terminated "1" or "0",
-/// wsgi.input "gw_input" and wsgi.errors "gw_errors" (read them with gw_input_* and
-/// gw_errors_*), wsgi.file_wrapper "gw_request_set_body_file" when offered.
+/// wsgi.input "gw_input" and wsgi.errors "gw_errors" (read them with gw_request_input_* and
+/// gw_request_errors_*), wsgi.file_wrapper "gw_request_set_body_file" when offered.
 #[no_mangle]
 pub unsafe extern "C" fn gw_request_environ(
     req: *mut gw_request,
@@ -116,7 +62,7 @@ pub unsafe extern "C" fn gw_request_environ(
 /// GW_STATUS_HEADERS_ALREADY_SET, even after a failed first call (PEP 3333). A failed call
 /// leaves no status set.
 #[no_mangle]
-pub unsafe extern "C" fn gw_start_response(
+pub unsafe extern "C" fn gw_request_start_response(
     req: *mut gw_request,
     status: *const c_char,
     status_len: usize,
@@ -171,7 +117,11 @@ pub unsafe extern "C" fn gw_request_send_interim(
 /// GW_STATUS_CLIENT_GONE or GW_STATUS_IO_ERROR when the client cannot be written: return
 /// that status from the application.
 #[no_mangle]
-pub unsafe extern "C" fn gw_write(req: *mut gw_request, data: *const c_void, len: usize) -> Status {
+pub unsafe extern "C" fn gw_request_write(
+    req: *mut gw_request,
+    data: *const c_void,
+    len: usize,
+) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
         let data = unsafe { bytes_arg(data, len, "data") }?;
@@ -203,8 +153,9 @@ pub unsafe extern "C" fn gw_request_set_body_iter(
 ) -> Status {
     boundary(|| {
         let req = unsafe { request(req) }?;
-        // SAFETY: a non-NULL iter points at an iterator table.
-        let iter = *unsafe { iter.as_ref() }.ok_or_else(|| null("iter"))?;
+        let min_size = std::mem::offset_of!(gw_body_iter, next) + std::mem::size_of::<usize>();
+        // SAFETY: a non-NULL iter points at an iterator table of its own size.
+        let iter = unsafe { sized_arg(iter, min_size, "iter") }?;
         if iter.next.is_none() {
             return Err(null("iter->next"));
         }
@@ -285,151 +236,4 @@ pub unsafe extern "C" fn gw_request_fail(
         Status::Ok => Status::AppError,
         other => other,
     }
-}
-
-// ---- wsgi.input -----------------------------------------------------------------------------
-
-/// read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body
-/// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end.
-#[no_mangle]
-pub unsafe extern "C" fn gw_input_read(
-    req: *mut gw_request,
-    buf: *mut c_void,
-    cap: usize,
-    out_len: *mut usize,
-) -> Status {
-    boundary(|| {
-        let req = unsafe { request(req) }?;
-        let buf = unsafe { buffer_arg(buf, cap, "buf") }?;
-        let out_len = unsafe { out_arg(out_len, "out_len") }?;
-        *out_len = req.input_read(buf)?;
-        Ok(())
-    })
-}
-
-/// readline(size): one line, newline included, of at most `cap` bytes into `buf`.
-/// `*out_len` 0 means the end.
-#[no_mangle]
-pub unsafe extern "C" fn gw_input_readline(
-    req: *mut gw_request,
-    buf: *mut c_void,
-    cap: usize,
-    out_len: *mut usize,
-) -> Status {
-    boundary(|| {
-        let req = unsafe { request(req) }?;
-        let buf = unsafe { buffer_arg(buf, cap, "buf") }?;
-        let out_len = unsafe { out_arg(out_len, "out_len") }?;
-        *out_len = req.input_readline(buf)?;
-        Ok(())
-    })
-}
-
-/// read(): the rest of the body, borrowed until the next gw_input_* call or the end of the
-/// request.
-#[no_mangle]
-pub unsafe extern "C" fn gw_input_read_all(
-    req: *mut gw_request,
-    out_data: *mut *const c_char,
-    out_len: *mut usize,
-) -> Status {
-    boundary(|| {
-        let req = unsafe { request(req) }?;
-        let out_data = unsafe { out_arg(out_data, "out_data") }?;
-        let out_len = unsafe { out_arg(out_len, "out_len") }?;
-        let data = req.input_read_all()?;
-        *out_data = data.as_ptr().cast();
-        *out_len = data.len();
-        Ok(())
-    })
-}
-
-/// Line iteration (`for line in wsgi.input`): the next line of any length, borrowed until the
-/// next gw_input_* call or the end of the request. `*out_len` 0 means the end.
-#[no_mangle]
-pub unsafe extern "C" fn gw_input_next_line(
-    req: *mut gw_request,
-    out_data: *mut *const c_char,
-    out_len: *mut usize,
-) -> Status {
-    boundary(|| {
-        let req = unsafe { request(req) }?;
-        let out_data = unsafe { out_arg(out_data, "out_data") }?;
-        let out_len = unsafe { out_arg(out_len, "out_len") }?;
-        let line = req.input_next_line()?;
-        *out_data = line.as_ptr().cast();
-        *out_len = line.len();
-        Ok(())
-    })
-}
-
-/// readlines(hint): the remaining lines (stopping once `hint` bytes were gathered, when
-/// hint > 0) as an array of `*out_count` lines, borrowed until the next gw_input_* call or
-/// the end of the request.
-#[no_mangle]
-pub unsafe extern "C" fn gw_input_readlines(
-    req: *mut gw_request,
-    hint: usize,
-    out_lines: *mut *const gw_bytes,
-    out_count: *mut usize,
-) -> Status {
-    boundary(|| {
-        let req = unsafe { request(req) }?;
-        let out_lines = unsafe { out_arg(out_lines, "out_lines") }?;
-        let out_count = unsafe { out_arg(out_count, "out_count") }?;
-        req.input_readlines(hint)?;
-        let (host, lines) = req.host_and_lines();
-        let views = host.line_views();
-        views.clear();
-        views.extend(lines.map(|l| gw_bytes {
-            data: l.as_ptr().cast(),
-            len: l.len(),
-        }));
-        *out_lines = views.as_ptr();
-        *out_count = views.len();
-        Ok(())
-    })
-}
-
-// ---- wsgi.errors ----------------------------------------------------------------------------
-
-/// wsgi.errors write: all `len` bytes go to the write_stderr hook.
-#[no_mangle]
-pub unsafe extern "C" fn gw_errors_write(
-    req: *mut gw_request,
-    data: *const c_void,
-    len: usize,
-) -> Status {
-    boundary(|| {
-        let req = unsafe { request(req) }?;
-        let data = unsafe { bytes_arg(data, len, "data") }?;
-        req.errors_write(data)
-    })
-}
-
-/// wsgi.errors writelines: writes each of `count` byte strings in order.
-#[no_mangle]
-pub unsafe extern "C" fn gw_errors_writelines(
-    req: *mut gw_request,
-    lines: *const gw_bytes,
-    count: usize,
-) -> Status {
-    boundary(|| {
-        let req = unsafe { request(req) }?;
-        // SAFETY: the caller promises `count` entries.
-        let lines = unsafe { slice_arg(lines, count, "lines") }?;
-        if let Some(i) = lines.iter().position(|l| l.data.is_null() && l.len > 0) {
-            return Err(null_item("lines", i, "data"));
-        }
-        for line in lines {
-            req.errors_write(unsafe { bytes_arg(line.data, line.len, "") }?)?;
-        }
-        Ok(())
-    })
-}
-
-/// wsgi.errors flush: calls the flush_stderr hook.
-#[no_mangle]
-pub unsafe extern "C" fn gw_errors_flush(req: *mut gw_request) -> Status {
-    boundary(|| unsafe { request(req) }?.errors_flush())
 }

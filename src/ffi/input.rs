@@ -1,0 +1,110 @@
+//! wsgi.input: `gw_request_input_*`, the request body as the application reads it.
+
+use std::ffi::{c_char, c_void};
+
+use super::bytes::gw_bytes;
+use super::request::{gw_request, request};
+use super::{boundary, buffer_arg, out_arg};
+use crate::status::Status;
+
+/// read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body
+/// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end.
+#[no_mangle]
+pub unsafe extern "C" fn gw_request_input_read(
+    req: *mut gw_request,
+    buf: *mut c_void,
+    cap: usize,
+    out_len: *mut usize,
+) -> Status {
+    boundary(|| {
+        let req = unsafe { request(req) }?;
+        let buf = unsafe { buffer_arg(buf, cap, "buf") }?;
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
+        *out_len = req.input_read(buf)?;
+        Ok(())
+    })
+}
+
+/// readline(size): one line, newline included, of at most `cap` bytes into `buf`.
+/// `*out_len` 0 means the end.
+#[no_mangle]
+pub unsafe extern "C" fn gw_request_input_readline(
+    req: *mut gw_request,
+    buf: *mut c_void,
+    cap: usize,
+    out_len: *mut usize,
+) -> Status {
+    boundary(|| {
+        let req = unsafe { request(req) }?;
+        let buf = unsafe { buffer_arg(buf, cap, "buf") }?;
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
+        *out_len = req.input_readline(buf)?;
+        Ok(())
+    })
+}
+
+/// read(): the rest of the body, borrowed until the next gw_request_input_* call or the end of the
+/// request.
+#[no_mangle]
+pub unsafe extern "C" fn gw_request_input_read_all(
+    req: *mut gw_request,
+    out_data: *mut *const c_char,
+    out_len: *mut usize,
+) -> Status {
+    boundary(|| {
+        let req = unsafe { request(req) }?;
+        let out_data = unsafe { out_arg(out_data, "out_data") }?;
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
+        let data = req.input_read_all()?;
+        *out_data = data.as_ptr().cast();
+        *out_len = data.len();
+        Ok(())
+    })
+}
+
+/// Line iteration (`for line in wsgi.input`): the next line of any length, borrowed until the
+/// next gw_request_input_* call or the end of the request. `*out_len` 0 means the end.
+#[no_mangle]
+pub unsafe extern "C" fn gw_request_input_next_line(
+    req: *mut gw_request,
+    out_data: *mut *const c_char,
+    out_len: *mut usize,
+) -> Status {
+    boundary(|| {
+        let req = unsafe { request(req) }?;
+        let out_data = unsafe { out_arg(out_data, "out_data") }?;
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
+        let line = req.input_next_line()?;
+        *out_data = line.as_ptr().cast();
+        *out_len = line.len();
+        Ok(())
+    })
+}
+
+/// readlines(hint): the remaining lines (stopping once `hint` bytes were gathered, when
+/// hint > 0) as an array of `*out_count` lines, borrowed until the next gw_request_input_* call or
+/// the end of the request.
+#[no_mangle]
+pub unsafe extern "C" fn gw_request_input_readlines(
+    req: *mut gw_request,
+    hint: usize,
+    out_lines: *mut *const gw_bytes,
+    out_count: *mut usize,
+) -> Status {
+    boundary(|| {
+        let req = unsafe { request(req) }?;
+        let out_lines = unsafe { out_arg(out_lines, "out_lines") }?;
+        let out_count = unsafe { out_arg(out_count, "out_count") }?;
+        req.input_readlines(hint)?;
+        let (host, lines) = req.host_and_lines();
+        let views = host.line_views();
+        views.clear();
+        views.extend(lines.map(|l| gw_bytes {
+            data: l.as_ptr().cast(),
+            len: l.len(),
+        }));
+        *out_lines = views.as_ptr();
+        *out_count = views.len();
+        Ok(())
+    })
+}
