@@ -45,7 +45,10 @@ static gw_status hello_app(void *userdata, gw_request *req) {
 
 int main(void) {
     int client = STDOUT_FILENO;
-    gw_handler_hooks hooks = { .size = sizeof(gw_handler_hooks), .userdata = &client, .write = host_write, .add_cgi_vars = host_add_cgi_vars };
+    gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT; /* sets hooks.size, so the ABI can grow */
+    hooks.userdata = &client;
+    hooks.write = host_write;
+    hooks.add_cgi_vars = host_add_cgi_vars;
     gw_handler *handler = NULL;
     if (gw_handler_new(&hooks, &handler) != GW_STATUS_OK) {
         fprintf(stderr, "gw_handler_new: %s\n", gw_last_error_message());

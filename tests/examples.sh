@@ -52,6 +52,19 @@ lacks() { # name, file, fixed string
 "$build/hello_host" > "$work/host.out"
 printf 'Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n\r\nHello, /world!\n' > "$work/host.want"
 check "hello_host prints its response" "$work/host.want" "$work/host.out"
+# The README shows the file itself (from its first #include), and its build lines run as written.
+sed -n '/^This complete program is/,/^It prints/p' README.md | sed -n '/^```c$/,/^```$/p' | sed '1d;$d' > "$work/readme.c"
+sed -n '/^#include/,$p' c-examples/hello_host.c > "$work/file.c"
+check "the README's tour is c-examples/hello_host.c" "$work/file.c" "$work/readme.c"
+sed -n '/^Build and run it after/,/^```$/p' README.md | grep '^cc ' > "$work/build-lines"
+contains "the README shows two build lines" "$work/build-lines" "-Wl,-rpath"
+n=0
+while IFS= read -r line; do
+    n=$((n + 1))
+    (cd "$work" && ln -sf "$OLDPWD/include" . && ln -sf "$OLDPWD/target" . && ln -sf "$OLDPWD/c-examples" . &&
+        sh -c "$line" > "readme-run-$n.out" 2>&1) || true
+    check "README build line $n runs as written" "$work/host.want" "$work/readme-run-$n.out"
+done < "$work/build-lines"
 
 # ---- hello_cgi ------------------------------------------------------------------------------
 printf 'abcdeNOT-THE-BODY' |
