@@ -2658,6 +2658,16 @@ static void test_small_chunked_response_is_one_write(void **state) {
     assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\n\r\n"
                                 "3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n");
     assert_int_equal(host.write_calls, 2);
+    /* A block count of 1 after the head went out (gw_request_write first): nothing is "the
+     * whole body" any more, every chunk is framed and the last chunk comes once, at the end. */
+    host_clear_output(&host);
+    static const char *const more[] = { "b", "c", NULL };
+    spec = iter_spec(more);
+    spec.block_count = 1;
+    spec.write = "a";
+    assert_int_equal(gw_handler_run(h, spec_app, &spec), GW_STATUS_OK);
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\n");
     /* Without the end flag the end goes out on its own, once the iterator says so. */
     host_clear_output(&host);
     spec = iter_spec(one);

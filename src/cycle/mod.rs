@@ -399,12 +399,13 @@ impl<H: Host> Request<'_, H> {
     }
 
     /// Writes an iterator's blocks. A block count of 1 makes the first block the whole body
-    /// (Content-Length computed); a block the iterator marks as its last goes out together
-    /// with the end of the body.
+    /// (Content-Length computed) when the head has not gone out yet (wsgiref's rule); a block
+    /// the iterator marks as its last goes out together with the end of the body.
     fn stream(&mut self, source: &mut H::Body) -> Result<(), Error> {
         let one_block = source.block_count() == Some(1);
         while let Some(Chunk { data, last }) = source.next_chunk(self)? {
-            self.send_block(data, one_block || last)?;
+            let whole = one_block && self.st.framing().is_none();
+            self.send_block(data, whole || last)?;
             if last {
                 break;
             }
