@@ -30,7 +30,7 @@ TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
         test-symbols test-cxx lint demo bench install clean test-faults test-endurance test-keepalive \
-        test-mhd test-sanitizers miri
+        test-mhd test-sanitizers miri fuzz fuzz-replay
 
 all: lib
 
@@ -75,7 +75,7 @@ $(BUILD)/hello_cgi: c-examples/hello_cgi.c include/gateway.h lib | $(BUILD)
 $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
-test: check-header test-symbols test-cxx lint test-rust test-c test-valgrind test-alloc test-faults test-endurance \
+test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-alloc test-faults test-endurance \
       test-keepalive test-mhd test-examples test-install
 	@echo "make test: all checks passed"
 
@@ -170,6 +170,20 @@ demo: $(BUILD)/demo_server
 # sharing a base environ, plus planted bugs each sanitizer must report (tests/sanitizers.sh).
 test-sanitizers:
 	CARGO="$(CARGO)" HARNESS_SOURCES="$(TEST_SOURCES)" bash tests/sanitizers.sh asan tsan
+
+# The fuzz targets' committed seeds and regressions replayed through the same checks, on
+# stable without libFuzzer (fuzz/tests/replay.rs), and the fuzz crate linted.
+fuzz-replay:
+	$(CARGO) test --manifest-path fuzz/Cargo.toml
+	@if $(CARGO) clippy --version >/dev/null 2>&1; then \
+	  $(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings; fi
+	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --manifest-path fuzz/Cargo.toml --check; fi
+
+# Every fuzz target for FUZZ_SECONDS under libFuzzer and ASan, from the committed seeds; a
+# crash input is kept in fuzz/regressions/ (needs cargo-fuzz: cargo install cargo-fuzz --locked).
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)
 
 # Miri over the unit tests and tests/ffi_*.rs (the C ABI driven from Rust); says "skipped"
 # where the toolchain has no nightly miri.
