@@ -230,12 +230,17 @@ pub unsafe extern "C" fn gw_handler_last_response(
     })
 }
 
-/// Whether the connection may carry another request after the last gw_handler_run: the run
-/// returned GW_STATUS_OK, the handler is an origin server with http_version "1.1" answering
-/// an HTTP/1.1 client that did not send `Connection: close`, the response was framed
-/// (Content-Length, chunked, or a response without a body) and the application read the
-/// request body to its end without error (a body cut short before CONTENT_LENGTH is an
-/// error). Otherwise close the connection (or drain the body yourself).
+/// Whether the connection may carry another request after the last gw_handler_run. The
+/// library decides it before the head goes out and says so in it (see
+/// gw_handler_set_http_version): true when the run returned GW_STATUS_OK, the handler is an
+/// origin server with http_version "1.1" answering an HTTP/1.1 client that did not send
+/// `Connection: close` (or an HTTP/1.0 client that sent `Connection: keep-alive`), the
+/// response was framed (Content-Length, chunked, or no body), it was not the error page, and
+/// the request body was read to its end without error, by the application or by the drain
+/// after it (gw_handler_set_drain_limit). It can turn false after a head that promised to
+/// keep the connection only when that drain fails (the client sent less than CONTENT_LENGTH,
+/// or the read hook failed). When false, close the connection.
+/// For structured hosts it only says whether the request body was consumed.
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_last_keep_alive(
     handler: *const gw_handler,
@@ -411,9 +416,12 @@ pub unsafe extern "C" fn gw_handler_get_drain_limit(
     unsafe { get(handler, out, |s, o| *o = s.drain_limit) }
 }
 
-/// The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0"). Copied. With
-/// "1.1", an origin server answering an HTTP/1.1 client sends a body of unknown length with
-/// `Transfer-Encoding: chunked`.
+/// The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0", wsgiref's). Copied.
+/// With "1.1" an origin server takes charge of the connection: it sends a body of unknown
+/// length to an HTTP/1.1 client with `Transfer-Encoding: chunked`, keeps connections (see
+/// gw_handler_last_keep_alive) and says so in the head: `Connection: close` whenever it will
+/// not keep one, `Connection: keep-alive` to an HTTP/1.0 client it keeps. With "1.0" no
+/// Connection header is written and no connection is kept (wsgiref's bytes).
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_set_http_version(
     handler: *mut gw_handler,
