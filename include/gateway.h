@@ -580,7 +580,8 @@ gw_status gw_handler_new_cgi(struct gw_handler **out);
 gw_status gw_handler_new_iis_cgi(struct gw_handler **out);
 
 // read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body
-// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end.
+// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end. Failures: see the top
+// of this family (GW_STATUS_INPUT_ERROR for a truncated body).
 gw_status gw_request_input_read(struct gw_request *req, void *buf, size_t cap, size_t *out_len);
 
 // readline(size): one line, newline included, of at most `cap` bytes into `buf`.
