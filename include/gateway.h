@@ -580,8 +580,13 @@ gw_status gw_handler_new_cgi(struct gw_handler **out);
 gw_status gw_handler_new_iis_cgi(struct gw_handler **out);
 
 // read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body
-// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end. Failures: see the top
-// of this family (GW_STATUS_INPUT_ERROR for a truncated body).
+// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end.
+// Every gw_request_input_* call fails the same way: GW_STATUS_INPUT_ERROR when
+// CONTENT_LENGTH is not a decimal number, when the body ends before CONTENT_LENGTH bytes
+// came (truncated: never a shorter body that looks complete) or when the read hook fails;
+// GW_STATUS_CLIENT_GONE on a disconnect; GW_STATUS_IO_ERROR when the read hook claims more
+// bytes than it was given room for. After a failure every later read fails the same way,
+// the failure is logged once, and the connection is not kept.
 gw_status gw_request_input_read(struct gw_request *req, void *buf, size_t cap, size_t *out_len);
 
 // readline(size): one line, newline included, of at most `cap` bytes into `buf`.

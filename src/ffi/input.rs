@@ -1,11 +1,4 @@
 //! wsgi.input: `gw_request_input_*`, the request body as the application reads it.
-//!
-//! Every one of them fails the same way: GW_STATUS_INPUT_ERROR when CONTENT_LENGTH is not a
-//! decimal number, when the body ends before CONTENT_LENGTH bytes came (truncated: never a
-//! shorter body that looks complete) or when the read hook fails; GW_STATUS_CLIENT_GONE on a
-//! disconnect; GW_STATUS_IO_ERROR when the read hook claims more bytes than it was given
-//! room for. After a failure every later read fails the same way, the failure is logged once,
-//! and the connection is not kept.
 
 use std::ffi::{c_char, c_void};
 
@@ -15,8 +8,13 @@ use super::{boundary, buffer_arg, out_arg};
 use crate::status::Status;
 
 /// read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body
-/// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end. Failures: see the top
-/// of this family (GW_STATUS_INPUT_ERROR for a truncated body).
+/// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end.
+/// Every gw_request_input_* call fails the same way: GW_STATUS_INPUT_ERROR when
+/// CONTENT_LENGTH is not a decimal number, when the body ends before CONTENT_LENGTH bytes
+/// came (truncated: never a shorter body that looks complete) or when the read hook fails;
+/// GW_STATUS_CLIENT_GONE on a disconnect; GW_STATUS_IO_ERROR when the read hook claims more
+/// bytes than it was given room for. After a failure every later read fails the same way,
+/// the failure is logged once, and the connection is not kept.
 #[no_mangle]
 pub unsafe extern "C" fn gw_request_input_read(
     req: *mut gw_request,
