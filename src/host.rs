@@ -3,7 +3,6 @@
 
 use std::io;
 
-use crate::cycle::Request;
 use crate::environ::Environ;
 use crate::framing::BodyFraming;
 use crate::headers::HeaderList;
@@ -27,8 +26,9 @@ pub struct ResponseHead<'a> {
 /// The host side of one handler: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr`
 /// and `add_cgi_vars`.
 pub trait Host: Sized {
-    /// The application's chunk iterators (a C vtable, a file, ...).
-    type Body: BodySource<Self>;
+    /// The application's chunk iterators (a C vtable, a file, ...): a `BodySource` of the
+    /// cycle's request.
+    type Body;
 
     /// Writes some of `data` to the client; returns how many bytes were taken (may be fewer).
     fn write(&mut self, data: &[u8]) -> io::Result<usize>;
@@ -71,13 +71,12 @@ pub struct Chunk<'a> {
 }
 
 /// A response body the application hands over: an iterator of byte chunks with an optional
-/// block count and a close that the cycle calls exactly once.
-pub trait BodySource<H: Host> {
+/// block count and a close that the cycle calls exactly once. `R` is the request the cycle
+/// hands to each `next_chunk` (a C iterator passes it on to the application), so this module
+/// need not know the cycle.
+pub trait BodySource<R> {
     /// The next chunk, borrowed until the next call; Ok(None) at the end.
-    fn next_chunk<'s>(
-        &'s mut self,
-        request: &mut Request<'_, H>,
-    ) -> Result<Option<Chunk<'s>>, Error>;
+    fn next_chunk<'s>(&'s mut self, request: &mut R) -> Result<Option<Chunk<'s>>, Error>;
     /// How many chunks there are, when known (Python's `len(result)`).
     fn block_count(&mut self) -> Option<usize>;
     /// Releases the body; called exactly once on every path.

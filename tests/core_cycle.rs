@@ -98,10 +98,10 @@ struct Chunks {
     closes: &'static std::sync::atomic::AtomicUsize,
 }
 
-impl BodySource<MemoryHost> for Chunks {
+impl<'r> BodySource<Request<'r, MemoryHost>> for Chunks {
     fn next_chunk<'s>(
         &'s mut self,
-        _request: &mut Request<'_, MemoryHost>,
+        _request: &mut Request<'r, MemoryHost>,
     ) -> Result<Option<Chunk<'s>>, Error> {
         let chunk = self.chunks.get(self.next).copied();
         self.next += 1;

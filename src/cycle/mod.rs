@@ -199,6 +199,34 @@ impl<H: Host> Handler<H> {
         }
     }
 
+    /// Whether the last cycle left the connection fit for another request: the head said
+    /// so (see `framing::decide`), the response went out in full and the request body was
+    /// read, or drained, to its end.
+    pub fn keep_alive(&self) -> bool {
+        self.state.keep_alive
+    }
+
+    /// Why the last run failed ("" after one that succeeded).
+    pub fn failure(&self) -> &str {
+        &self.state.failure
+    }
+
+    /// The environ of the last request (empty before the first).
+    pub fn environ(&mut self) -> &Environ {
+        self.environ.get_mut()
+    }
+
+    /// The last request's status code (0 when no head went out) and the body bytes that
+    /// went out: what an access log line needs.
+    pub fn last_response(&self) -> (u16, u64) {
+        (self.state.sent_code, self.state.body_sent)
+    }
+}
+
+impl<H: Host> Handler<H>
+where
+    H::Body: for<'r> BodySource<Request<'r, H>>,
+{
     /// Runs one whole cycle. Ok(()) when the response went out in full; otherwise the status
     /// says what happened (AppError: error page sent; ResponseIncomplete: close the
     /// connection; ClientGone; IoError) and `failure()` says why.
@@ -232,29 +260,6 @@ impl<H: Host> Handler<H> {
         req.st.keep_alive = outcome.is_ok() && req.keep_connection();
         req.st.body = Body::Unset;
         outcome
-    }
-
-    /// Whether the last cycle left the connection fit for another request: the head said
-    /// so (see `framing::decide`), the response went out in full and the request body was
-    /// read, or drained, to its end.
-    pub fn keep_alive(&self) -> bool {
-        self.state.keep_alive
-    }
-
-    /// Why the last run failed ("" after one that succeeded).
-    pub fn failure(&self) -> &str {
-        &self.state.failure
-    }
-
-    /// The environ of the last request (empty before the first).
-    pub fn environ(&mut self) -> &Environ {
-        self.environ.get_mut()
-    }
-
-    /// The last request's status code (0 when no head went out) and the body bytes that
-    /// went out: what an access log line needs.
-    pub fn last_response(&self) -> (u16, u64) {
-        (self.state.sent_code, self.state.body_sent)
     }
 }
 
@@ -370,49 +375,6 @@ impl<H: Host> Request<'_, H> {
         crate::status::escape_bytes_into(&mut self.st.app_message, message);
     }
 
-    fn close_body(&mut self) {
-        if let Body::Source(mut source) = mem::replace(&mut self.st.body, Body::Taken) {
-            if let Err(e) = source.close() {
-                self.log_error("closing the response body failed: ", e.message.as_bytes());
-            }
-        }
-    }
-
-    /// wsgiref's finish_response: iterate, write each block, finish_content; close the body.
-    fn finish_response(&mut self) -> Result<(), Error> {
-        match mem::replace(&mut self.st.body, Body::Taken) {
-            Body::Unset | Body::Taken => self.finish_content(),
-            Body::Bytes => {
-                let data = mem::take(&mut self.st.bytes_body);
-                let result = self.send_block(&data, true);
-                self.st.bytes_body = data;
-                result?;
-                self.finish_content()
-            }
-            Body::Source(mut source) => {
-                let result = self.stream(&mut source);
-                self.st.body = Body::Source(source);
-                self.close_body();
-                result
-            }
-        }
-    }
-
-    /// Writes an iterator's blocks. A block count of 1 makes the first block the whole body
-    /// (Content-Length computed) when the head has not gone out yet (wsgiref's rule); a block
-    /// the iterator marks as its last goes out together with the end of the body.
-    fn stream(&mut self, source: &mut H::Body) -> Result<(), Error> {
-        let one_block = source.block_count() == Some(1);
-        while let Some(Chunk { data, last }) = source.next_chunk(self)? {
-            let whole = one_block && self.st.framing().is_none();
-            self.send_block(data, whole || last)?;
-            if last {
-                break;
-            }
-        }
-        self.finish_content()
-    }
-
     /// A block of the returned body. An empty block before the head does not commit it
     /// (wsgiref does: weakness 8.2.5), so a later failure can still get the error page.
     fn send_block(&mut self, data: &[u8], last: bool) -> Result<(), Error> {
@@ -478,5 +440,54 @@ impl<H: Host> Request<'_, H> {
                 e
             }
         }
+    }
+}
+
+/// What drives the body: it needs the source to take this cycle's request.
+impl<H: Host> Request<'_, H>
+where
+    H::Body: for<'r> BodySource<Request<'r, H>>,
+{
+    fn close_body(&mut self) {
+        if let Body::Source(mut source) = mem::replace(&mut self.st.body, Body::Taken) {
+            if let Err(e) = source.close() {
+                self.log_error("closing the response body failed: ", e.message.as_bytes());
+            }
+        }
+    }
+
+    /// wsgiref's finish_response: iterate, write each block, finish_content; close the body.
+    fn finish_response(&mut self) -> Result<(), Error> {
+        match mem::replace(&mut self.st.body, Body::Taken) {
+            Body::Unset | Body::Taken => self.finish_content(),
+            Body::Bytes => {
+                let data = mem::take(&mut self.st.bytes_body);
+                let result = self.send_block(&data, true);
+                self.st.bytes_body = data;
+                result?;
+                self.finish_content()
+            }
+            Body::Source(mut source) => {
+                let result = self.stream(&mut source);
+                self.st.body = Body::Source(source);
+                self.close_body();
+                result
+            }
+        }
+    }
+
+    /// Writes an iterator's blocks. A block count of 1 makes the first block the whole body
+    /// (Content-Length computed) when the head has not gone out yet (wsgiref's rule); a block
+    /// the iterator marks as its last goes out together with the end of the body.
+    fn stream(&mut self, source: &mut H::Body) -> Result<(), Error> {
+        let one_block = source.block_count() == Some(1);
+        while let Some(Chunk { data, last }) = source.next_chunk(self)? {
+            let whole = one_block && self.st.framing().is_none();
+            self.send_block(data, whole || last)?;
+            if last {
+                break;
+            }
+        }
+        self.finish_content()
     }
 }

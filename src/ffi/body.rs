@@ -57,10 +57,10 @@ pub enum FfiBody {
     File(FdFile),
 }
 
-impl BodySource<FfiHost> for FfiBody {
+impl<'r> BodySource<Request<'r, FfiHost>> for FfiBody {
     fn next_chunk<'s>(
         &'s mut self,
-        request: &mut Request<'_, FfiHost>,
+        request: &mut Request<'r, FfiHost>,
     ) -> Result<Option<Chunk<'s>>, Error> {
         match self {
             FfiBody::File(file) => Ok(file.next_chunk()?.map(|data| Chunk { data, last: false })),
