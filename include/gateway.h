@@ -34,8 +34,8 @@
  *  - The library hands a response to the write hook in as few calls as PEP 3333 allows: the
  *    head with the first body block and its chunk framing, a final block with the end of
  *    the body, so a response whose body is known whole is one call. A body written in
- *    several blocks (gw_write, an iterator) is several calls, each of which must reach the
- *    client without waiting for the next: hosts writing to TCP sockets should set
+ *    several blocks (gw_request_write, an iterator) is several calls, each of which must
+ *    reach the client without waiting for the next: hosts writing to TCP sockets should set
  *    TCP_NODELAY, or Nagle's algorithm holds back the last small segment until the client's
  *    delayed ACK (about 40 ms per response on a kept-alive connection).
  */
@@ -397,7 +397,10 @@ gw_status gw_request_errors_writelines(struct gw_request *req,
 // wsgi.errors flush: calls the flush_stderr hook.
 gw_status gw_request_errors_flush(struct gw_request *req);
 
-// Creates a handler over the host's hooks (copied; `hooks->write` is required), with
+// Creates a handler over the host's hooks (copied; `hooks->write` is required). The table
+// starts from GW_HANDLER_HOOKS_INIT: one without its size is refused with
+// GW_STATUS_INVALID_ARGUMENT, one from a newer header that sets hooks this library does not
+// know with GW_STATUS_UNSUPPORTED. The handler starts with
 // wsgiref's BaseHandler defaults: multithread, multiprocess, not run_once, origin server,
 // HTTP/1.0, no server_software, wsgi.file_wrapper offered, wsgiref's error page, and an
 // empty base environ (wsgiref copies the process environment; see gw_handler_set_os_environ).
@@ -656,8 +659,10 @@ gw_status gw_request_write(struct gw_request *req, const void *data, size_t len)
 // GW_STATUS_INVALID_STATE when a body was already set.
 gw_status gw_request_set_body_bytes(struct gw_request *req, const void *data, size_t len);
 
-// Returns a chunk iterator as the body (the table is copied). On GW_STATUS_OK the library
-// owns it and calls its close exactly once; on failure it is not used and not closed.
+// Returns a chunk iterator as the body (the table is copied; it starts from
+// GW_BODY_ITER_INIT, and its size is checked as gw_handler_new checks the hooks'). On
+// GW_STATUS_OK the library owns it and calls its close exactly once; on failure it is not
+// used and not closed.
 gw_status gw_request_set_body_iter(struct gw_request *req, const struct gw_body_iter *iter);
 
 // wsgi.file_wrapper: the body is read from `fd`, from its current position to end of file,

@@ -84,7 +84,10 @@ unsafe fn idle_ref<'a>(handler: *const gw_handler) -> Result<&'a Handler<FfiHost
     Ok(unsafe { &*cell.handler.get() })
 }
 
-/// Creates a handler over the host's hooks (copied; `hooks->write` is required), with
+/// Creates a handler over the host's hooks (copied; `hooks->write` is required). The table
+/// starts from GW_HANDLER_HOOKS_INIT: one without its size is refused with
+/// GW_STATUS_INVALID_ARGUMENT, one from a newer header that sets hooks this library does not
+/// know with GW_STATUS_UNSUPPORTED. The handler starts with
 /// wsgiref's BaseHandler defaults: multithread, multiprocess, not run_once, origin server,
 /// HTTP/1.0, no server_software, wsgi.file_wrapper offered, wsgiref's error page, and an
 /// empty base environ (wsgiref copies the process environment; see gw_handler_set_os_environ).

@@ -144,8 +144,10 @@ pub unsafe extern "C" fn gw_request_set_body_bytes(
     })
 }
 
-/// Returns a chunk iterator as the body (the table is copied). On GW_STATUS_OK the library
-/// owns it and calls its close exactly once; on failure it is not used and not closed.
+/// Returns a chunk iterator as the body (the table is copied; it starts from
+/// GW_BODY_ITER_INIT, and its size is checked as gw_handler_new checks the hooks'). On
+/// GW_STATUS_OK the library owns it and calls its close exactly once; on failure it is not
+/// used and not closed.
 #[no_mangle]
 pub unsafe extern "C" fn gw_request_set_body_iter(
     req: *mut gw_request,
