@@ -402,17 +402,13 @@ impl<H: Host> Request<'_, H> {
             out.extend_from_slice(format_hex(data.len() as u64, &mut digits));
             out.extend_from_slice(b"\r\n");
         }
-        let mut tail = [0u8; 2 + LAST_CHUNK.len()];
-        let mut tail_len = 0;
-        if chunk {
-            tail[..2].copy_from_slice(b"\r\n");
-            tail_len = 2;
-        }
-        if terminate {
-            tail[tail_len..tail_len + LAST_CHUNK.len()].copy_from_slice(LAST_CHUNK);
-            tail_len += LAST_CHUNK.len();
-        }
-        let tail = &tail[..tail_len];
+        // What follows the data: the chunk's CRLF, the last chunk, both, or nothing.
+        let tail: &[u8] = match (chunk, terminate) {
+            (false, false) => b"",
+            (true, false) => b"\r\n",
+            (false, true) => LAST_CHUNK,
+            (true, true) => b"\r\n0\r\n\r\n",
+        };
         let result = if out.is_empty() && tail.is_empty() {
             // A later block of a body that needs no framing: no copy.
             self.write_all(data)
