@@ -143,7 +143,8 @@ test-symbols: lib | $(BUILD)
 # The header compiles on its own as C99 and as C++, and so do its size initializers (the
 # _INIT macros in C, the idiom the header gives for C++).
 INIT_USE := \#include "gateway.h"\nint main(void) { gw_handler_hooks h = GW_HANDLER_HOOKS_INIT; \
-  gw_body_iter i = GW_BODY_ITER_INIT; return (int)(h.size + i.size) == 0; }
+  gw_body_iter i = GW_BODY_ITER_INIT; gw_connection_facts f = GW_CONNECTION_FACTS_INIT; \
+  gw_request_head_options o = GW_REQUEST_HEAD_OPTIONS_INIT; return (int)(h.size + i.size + f.size + o.size) == 0; }
 INIT_USE_CXX := \#include "gateway.h"\nint main() { gw_handler_hooks h{}; h.size = sizeof h; return h.size == 0; }
 test-cxx:
 	echo '#include "gateway.h"' | $(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c -fsyntax-only -
@@ -174,7 +175,7 @@ test-sanitizers:
 # The fuzz targets' committed seeds and regressions replayed through the same checks, on
 # stable without libFuzzer (fuzz/tests/replay.rs), and the fuzz crate linted.
 fuzz-replay:
-	$(CARGO) test --manifest-path fuzz/Cargo.toml
+	$(CARGO) test --manifest-path fuzz/Cargo.toml -- --test-threads=1
 	@if $(CARGO) clippy --version >/dev/null 2>&1; then \
 	  $(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings; fi
 	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --manifest-path fuzz/Cargo.toml --check; fi

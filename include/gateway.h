@@ -76,6 +76,25 @@
 // GW_STATUS_HEADERS_ALREADY_SENT, which the application returns (the re-raise).
 #define GW_START_RESPONSE_EXC_INFO 1
 
+// Default of gw_request_head_options.max_request_line.
+#define GW_REQUEST_HEAD_DEFAULT_MAX_REQUEST_LINE 8192
+
+// Default of gw_request_head_options.max_fields.
+#define GW_REQUEST_HEAD_DEFAULT_MAX_FIELDS 100
+
+// Default of gw_request_head_options.max_field_size.
+#define GW_REQUEST_HEAD_DEFAULT_MAX_FIELD_SIZE 8192
+
+// Default of gw_request_head_options.max_head.
+#define GW_REQUEST_HEAD_DEFAULT_MAX_HEAD 65536
+
+// The largest gw_request_head_options.max_fields accepted (the fields are parsed into a
+// table of this many on the stack, so parsing never allocates).
+#define GW_REQUEST_HEAD_MAX_FIELDS_LIMIT 256
+
+// A buffer of this many bytes holds any gw_error_response.
+#define GW_ERROR_RESPONSE_MAX_LEN 256
+
 // The result of every gateway call. `GW_STATUS_OK` is 0; the numbers are stable and
 // never reused. `gw_status_str()` gives a static description and
 // `gw_last_error_message()` the detail of the most recent failure on this thread.
@@ -130,6 +149,12 @@ enum gw_status
   GW_STATUS_UNSUPPORTED = 16,
   // A name, value or buffer is larger than the library accepts.
   GW_STATUS_TOO_LARGE = 17,
+  // gw_environ_set_from_request_head: the head is not complete yet; read more bytes and
+  // call again with all of them. Nothing was set.
+  GW_STATUS_INCOMPLETE = 18,
+  // gw_environ_set_from_request_head: the request is bad; answer it with the HTTP status
+  // given (gw_error_response makes the bytes) and close the connection. Nothing was set.
+  GW_STATUS_BAD_REQUEST = 19,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -318,6 +343,64 @@ typedef struct gw_body_iter {
   gw_body_block_count_fn block_count;
   gw_body_close_fn close;
 } gw_body_iter;
+
+// What the host knows of a connection, for gw_environ_set_from_request_head. Start from
+// GW_CONNECTION_FACTS_INIT (it sets `size`; fields are only ever appended). Strings are
+// (pointer, length) and copied.
+typedef struct gw_connection_facts {
+  // sizeof(gw_connection_facts) as the caller was built: set by GW_CONNECTION_FACTS_INIT.
+  size_t size;
+  // REMOTE_ADDR: the client's address as text ("192.0.2.7", "2001:db8::1"); not set
+  // when empty (a Unix socket).
+  const char *remote_addr;
+  size_t remote_addr_len;
+  // SERVER_NAME: the server's own name (its configured name, or the local address).
+  // Required. It never comes from the client's Host field, which PEP 3333's URL
+  // reconstruction reads from HTTP_HOST anyway.
+  const char *server_name;
+  size_t server_name_len;
+  // SCRIPT_NAME: the mount prefix of the application, empty for the root, else starting
+  // with '/' and not ending with one ("/app"). Compared with the decoded path.
+  const char *script_name;
+  size_t script_name_len;
+  // REMOTE_PORT: the client's port; not set when 0.
+  uint16_t remote_port;
+  // SERVER_PORT: the port the request came in on. Required (not 0).
+  uint16_t server_port;
+  // The connection is TLS: HTTPS=on (so wsgi.url_scheme is https).
+  bool tls;
+} gw_connection_facts;
+
+// Limits and policies for gw_environ_set_from_request_head; NULL means every default.
+// Start from GW_REQUEST_HEAD_OPTIONS_INIT: every field at 0 (or false) is its default.
+typedef struct gw_request_head_options {
+  // sizeof(gw_request_head_options) as the caller was built: set by
+  // GW_REQUEST_HEAD_OPTIONS_INIT.
+  size_t size;
+  // Longest request line in bytes, without its CRLF (0: GW_REQUEST_HEAD_DEFAULT_MAX_REQUEST_LINE,
+  // 8192, nginx's buffer). Longer: 414.
+  size_t max_request_line;
+  // Most header fields (0: GW_REQUEST_HEAD_DEFAULT_MAX_FIELDS, 100, gunicorn's; at most
+  // GW_REQUEST_HEAD_MAX_FIELDS_LIMIT). More: 431.
+  size_t max_fields;
+  // Longest field line in bytes, name to value, without its CRLF (0:
+  // GW_REQUEST_HEAD_DEFAULT_MAX_FIELD_SIZE, 8192). Longer: 431.
+  size_t max_field_size;
+  // Longest head in bytes, every line with its CRLF (0: GW_REQUEST_HEAD_DEFAULT_MAX_HEAD,
+  // 65536). Longer: 431, even before the head is complete.
+  size_t max_head;
+  // Keep fields whose names hold anything but letters, digits and '-' (dropped by
+  // default, as nginx and gunicorn do), under names no other field can take: each such
+  // byte is written %XX, so `X_Y` is HTTP_X%5FY and never poses as `X-Y` (HTTP_X_Y).
+  bool keep_unusual_names;
+  // Let a decoded %00 into PATH_INFO (refused with 400 by default: C applications read
+  // values as strings, and a NUL would cut the path short).
+  bool allow_nul_in_path;
+  // Accept an HTTP/0.9 request line, `GET /path` CRLF with no version and no fields
+  // (SERVER_PROTOCOL "HTTP/0.9"; the handler then sends a body without a head). Off by
+  // default: such a line is refused with 505.
+  bool allow_http09;
+} gw_request_head_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -680,6 +763,88 @@ gw_status gw_request_set_body_file(struct gw_request *req,
 // returns GW_STATUS_APP_ERROR, so an application can `return gw_request_fail(req, ...)`.
 gw_status gw_request_fail(struct gw_request *req, const char *message, size_t len);
 
+// Parses the request head at the start of `head` (`head_len` bytes, which may run on into
+// the body or the next request) and sets its CGI variables in `environ`, as
+// wsgiref.simple_server's get_environ does with its weaknesses fixed. Call it from
+// add_cgi_vars on the environ the handler lends (parse first, run the handler when the
+// head is complete and good), or on any environ.
+//
+// Returns:
+// - GW_STATUS_OK: `*out_consumed` is the head's length (the body or the next pipelined
+//   request starts there), `*out_chunked` says the body is chunked (CONTENT_LENGTH is then
+//   absent: the host decodes the chunks), `*out_http_status` is 0.
+// - GW_STATUS_INCOMPLETE: the head has not ended yet: read more and call again with every
+//   byte so far. `*out_http_status` is 0; nothing was set.
+// - GW_STATUS_BAD_REQUEST: `*out_http_status` is the status to answer with (400, 404, 414,
+//   431, 501 or 505; gw_error_response makes the bytes), gw_last_error_message() says why;
+//   nothing was set. Close the connection after the answer.
+// - GW_STATUS_NULL_ARGUMENT, GW_STATUS_INVALID_ARGUMENT (bad facts or options),
+//   GW_STATUS_UNSUPPORTED (a newer struct), GW_STATUS_TOO_LARGE (an environ limit).
+//
+// The variables, in this order: GATEWAY_INTERFACE (CGI/1.1), SERVER_NAME and SERVER_PORT
+// (from the facts), SERVER_PROTOCOL (HTTP/1.0, HTTP/1.1 or HTTP/0.9), REQUEST_METHOD,
+// REQUEST_URI (the request target exactly as sent), SCRIPT_NAME (the mount prefix),
+// PATH_INFO, QUERY_STRING (raw, after the first '?'; empty when none), REMOTE_ADDR,
+// REMOTE_PORT, HTTPS=on (TLS), CONTENT_TYPE and CONTENT_LENGTH (when sent; no HTTP_
+// prefix), HTTP_HOST, then one HTTP_* per field name in order of first appearance.
+// SERVER_SOFTWARE comes from gw_handler_set_server_software; REMOTE_HOST is not set (no
+// reverse lookups; wsgiref sets it empty). wsgiref's invented CONTENT_TYPE text/plain and
+// empty CONTENT_LENGTH are not set.
+//
+// The rules (a bad request is refused, never guessed):
+// - Syntax by httparse (hyper's parser): request line, field names (tokens, no space
+//   before the colon) and values (no control byte but HTAB, so no NUL). Lines end in CRLF:
+//   a bare LF or CR is 400; obs-fold is 400; empty lines before the request line are
+//   skipped. Versions HTTP/1.0 and HTTP/1.1; another HTTP/d.d is 505, anything else 400.
+// - Target: origin-form (`/path?query`), absolute-form (`http://host/path`, http or https,
+//   no userinfo: HTTP_HOST is then its authority, the Host field being ignored as RFC 9112
+//   §3.2.2 says) or `*` for OPTIONS (PATH_INFO "*"). Visible ASCII only, no '#'. CONNECT
+//   is 501.
+// - Host: an HTTP/1.1 request needs exactly one valid Host (host [":" port], an IP literal
+//   or a registered name, not empty); more than one, or an invalid one, is 400 in any
+//   version.
+// - PATH_INFO: the path percent-decoded to bytes (latin-1 semantics: %E9 is the byte
+//   0xE9), so %2F becomes '/' as in CGI and wsgiref (REQUEST_URI keeps it raw); a '%'
+//   without two hex digits is 400; %00 is 400 unless allow_nul_in_path. Then `.` and `..`
+//   segments are resolved on the decoded path (%2E%2E counts), and a path climbing above
+//   the root is 400 (as nginx; wsgiref passes `/../../etc/passwd` on). Empty segments are
+//   kept. The mount prefix is then removed: a path that is not the prefix or under it
+//   (prefix + '/') is 404.
+// - Fields: names of letters, digits and '-' become HTTP_ + the name upper-cased with '-'
+//   as '_'; others are dropped (see keep_unusual_names). Repeats are joined with ", "
+//   (Cookie with "; "). Proxy is dropped (httpoxy: no HTTP_PROXY). Values are passed as
+//   their bytes, without surrounding whitespace.
+// - Content-Length: 1*DIGIT only (no sign, space, comma list or hex), 400 otherwise;
+//   leading zeros are accepted as RFC 9110 allows (`007` is 7, as nginx, gunicorn and h11
+//   read it) and CONTENT_LENGTH carries the number (`7`), so nothing after the gateway can
+//   read it another way; more than 64 bits is 400; repeats must agree in value, else 400.
+// - Transfer-Encoding: with Content-Length, 400 (refused rather than guessed); on HTTP/1.0,
+//   400 (RFC 9112 §6.1 calls it faulty framing); a final coding other than chunked is 400
+//   (RFC 9112 §6.3), chunked twice is 400, chunked after other codings (gzip, chunked) is
+//   501; a lone chunked sets `*out_chunked` and passes HTTP_TRANSFER_ENCODING.
+// - Limits: see gw_request_head_options; the request line is 414, the fields 431.
+//
+// `facts` and `options` (NULL for the defaults) are read as their `size` says. Uses no
+// heap once the calling thread and the environ have seen their largest request.
+gw_status gw_environ_set_from_request_head(struct gw_environ *environ,
+                                           const char *head,
+                                           size_t head_len,
+                                           const struct gw_connection_facts *facts,
+                                           const struct gw_request_head_options *options,
+                                           size_t *out_consumed,
+                                           bool *out_chunked,
+                                           uint16_t *out_http_status);
+
+// Writes the canned response for `status_code` into `out` (`out_cap` bytes) and its length
+// into `*out_len`: `HTTP/1.1 <code> <reason>`, Date, `Content-Type: text/plain;
+// charset=utf-8`, Content-Length, `Connection: close` and a one-line body
+// (`400 Bad Request\n`); send it as is and close the connection. No NUL is added.
+// Statuses: 400, 404, 408, 411, 413, 414, 417, 431, 500, 501, 503, 505 (others:
+// GW_STATUS_INVALID_ARGUMENT). A buffer of GW_ERROR_RESPONSE_MAX_LEN bytes always
+// suffices; a shorter one that does not fit fails with GW_STATUS_TOO_LARGE, and then
+// `*out_len` is the length needed (the one out-parameter written on failure).
+gw_status gw_error_response(uint16_t status_code, char *out, size_t out_cap, size_t *out_len);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
@@ -689,9 +854,13 @@ gw_status gw_request_fail(struct gw_request *req, const char *message, size_t le
 /* Initializers for the tables that carry their own size, so the library can grow them:
  *   gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT;  hooks.write = my_write;
  *   gw_body_iter iter = GW_BODY_ITER_INIT;           iter.next = my_next;
- * Every field but `size` starts NULL. They are C99 designated initializers; in C++ write
- * `gw_handler_hooks hooks{}; hooks.size = sizeof hooks;`. */
+ *   gw_connection_facts facts = GW_CONNECTION_FACTS_INIT;  facts.server_port = 8080;
+ *   gw_request_head_options opts = GW_REQUEST_HEAD_OPTIONS_INIT;  (every default)
+ * Every field but `size` starts NULL, 0 or false. They are C99 designated initializers; in
+ * C++ write `gw_handler_hooks hooks{}; hooks.size = sizeof hooks;`. */
 #ifndef __cplusplus
 #define GW_HANDLER_HOOKS_INIT { .size = sizeof(gw_handler_hooks) }
 #define GW_BODY_ITER_INIT { .size = sizeof(gw_body_iter) }
+#define GW_CONNECTION_FACTS_INIT { .size = sizeof(gw_connection_facts) }
+#define GW_REQUEST_HEAD_OPTIONS_INIT { .size = sizeof(gw_request_head_options) }
 #endif

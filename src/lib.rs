@@ -9,10 +9,12 @@
 pub mod cycle;
 pub mod date;
 pub mod environ;
+pub mod error_response;
 pub mod framing;
 pub mod headers;
 pub mod host;
 pub mod input;
+pub mod request_head;
 pub mod settings;
 pub mod status;
 pub mod util;

@@ -56,6 +56,12 @@ pub enum Status {
     Unsupported = 16,
     /// A name, value or buffer is larger than the library accepts.
     TooLarge = 17,
+    /// gw_environ_set_from_request_head: the head is not complete yet; read more bytes and
+    /// call again with all of them. Nothing was set.
+    Incomplete = 18,
+    /// gw_environ_set_from_request_head: the request is bad; answer it with the HTTP status
+    /// given (gw_error_response makes the bytes) and close the connection. Nothing was set.
+    BadRequest = 19,
 }
 
 impl Status {
@@ -80,13 +86,15 @@ impl Status {
             Status::InputError => "request body could not be read",
             Status::Unsupported => "feature disabled on this handler",
             Status::TooLarge => "too large",
+            Status::Incomplete => "incomplete: more bytes are needed",
+            Status::BadRequest => "bad request",
         }
     }
 
     /// Converts a raw integer (from C) into a status; unknown values become AppError,
     /// since only an application hands the library arbitrary codes.
     pub fn from_raw(raw: i32) -> Status {
-        const ALL: [Status; 18] = [
+        const ALL: [Status; 20] = [
             Status::Ok,
             Status::NullArgument,
             Status::InvalidArgument,
@@ -105,6 +113,8 @@ impl Status {
             Status::InputError,
             Status::Unsupported,
             Status::TooLarge,
+            Status::Incomplete,
+            Status::BadRequest,
         ];
         ALL.iter()
             .copied()
@@ -163,7 +173,7 @@ mod tests {
 
     #[test]
     fn from_raw_round_trips_every_status() {
-        for raw in 0..18 {
+        for raw in 0..20 {
             assert_eq!(Status::from_raw(raw) as i32, raw);
         }
         assert_eq!(Status::from_raw(999), Status::AppError);

@@ -165,8 +165,7 @@ static gw_status run_spec(test_host *host, bool origin, app_spec *spec) {
 }
 
 /* Compares origin-server output where "{DATE}" stands for the Date header's value. */
-static void assert_origin_output(test_host *host, const char *expected) {
-    const char *out = host_out(host);
+static void assert_dated(const char *out, const char *expected) {
     /* time() reads a coarse clock that can lag the library's by a tick, so the Date may be
      * one second ahead of it; under valgrind the check may come a second or two late. */
     time_t now = time(NULL) + 1;
@@ -183,6 +182,10 @@ static void assert_origin_output(test_host *host, const char *expected) {
         if (strcmp(out, want) == 0) return;
         if (back == 3) assert_string_equal(out, want);
     }
+}
+
+static void assert_origin_output(test_host *host, const char *expected) {
+    assert_dated(host_out(host), expected);
 }
 
 static const gw_header TEXT_PLAIN[] = { HDR("Content-Type", "text/plain") };
@@ -2954,9 +2957,420 @@ static void test_last_response_counts_only_bytes_handed_over(void **state) {
     gw_handler_free(h);
 }
 
+/* ---- gw_environ_set_from_request_head and gw_error_response ---------------------------- */
+
+/* What the add_cgi_vars below parses, and what it found. */
+static struct {
+    const char *head;
+    size_t len;
+    gw_connection_facts facts;
+    size_t consumed;
+    bool chunked;
+    uint16_t http_status;
+    gw_status status;
+} parse_ctx;
+
+static int32_t parse_head_add_cgi_vars(void *userdata, gw_environ *environ) {
+    (void)userdata;
+    parse_ctx.status = gw_environ_set_from_request_head(environ, parse_ctx.head, parse_ctx.len,
+                                                        &parse_ctx.facts, NULL, &parse_ctx.consumed,
+                                                        &parse_ctx.chunked, &parse_ctx.http_status);
+    return parse_ctx.status;
+}
+
+/* Echoes a few variables and the body it reads. */
+static gw_status echo_env_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    gw_environ *env = NULL;
+    gw_status st = gw_request_environ(req, &env);
+    if (st != GW_STATUS_OK) return st;
+    static const char *const names[] = { "SERVER_PROTOCOL", "REQUEST_METHOD", "REQUEST_URI", "SCRIPT_NAME",
+                                         "PATH_INFO", "QUERY_STRING", "CONTENT_LENGTH", "HTTP_HOST",
+                                         "HTTP_X_Y", "HTTP_PROXY", "wsgi.url_scheme", NULL };
+    char body[1024];
+    size_t at = 0;
+    for (const char *const *n = names; *n != NULL; n++) {
+        const char *v = NULL;
+        size_t vlen = 0;
+        if (gw_environ_get(env, *n, strlen(*n), &v, &vlen) == GW_STATUS_OK) {
+            at += (size_t)snprintf(body + at, sizeof body - at, "%s=%.*s\n", *n, (int)vlen, v);
+        }
+    }
+    size_t got = 0;
+    st = gw_request_input_read(req, body + at + 6, 64, &got);
+    if (st != GW_STATUS_OK) return st;
+    memcpy(body + at, "body=", 5);
+    body[at + 5] = '\0';
+    memmove(body + at + 5, body + at + 6, got);
+    at += 5 + got;
+    static const gw_header headers[] = { HDR("Content-Type", "text/plain") };
+    st = gw_request_start_response(req, "200 OK", 6, headers, 1, 0);
+    if (st != GW_STATUS_OK) return st;
+    return gw_request_set_body_bytes(req, body, at);
+}
+
+static gw_connection_facts test_facts(void) {
+    gw_connection_facts facts = GW_CONNECTION_FACTS_INIT;
+    facts.remote_addr = "192.0.2.7";
+    facts.remote_addr_len = 9;
+    facts.remote_port = 50000;
+    facts.server_name = "gw.test";
+    facts.server_name_len = 7;
+    facts.server_port = 8080;
+    return facts;
+}
+
+/* A host parses the head in add_cgi_vars, then the library runs the app on that environ
+ * and reads the body that follows the head. */
+static void test_request_head_in_add_cgi_vars(void **state) {
+    (void)state;
+    static const char wire[] = "POST /app/items/%41b/../c?x=%2F HTTP/1.1\r\nHost: gw.test\r\n"
+                               "Content-Length: 5\r\nX_Y: underscore\r\nX-Y: dash\r\nProxy: http://evil/\r\n\r\n"
+                               "hello";
+    memset(&parse_ctx, 0, sizeof parse_ctx);
+    parse_ctx.head = wire;
+    parse_ctx.len = LEN(wire);
+    parse_ctx.facts = test_facts();
+    parse_ctx.facts.script_name = "/app";
+    parse_ctx.facts.script_name_len = 4;
+    parse_ctx.facts.tls = true;
+    test_host host;
+    host_init(&host);
+    gw_handler_hooks hooks = host_hooks(&host);
+    hooks.add_cgi_vars = parse_head_add_cgi_vars;
+    gw_handler *h = NULL;
+    assert_int_equal(gw_handler_new(&hooks, &h), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+    /* The host hands the library the bytes after the head as the body. */
+    size_t head_len = LEN(wire) - 5;
+    host.in = wire + head_len;
+    host.in_len = 5;
+    assert_int_equal(gw_handler_run(h, echo_env_app, NULL), GW_STATUS_OK);
+    assert_int_equal(parse_ctx.status, GW_STATUS_OK);
+    assert_int_equal(parse_ctx.consumed, head_len);
+    assert_false(parse_ctx.chunked);
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Type: text/plain\r\n"
+                                "Content-Length: 220\r\n\r\n"
+                                "SERVER_PROTOCOL=HTTP/1.1\nREQUEST_METHOD=POST\n"
+                                "REQUEST_URI=/app/items/%41b/../c?x=%2F\nSCRIPT_NAME=/app\nPATH_INFO=/items/c\n"
+                                "QUERY_STRING=x=%2F\nCONTENT_LENGTH=5\nHTTP_HOST=gw.test\nHTTP_X_Y=dash\n"
+                                "wsgi.url_scheme=https\nbody=hello");
+    /* A bad head: add_cgi_vars fails, so the library answers with its error page; a real
+     * host would rather answer with gw_error_response before running the handler. */
+    host_clear_output(&host);
+    parse_ctx.head = "GET /../x HTTP/1.1\r\nHost: h\r\n\r\n";
+    parse_ctx.len = strlen(parse_ctx.head);
+    assert_int_equal(gw_handler_run(h, echo_env_app, NULL), GW_STATUS_APP_ERROR);
+    assert_int_equal(parse_ctx.status, GW_STATUS_BAD_REQUEST);
+    assert_int_equal(parse_ctx.http_status, 400);
+    gw_handler_free(h);
+}
+
+static void test_request_head_null_and_length_checks(void **state) {
+    (void)state;
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    gw_connection_facts facts = test_facts();
+    static const char head[] = "GET / HTTP/1.0\r\n\r\n";
+    size_t consumed = 99;
+    bool chunked = true;
+    uint16_t code = 99;
+    assert_int_equal(gw_environ_set_from_request_head(NULL, head, LEN(head), &facts, NULL, &consumed, &chunked, &code),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_set_from_request_head(env, NULL, 1, &facts, NULL, &consumed, &chunked, &code),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_non_null(strstr(gw_last_error_message(), "head"));
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), NULL, NULL, &consumed, &chunked, &code),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, NULL, NULL, &chunked, &code),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, NULL, &consumed, NULL, &code),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, NULL, &consumed, &chunked, NULL),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_set_from_request_head(env, head, SIZE_MAX, &facts, NULL, &consumed, &chunked, &code),
+                     GW_STATUS_INVALID_ARGUMENT);
+    /* A string of the facts NULL with a length, or missing where it is required. */
+    facts.server_name = NULL;
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, NULL, &consumed, &chunked, &code),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_non_null(strstr(gw_last_error_message(), "server_name"));
+    facts.server_name_len = 0;
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, NULL, &consumed, &chunked, &code),
+                     GW_STATUS_INVALID_ARGUMENT);
+    facts = test_facts();
+    facts.script_name = "/app/";
+    facts.script_name_len = 5;
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, NULL, &consumed, &chunked, &code),
+                     GW_STATUS_INVALID_ARGUMENT);
+    /* None of it touched the out-parameters or the environ. */
+    assert_int_equal(consumed, 99);
+    assert_true(chunked);
+    assert_int_equal(code, 99);
+    size_t n = 1;
+    assert_int_equal(gw_environ_len(env, &n), GW_STATUS_OK);
+    assert_int_equal(n, 0);
+    /* An empty head is just incomplete; a NULL one with length 0 too. */
+    facts = test_facts();
+    assert_int_equal(gw_environ_set_from_request_head(env, NULL, 0, &facts, NULL, &consumed, &chunked, &code),
+                     GW_STATUS_INCOMPLETE);
+    assert_int_equal(code, 0);
+    gw_environ_free(env);
+}
+
+static void test_request_head_incomplete_then_complete(void **state) {
+    (void)state;
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    gw_connection_facts facts = test_facts();
+    static const char head[] = "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    size_t head_len = strstr(head, "\r\n\r\n") + 4 - head;
+    size_t consumed = 0;
+    bool chunked = false;
+    uint16_t code = 1;
+    for (size_t cut = 0; cut < head_len; cut++) {
+        assert_int_equal(gw_environ_set_from_request_head(env, head, cut, &facts, NULL, &consumed, &chunked, &code),
+                         GW_STATUS_INCOMPLETE);
+        assert_int_equal(code, 0);
+        size_t n = 1;
+        assert_int_equal(gw_environ_len(env, &n), GW_STATUS_OK);
+        assert_int_equal(n, 0);
+    }
+    assert_string_equal(gw_status_str(GW_STATUS_INCOMPLETE), "incomplete: more bytes are needed");
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, NULL, &consumed, &chunked, &code),
+                     GW_STATUS_OK);
+    assert_int_equal(consumed, head_len);
+    assert_true(chunked);
+    const char *v = NULL;
+    size_t vlen = 0;
+    assert_int_equal(gw_environ_get(env, "CONTENT_LENGTH", 14, &v, &vlen), GW_STATUS_NOT_FOUND);
+    assert_int_equal(gw_environ_get(env, "HTTP_TRANSFER_ENCODING", 22, &v, &vlen), GW_STATUS_OK);
+    gw_environ_free(env);
+}
+
+/* Every variable, in order, as "NAME=value\n". */
+static void environ_text(const gw_environ *env, char *out, size_t cap) {
+    size_t at = 0, cursor = 0, nlen, vlen;
+    const char *name, *value;
+    out[0] = '\0';
+    while (gw_environ_next(env, &cursor, &name, &nlen, &value, &vlen) == GW_STATUS_OK) {
+        at += (size_t)snprintf(out + at, cap - at, "%.*s=%.*s\n", (int)nlen, name, (int)vlen, value);
+    }
+}
+
+static void test_request_head_pipelined(void **state) {
+    (void)state;
+    static const char two[] = "GET /one?a HTTP/1.1\r\nHost: h\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n"
+                              "GET /two HTTP/1.1\r\nHost: h\r\n\r\n";
+    gw_connection_facts facts = test_facts();
+    size_t consumed = 0, at = 0;
+    bool chunked = true;
+    uint16_t code = 1;
+    char text[1024];
+    const char *want[] = {
+        "GATEWAY_INTERFACE=CGI/1.1\nSERVER_NAME=gw.test\nSERVER_PORT=8080\nSERVER_PROTOCOL=HTTP/1.1\n"
+        "REQUEST_METHOD=GET\nREQUEST_URI=/one?a\nSCRIPT_NAME=\nPATH_INFO=/one\nQUERY_STRING=a\n"
+        "REMOTE_ADDR=192.0.2.7\nREMOTE_PORT=50000\nHTTP_HOST=h\nHTTP_COOKIE=a=1; b=2\n",
+        "GATEWAY_INTERFACE=CGI/1.1\nSERVER_NAME=gw.test\nSERVER_PORT=8080\nSERVER_PROTOCOL=HTTP/1.1\n"
+        "REQUEST_METHOD=GET\nREQUEST_URI=/two\nSCRIPT_NAME=\nPATH_INFO=/two\nQUERY_STRING=\n"
+        "REMOTE_ADDR=192.0.2.7\nREMOTE_PORT=50000\nHTTP_HOST=h\n",
+    };
+    for (int i = 0; i < 2; i++) {
+        gw_environ *env = NULL;
+        assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+        assert_int_equal(gw_environ_set_from_request_head(env, two + at, LEN(two) - at, &facts, NULL, &consumed,
+                                                          &chunked, &code),
+                         GW_STATUS_OK);
+        assert_false(chunked);
+        assert_int_equal(code, 0);
+        environ_text(env, text, sizeof text);
+        assert_string_equal(text, want[i]);
+        at += consumed;
+        gw_environ_free(env);
+    }
+    assert_int_equal(at, LEN(two));
+    assert_int_equal(consumed, LEN(two) - (strstr(two, "\r\n\r\n") + 4 - two));
+}
+
+static void test_request_head_bad_requests(void **state) {
+    (void)state;
+    static const struct {
+        const char *head;
+        uint16_t code;
+        const char *words;
+    } cases[] = {
+        { "GET /../etc/passwd HTTP/1.0\r\n\r\n", 400, "above the root" },
+        { "GET / HTTP/1.1\r\n\r\n", 400, "without Host" },
+        { "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "both" },
+        { "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "not implemented" },
+        { "GET / HTTP/2.0\r\n\r\n", 505, "version" },
+        { "GET /x\r\n", 505, "HTTP/0.9" },
+        { "GET /elsewhere HTTP/1.0\r\n\r\n", 404, "mount prefix" },
+        { "GET / HTTP/1.1\nHost: h\n\n", 400, "bare LF" },
+    };
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gw_connection_facts facts = test_facts();
+        if (cases[i].code == 404) {
+            facts.script_name = "/app";
+            facts.script_name_len = 4;
+        }
+        size_t consumed = 99;
+        bool chunked = false;
+        uint16_t code = 0;
+        assert_int_equal(gw_environ_set_from_request_head(env, cases[i].head, strlen(cases[i].head), &facts, NULL,
+                                                          &consumed, &chunked, &code),
+                         GW_STATUS_BAD_REQUEST);
+        assert_int_equal(code, cases[i].code);
+        assert_int_equal(consumed, 99);
+        if (strstr(gw_last_error_message(), cases[i].words) == NULL) fail_msg("%s", gw_last_error_message());
+        size_t n = 1;
+        assert_int_equal(gw_environ_len(env, &n), GW_STATUS_OK);
+        assert_int_equal(n, 0);
+    }
+    /* Limits come from the options: 414 for the request line, 431 for the fields. */
+    gw_request_head_options opts = GW_REQUEST_HEAD_OPTIONS_INIT;
+    opts.max_request_line = 10;
+    opts.max_fields = 1;
+    gw_connection_facts facts = test_facts();
+    size_t consumed = 0;
+    bool chunked = false;
+    uint16_t code = 0;
+    assert_int_equal(gw_environ_set_from_request_head(env, "GET /abcdefgh", 13, &facts, &opts, &consumed, &chunked,
+                                                      &code),
+                     GW_STATUS_BAD_REQUEST);
+    assert_int_equal(code, 414);
+    opts.max_request_line = 0;
+    static const char two_fields[] = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\n\r\n";
+    assert_int_equal(gw_environ_set_from_request_head(env, two_fields, LEN(two_fields), &facts, &opts, &consumed,
+                                                      &chunked, &code),
+                     GW_STATUS_BAD_REQUEST);
+    assert_int_equal(code, 431);
+    opts.max_fields = GW_REQUEST_HEAD_MAX_FIELDS_LIMIT + 1;
+    assert_int_equal(gw_environ_set_from_request_head(env, two_fields, LEN(two_fields), &facts, &opts, &consumed,
+                                                      &chunked, &code),
+                     GW_STATUS_INVALID_ARGUMENT);
+    /* HTTP/0.9 and %00 when the options allow them. */
+    opts.max_fields = 0;
+    opts.allow_http09 = true;
+    opts.allow_nul_in_path = true;
+    assert_int_equal(gw_environ_set_from_request_head(env, "GET /a%00\r\n", 11, &facts, &opts, &consumed, &chunked,
+                                                      &code),
+                     GW_STATUS_OK);
+    assert_int_equal(consumed, 11);
+    const char *v = NULL;
+    size_t vlen = 0;
+    assert_int_equal(gw_environ_get(env, "SERVER_PROTOCOL", 15, &v, &vlen), GW_STATUS_OK);
+    assert_string_equal(v, "HTTP/0.9");
+    assert_int_equal(gw_environ_get(env, "PATH_INFO", 9, &v, &vlen), GW_STATUS_OK);
+    assert_int_equal(vlen, 3);
+    assert_memory_equal(v, "/a\0", 3);
+    gw_environ_free(env);
+}
+
+static void test_request_head_sized_structs(void **state) {
+    (void)state;
+    gw_connection_facts from_macro = GW_CONNECTION_FACTS_INIT;
+    assert_int_equal(from_macro.size, sizeof(gw_connection_facts));
+    assert_null(from_macro.server_name);
+    assert_int_equal(from_macro.server_port, 0);
+    assert_false(from_macro.tls);
+    gw_request_head_options opts_macro = GW_REQUEST_HEAD_OPTIONS_INIT;
+    assert_int_equal(opts_macro.size, sizeof(gw_request_head_options));
+    assert_int_equal(opts_macro.max_fields, 0);
+    assert_false(opts_macro.allow_http09);
+
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    static const char head[] = "GET / HTTP/1.0\r\n\r\n";
+    size_t consumed = 0;
+    bool chunked = false;
+    uint16_t code = 0;
+    gw_connection_facts facts = test_facts();
+    gw_request_head_options opts = GW_REQUEST_HEAD_OPTIONS_INIT;
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, &opts, &consumed, &chunked, &code),
+                     GW_STATUS_OK);
+    /* Without the size (not from the _INIT macro): refused. */
+    facts.size = 0;
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, &opts, &consumed, &chunked, &code),
+                     GW_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(gw_last_error_message(), "_INIT"));
+    facts = test_facts();
+    opts.size = sizeof(size_t);
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, &opts, &consumed, &chunked, &code),
+                     GW_STATUS_INVALID_ARGUMENT);
+    /* A newer struct: fields this library does not know must be zero. */
+    struct {
+        gw_request_head_options now;
+        size_t unknown;
+    } newer;
+    memset(&newer, 0, sizeof newer);
+    newer.now.size = sizeof newer;
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, &newer.now, &consumed, &chunked,
+                                                      &code),
+                     GW_STATUS_OK);
+    newer.unknown = 1;
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &facts, &newer.now, &consumed, &chunked,
+                                                      &code),
+                     GW_STATUS_UNSUPPORTED);
+    struct {
+        gw_connection_facts now;
+        void *unknown;
+    } newer_facts;
+    memset(&newer_facts, 0, sizeof newer_facts);
+    newer_facts.now = test_facts();
+    newer_facts.now.size = sizeof newer_facts;
+    newer_facts.unknown = &newer_facts;
+    assert_int_equal(gw_environ_set_from_request_head(env, head, LEN(head), &newer_facts.now, NULL, &consumed,
+                                                      &chunked, &code),
+                     GW_STATUS_UNSUPPORTED);
+    gw_environ_free(env);
+}
+
+static void test_error_response_bytes(void **state) {
+    (void)state;
+    char buf[GW_ERROR_RESPONSE_MAX_LEN + 1];
+    size_t len = 0;
+    assert_int_equal(gw_error_response(400, buf, GW_ERROR_RESPONSE_MAX_LEN, &len), GW_STATUS_OK);
+    buf[len] = '\0';
+    assert_dated(buf, "HTTP/1.1 400 Bad Request\r\nDate: {DATE}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      "Content-Length: 16\r\nConnection: close\r\n\r\n400 Bad Request\n");
+    assert_int_equal(gw_error_response(431, buf, GW_ERROR_RESPONSE_MAX_LEN, &len), GW_STATUS_OK);
+    buf[len] = '\0';
+    assert_dated(buf, "HTTP/1.1 431 Request Header Fields Too Large\r\nDate: {DATE}\r\n"
+                      "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 36\r\nConnection: close\r\n\r\n"
+                      "431 Request Header Fields Too Large\n");
+    static const uint16_t codes[] = { 400, 404, 414, 431, 501, 505 };
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        assert_int_equal(gw_error_response(codes[i], buf, GW_ERROR_RESPONSE_MAX_LEN, &len), GW_STATUS_OK);
+        char start[16];
+        snprintf(start, sizeof start, "HTTP/1.1 %u ", (unsigned)codes[i]);
+        assert_memory_equal(buf, start, strlen(start));
+    }
+    /* Too small: TOO_LARGE with the length needed; then that length is enough. */
+    size_t needed = 0;
+    assert_int_equal(gw_error_response(505, buf, 10, &needed), GW_STATUS_TOO_LARGE);
+    assert_true(needed > 10 && needed <= GW_ERROR_RESPONSE_MAX_LEN);
+    assert_int_equal(gw_error_response(505, buf, needed, &len), GW_STATUS_OK);
+    assert_int_equal(len, needed);
+    assert_int_equal(gw_error_response(200, buf, sizeof buf, &len), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_error_response(999, buf, sizeof buf, &len), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_error_response(400, NULL, sizeof buf, &len), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_error_response(400, buf, sizeof buf, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_error_response(400, buf, SIZE_MAX, &len), GW_STATUS_INVALID_ARGUMENT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_cgi),
+        cmocka_unit_test(test_request_head_in_add_cgi_vars),
+        cmocka_unit_test(test_request_head_null_and_length_checks),
+        cmocka_unit_test(test_request_head_incomplete_then_complete),
+        cmocka_unit_test(test_request_head_pipelined),
+        cmocka_unit_test(test_request_head_bad_requests),
+        cmocka_unit_test(test_request_head_sized_structs),
+        cmocka_unit_test(test_error_response_bytes),
         cmocka_unit_test(test_hello_origin),
         cmocka_unit_test(test_header_format_matrix),
         cmocka_unit_test(test_app_date_and_server_in_any_case),

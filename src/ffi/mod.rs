@@ -22,6 +22,7 @@ pub mod head;
 pub mod hooks;
 pub mod input;
 pub mod request;
+pub mod request_head;
 
 // The whole C surface in one Rust namespace too (`gateway::ffi::gw_request_write`), for Rust
 // code that drives the library the way C does (tests, fuzzing, bindings).
@@ -34,6 +35,7 @@ pub use self::head::*;
 pub use self::hooks::*;
 pub use self::input::*;
 pub use self::request::*;
+pub use self::request_head::*;
 
 thread_local! {
     /// This thread's last error message, NUL-terminated; reused, so recording one allocates
@@ -236,7 +238,7 @@ pub extern "C" fn gw_status_str(status: i32) -> *const c_char {
     static TEXT: OnceLock<Vec<CString>> = OnceLock::new();
     guard(|| {
         let table = TEXT.get_or_init(|| {
-            (0..=Status::TooLarge as i32)
+            (0..=Status::BadRequest as i32)
                 .map(|raw| CString::new(Status::from_raw(raw).describe()).unwrap_or_default())
                 .collect()
         });
