@@ -680,3 +680,83 @@ pub fn close_fd(fd: c_int) {
     // SAFETY: a descriptor we own.
     unsafe { libc::close(fd) };
 }
+
+/// The choices a request-head parse takes besides the bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeadChoices {
+    pub tls: bool,
+    pub mounted: bool,
+    pub keep_unusual_names: bool,
+    pub allow_nul_in_path: bool,
+    pub allow_http09: bool,
+}
+
+/// What gw_environ_set_from_request_head answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadAnswer {
+    pub status: Status,
+    pub consumed: usize,
+    pub chunked: bool,
+    pub http_status: u16,
+}
+
+impl Env {
+    /// gw_environ_set_from_request_head with fixed connection facts (127.0.0.1:8000 from
+    /// 192.0.2.7:4321) and `choices`.
+    pub fn set_from_request_head(self, head: &[u8], choices: HeadChoices) -> HeadAnswer {
+        let facts = gw_connection_facts {
+            size: std::mem::size_of::<gw_connection_facts>(),
+            remote_addr: c"192.0.2.7".as_ptr(),
+            remote_addr_len: 9,
+            server_name: c"127.0.0.1".as_ptr(),
+            server_name_len: 9,
+            script_name: if choices.mounted {
+                c"/app".as_ptr()
+            } else {
+                c"".as_ptr()
+            },
+            script_name_len: if choices.mounted { 4 } else { 0 },
+            remote_port: 4321,
+            server_port: 8000,
+            tls: choices.tls,
+        };
+        let options = gw_request_head_options {
+            size: std::mem::size_of::<gw_request_head_options>(),
+            keep_unusual_names: choices.keep_unusual_names,
+            allow_nul_in_path: choices.allow_nul_in_path,
+            allow_http09: choices.allow_http09,
+            // SAFETY: the rest are sizes, where 0 means the default.
+            ..unsafe { std::mem::zeroed() }
+        };
+        let mut answer = HeadAnswer {
+            status: Status::Ok,
+            consumed: usize::MAX,
+            chunked: false,
+            http_status: u16::MAX,
+        };
+        // SAFETY: a live environ, a slice, valid structs and out-parameters.
+        answer.status = unsafe {
+            gw_environ_set_from_request_head(
+                self.0,
+                head.as_ptr().cast(),
+                head.len(),
+                &facts,
+                &options,
+                &mut answer.consumed,
+                &mut answer.chunked,
+                &mut answer.http_status,
+            )
+        };
+        answer
+    }
+}
+
+/// gw_error_response into a buffer of GW_ERROR_RESPONSE_MAX_LEN bytes.
+pub fn error_response(code: u16) -> (Status, Vec<u8>) {
+    let mut buf = vec![0u8; GW_ERROR_RESPONSE_MAX_LEN];
+    let mut len = 0;
+    // SAFETY: a buffer of its length and an out-parameter.
+    let status = unsafe { gw_error_response(code, buf.as_mut_ptr().cast(), buf.len(), &mut len) };
+    buf.truncate(if status == Status::Ok { len } else { 0 });
+    (status, buf)
+}

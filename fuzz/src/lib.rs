@@ -9,6 +9,7 @@
 pub mod cycle;
 pub mod environ;
 pub mod input;
+pub mod request_head;
 pub mod start_response;
 
 mod ffi;

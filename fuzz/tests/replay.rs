@@ -35,6 +35,11 @@ fn input() {
 }
 
 #[test]
+fn request_head() {
+    replay("request_head", gateway_fuzz::request_head::run);
+}
+
+#[test]
 fn cycle() {
     replay("cycle", gateway_fuzz::cycle::run);
 }
