@@ -56,13 +56,6 @@
 #define GW_VERSION_NUMBER ((GW_VERSION_MAJOR << 16) | (GW_VERSION_MINOR << 8) | GW_VERSION_PATCH)
 
 
-// The longest chunk-size line (digits, extensions, CRLF): nginx and hyper accept far less
-// than a buffer's worth too; a longer one is an attack, not a client.
-#define MAX_SIZE_LINE 4096
-
-// The most trailer bytes (all trailer lines and their CRLFs) read and dropped.
-#define MAX_TRAILERS 8192
-
 // How many EINTRs in a row a hook may report before the library treats it as failing.
 #define GW_MAX_EINTR_RETRIES 64
 

@@ -11,9 +11,9 @@ use std::fmt;
 
 /// The longest chunk-size line (digits, extensions, CRLF): nginx and hyper accept far less
 /// than a buffer's worth too; a longer one is an attack, not a client.
-pub const MAX_SIZE_LINE: usize = 4096;
+const MAX_SIZE_LINE: usize = 4096;
 /// The most trailer bytes (all trailer lines and their CRLFs) read and dropped.
-pub const MAX_TRAILERS: usize = 8192;
+const MAX_TRAILERS: usize = 8192;
 
 /// Why the chunked framing is malformed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
