@@ -142,12 +142,13 @@ enum gw_status
   // A hook failed (an errno other than a disconnect, or a write that made no progress).
   // The failure was logged; close the connection.
   GW_STATUS_IO_ERROR = 14,
-  // The request body could not be read as asked (the read hook failed, or CONTENT_LENGTH
-  // is not a decimal number).
+  // The request body could not be read as asked (the read hook failed, the body ended
+  // early, its chunked framing is malformed, or CONTENT_LENGTH is not a decimal number).
   GW_STATUS_INPUT_ERROR = 15,
   // The feature is turned off on this handler (wsgi.file_wrapper).
   GW_STATUS_UNSUPPORTED = 16,
-  // A name, value or buffer is larger than the library accepts.
+  // A name, value or buffer is larger than the library accepts; from gw_request_input_*,
+  // the request body is larger than gw_handler_set_max_request_body allows.
   GW_STATUS_TOO_LARGE = 17,
   // gw_environ_set_from_request_head: the head is not complete yet; read more bytes and
   // call again with all of them. Nothing was set.
@@ -531,9 +532,12 @@ gw_status gw_handler_last_response(const struct gw_handler *handler,
 // `Connection: close` (or an HTTP/1.0 client that sent `Connection: keep-alive`), the
 // response was framed (Content-Length, chunked, or no body), it was not the error page, and
 // the request body was read to its end without error, by the application or by the drain
-// after it (gw_handler_set_drain_limit). It can turn false after a head that promised to
+// after it (gw_handler_set_drain_limit). A body the host said runs to the end of input
+// (`wsgi.input_terminated`) never keeps it. It can turn false after a head that promised to
 // keep the connection only when that drain fails (the client sent less than CONTENT_LENGTH,
-// or the read hook failed). When false, close the connection.
+// the chunks were malformed or ended early, or the read hook failed) or, for a chunked
+// body, whose size is unknown until it is read, when more than the drain limit was left.
+// When false, close the connection.
 // For structured hosts it only says whether the request body was consumed.
 gw_status gw_handler_last_keep_alive(const struct gw_handler *handler, bool *out);
 
@@ -567,10 +571,27 @@ gw_status gw_handler_get_file_wrapper(const struct gw_handler *handler, bool *ou
 // discards after the response, so the connection can carry the next request (default
 // GW_DEFAULT_DRAIN_LIMIT; 0 turns draining off). A larger unread body, decided before the head goes out,
 // makes the head say `Connection: close` (HTTP/1.1) and the keep-alive verdict false.
+// A chunked body's size is not known before it is read: the drain counts its decoded
+// bytes and stops past the limit (the verdict then turns false, the head having promised
+// to keep the connection).
 gw_status gw_handler_set_drain_limit(struct gw_handler *handler,
                                      uint64_t bytes);
 
 gw_status gw_handler_get_drain_limit(const struct gw_handler *handler, uint64_t *out);
+
+// The largest request body the application may read, in decoded bytes (0, the default, is
+// no limit, as in wsgiref: a server that does not limit request bodies itself should set
+// one). It applies to every framing: a CONTENT_LENGTH above it fails the first
+// gw_request_input_* call at once, without reading (and without `100 Continue`); a chunked
+// or terminated body fails the read that passes it. The read fails with
+// GW_STATUS_TOO_LARGE, as every later read does; the failure is logged once and the
+// connection is not kept. An application that then fails before any output gets
+// `413 Content Too Large` (`Content-Type: text/plain`, a one-line body) instead of the
+// error page, whether or not gw_handler_set_error_page replaced it: that page describes
+// the application's failures, and this one is the client's.
+gw_status gw_handler_set_max_request_body(struct gw_handler *handler, uint64_t bytes);
+
+gw_status gw_handler_get_max_request_body(const struct gw_handler *handler, uint64_t *out);
 
 // The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0", wsgiref's). Copied.
 // With "1.1" an origin server takes charge of the connection: it sends a body of unknown
@@ -665,14 +686,28 @@ gw_status gw_handler_new_cgi(struct gw_handler **out);
 // starts with SCRIPT_NAME (followed by '/' or nothing), that prefix is removed.
 gw_status gw_handler_new_iis_cgi(struct gw_handler **out);
 
-// read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body
-// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end.
+// read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body.
+// `*out_len` 0 means the end.
+//
+// The body's framing is decided from the environ after add_cgi_vars, first rule that
+// applies: CONTENT_LENGTH present: exactly that many bytes (empty means none), never a
+// byte more asked of read_stdin; HTTP_TRANSFER_ENCODING whose last coding is `chunked`
+// (as gw_environ_set_from_request_head leaves it, CONTENT_LENGTH absent): the library
+// decodes the chunks (hex sizes, extensions skipped, trailers read and dropped, CRLF line
+// ends only, size lines up to 4096 bytes and trailers up to 8192) and the application reads
+// plain bytes, never asking read_stdin for a byte past the last chunk; `wsgi.input_terminated`
+// set to `1` by the host itself (CGI, a server that already removed the chunking): the body
+// is whatever read_stdin gives until it reports the end of input, and the connection is
+// not kept; otherwise no body. The application always sees `wsgi.input_terminated` `1`.
+//
 // Every gw_request_input_* call fails the same way: GW_STATUS_INPUT_ERROR when
-// CONTENT_LENGTH is not a decimal number, when the body ends before CONTENT_LENGTH bytes
-// came (truncated: never a shorter body that looks complete) or when the read hook fails;
-// GW_STATUS_CLIENT_GONE on a disconnect; GW_STATUS_IO_ERROR when the read hook claims more
-// bytes than it was given room for. After a failure every later read fails the same way,
-// the failure is logged once, and the connection is not kept.
+// CONTENT_LENGTH is not a decimal number, when the body ends early (before CONTENT_LENGTH
+// bytes came, or inside the chunks: never a shorter body that looks complete), when the
+// chunked framing is malformed, or when the read hook fails; GW_STATUS_TOO_LARGE past
+// gw_handler_set_max_request_body; GW_STATUS_CLIENT_GONE on a disconnect;
+// GW_STATUS_IO_ERROR when the read hook claims more bytes than it was given room for.
+// After a failure every later read fails the same way, the failure is logged once, and the
+// connection is not kept.
 gw_status gw_request_input_read(struct gw_request *req, void *buf, size_t cap, size_t *out_len);
 
 // readline(size): one line, newline included, of at most `cap` bytes into `buf`.
@@ -772,7 +807,7 @@ gw_status gw_request_fail(struct gw_request *req, const char *message, size_t le
 // Returns:
 // - GW_STATUS_OK: `*out_consumed` is the head's length (the body or the next pipelined
 //   request starts there), `*out_chunked` says the body is chunked (CONTENT_LENGTH is then
-//   absent: the host decodes the chunks), `*out_http_status` is 0.
+//   absent; a handler run with this environ decodes the chunks from read_stdin), `*out_http_status` is 0.
 // - GW_STATUS_INCOMPLETE: the head has not ended yet: read more and call again with every
 //   byte so far. `*out_http_status` is 0; nothing was set.
 // - GW_STATUS_BAD_REQUEST: `*out_http_status` is the status to answer with (400, 404, 414,

@@ -6,6 +6,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod chunked;
 pub mod cycle;
 pub mod date;
 pub mod environ;
@@ -14,6 +15,7 @@ pub mod framing;
 pub mod headers;
 pub mod host;
 pub mod input;
+pub mod request_framing;
 pub mod request_head;
 pub mod settings;
 pub mod status;

@@ -12,6 +12,10 @@ use crate::status::{Error, Status};
 pub const DEFAULT_ERROR_BODY: &[u8] =
     b"A server error occurred.  Please contact the administrator.";
 pub const DEFAULT_ERROR_STATUS: &[u8] = b"500 Internal Server Error";
+/// The page sent instead of the error page when the app fails after its request body broke
+/// the size limit: the client's fault, so not a 500 (RFC 9110 §15.5.14's name).
+pub const TOO_LARGE_STATUS: &[u8] = b"413 Content Too Large";
+pub const TOO_LARGE_BODY: &[u8] = b"The request body is larger than the server accepts.";
 /// How much of an unread request body is read and discarded after the application returns,
 /// so the connection can carry the next request (gunicorn and waitress do the same).
 pub const DEFAULT_DRAIN_LIMIT: u64 = 64 * 1024;
@@ -28,6 +32,8 @@ pub struct Settings {
     pub os_environ: Option<Arc<Environ>>,
     /// Unread request bodies up to this size are drained to keep the connection.
     pub drain_limit: u64,
+    /// Request bodies past this many bytes fail to read (0: no limit, wsgiref's way).
+    pub max_request_body: u64,
     error_status: Vec<u8>,
     error_headers: HeaderList,
     error_body: Vec<u8>,
@@ -47,6 +53,7 @@ impl Default for Settings {
             server_software: None,
             os_environ: None,
             drain_limit: DEFAULT_DRAIN_LIMIT,
+            max_request_body: 0,
             error_status: DEFAULT_ERROR_STATUS.to_vec(),
             error_headers,
             error_body: DEFAULT_ERROR_BODY.to_vec(),

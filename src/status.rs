@@ -49,12 +49,13 @@ pub enum Status {
     /// A hook failed (an errno other than a disconnect, or a write that made no progress).
     /// The failure was logged; close the connection.
     IoError = 14,
-    /// The request body could not be read as asked (the read hook failed, or CONTENT_LENGTH
-    /// is not a decimal number).
+    /// The request body could not be read as asked (the read hook failed, the body ended
+    /// early, its chunked framing is malformed, or CONTENT_LENGTH is not a decimal number).
     InputError = 15,
     /// The feature is turned off on this handler (wsgi.file_wrapper).
     Unsupported = 16,
-    /// A name, value or buffer is larger than the library accepts.
+    /// A name, value or buffer is larger than the library accepts; from gw_request_input_*,
+    /// the request body is larger than gw_handler_set_max_request_body allows.
     TooLarge = 17,
     /// gw_environ_set_from_request_head: the head is not complete yet; read more bytes and
     /// call again with all of them. Nothing was set.

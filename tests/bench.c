@@ -138,6 +138,40 @@ static gw_status post_app(void *userdata, gw_request *req) {
     return hello_app(userdata, req);
 }
 
+/* The same body, chunked: two 2 KiB chunks with an extension, the last chunk and a trailer. */
+static char chunked_wire[4096 + 64];
+static size_t chunked_len, chunked_pos;
+
+static void make_chunked_wire(void) {
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) {
+        n += (size_t)sprintf(chunked_wire + n, "800;i=%d\r\n", i);
+        memcpy(chunked_wire + n, post_body + i * 2048, 2048);
+        n += 2048;
+        n += (size_t)sprintf(chunked_wire + n, "\r\n");
+    }
+    n += (size_t)sprintf(chunked_wire + n, "0\r\nX-Sum: 1\r\n\r\n");
+    chunked_len = n;
+}
+
+static int read_chunked(void *userdata, void *buf, size_t len, size_t *out_read) {
+    (void)userdata;
+    size_t left = chunked_len - chunked_pos;
+    size_t n = len < left ? len : left;
+    memcpy(buf, chunked_wire + chunked_pos, n);
+    chunked_pos += n;
+    *out_read = n;
+    return 0;
+}
+
+static int32_t add_chunked_post_vars(void *userdata, gw_environ *env) {
+    gw_status st = add_vars(userdata, env);
+    if (st == GW_STATUS_OK) st = gw_environ_set(env, "REQUEST_METHOD", 14, "POST", 4);
+    if (st == GW_STATUS_OK) st = gw_environ_set(env, "HTTP_TRANSFER_ENCODING", 22, "chunked", 7);
+    chunked_pos = 0;
+    return st;
+}
+
 /* The CGI variables from a request head (what a real HTTP host does); a refused head also
  * formats the canned error response. */
 static const char *bench_head = "GET /app/a/%7Euser/../b?x=1 HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: bench/1\r\n"
@@ -206,7 +240,8 @@ static long allocations_per_request(gw_handler *h, gw_application_fn app, long i
 }
 
 /* Every steady-state path: hello in CGI and origin mode, a miss in the environ and its
- * iteration to the end, the error page, a chunked response, a POST body read whole. */
+ * iteration to the end, the error page, a chunked response, a POST body read whole, a chunked
+ * POST body read whole and drained. */
 static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
     gw_handler *http11 = make_handler(s, true);
     gw_handler_set_http_version(http11, "1.1", 3);
@@ -214,6 +249,18 @@ static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
                                .add_cgi_vars = add_post_vars };
     gw_handler *post = NULL;
     if (gw_handler_new(&hooks, &post) != GW_STATUS_OK) return 2;
+    make_chunked_wire();
+    hooks.read_stdin = read_chunked;
+    hooks.add_cgi_vars = add_chunked_post_vars;
+    gw_handler *chunked_post = NULL;
+    if (gw_handler_new(&hooks, &chunked_post) != GW_STATUS_OK) return 2;
+    gw_handler_set_http_version(chunked_post, "1.1", 3);
+    /* The paths counted below are the good ones: the body decodes whole, the drain keeps the
+     * connection. */
+    bool keep = false;
+    if (gw_handler_run(chunked_post, post_app, NULL) != GW_STATUS_OK) return 2;
+    if (gw_handler_run(chunked_post, hello_app, NULL) != GW_STATUS_OK) return 2;
+    if (gw_handler_last_keep_alive(chunked_post, &keep) != GW_STATUS_OK || !keep) return 2;
     hooks.read_stdin = NULL;
     hooks.add_cgi_vars = add_head_vars;
     gw_handler *parsed = NULL;
@@ -226,6 +273,8 @@ static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
         { "the error page", origin, fail_app },
         { "a chunked response", http11, chunked_app },
         { "a POST body read whole", post, post_app },
+        { "a chunked POST body read whole", chunked_post, post_app },
+        { "a chunked POST body drained", chunked_post, hello_app },
         { "a request head parsed in add_cgi_vars", parsed, miss_app },
     };
     long total = 0;
@@ -254,6 +303,7 @@ static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
     total += refused;
     gw_environ_free(env);
     gw_handler_free(post);
+    gw_handler_free(chunked_post);
     gw_handler_free(parsed);
     return total == 0 ? 0 : 1;
 }

@@ -2376,6 +2376,257 @@ static void test_truncated_request_body_is_an_input_error(void **state) {
     }
 }
 
+/* ---- request bodies of any framing: chunked, terminated, the size limit ----------------------- */
+
+/* "one\ntwo\nthree\nfour" chunked, with an extension, leading zeros and a trailer, then the
+ * start of a pipelined request that must stay unread. */
+#define CHUNKED_WIRE "6;x=y\r\none\ntw\r\n0A\r\no\nthree\nfo\r\n2\r\nur\r\n0\r\nT: 1\r\n\r\n"
+#define NEXT_REQUEST "GET /next HTTP/1.1\r\n"
+static const char *const CHUNKED_VARS[] = { "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_METHOD=POST",
+                                            "HTTP_TRANSFER_ENCODING=chunked", NULL };
+
+static int32_t chunked_environ_app(void *userdata, gw_request *req) {
+    (void)userdata;
+    gw_environ *env = NULL;
+    const char *v = NULL;
+    size_t n = 0;
+    assert_int_equal(gw_request_environ(req, &env), GW_STATUS_OK);
+    assert_int_equal(gw_environ_get(env, "CONTENT_LENGTH", 14, &v, &n), GW_STATUS_NOT_FOUND);
+    assert_int_equal(gw_environ_get(env, "wsgi.input_terminated", 21, &v, &n), GW_STATUS_OK);
+    assert_memory_equal(v, "1", n);
+    return lines_app(userdata, req);
+}
+
+static void test_chunked_body_through_every_read_function(void **state) {
+    (void)state;
+    const char *wire = CHUNKED_WIRE NEXT_REQUEST;
+    for (size_t max_read = 0; max_read <= 1; max_read++) {
+        for (int how = 0; how < 2; how++) {
+            test_host host;
+            host_init(&host);
+            host.in = wire;
+            host.in_len = strlen(wire);
+            host.max_read = max_read; /* 1: the hook gives one byte per call */
+            gw_handler *h = http11_handler(&host, CHUNKED_VARS);
+            input_case c;
+            memset(&c, 0, sizeof c);
+            c.status = GW_STATUS_APP_ERROR;
+            /* readline, read, next_line and readlines; then read_all */
+            assert_int_equal(gw_handler_run(h, how == 0 ? chunked_environ_app : read_all_app, &c), GW_STATUS_OK);
+            assert_int_equal(c.status, GW_STATUS_OK);
+            if (how == 1) {
+                assert_int_equal(c.got_len, 18);
+                assert_memory_equal(c.got, "one\ntwo\nthree\nfour", 18);
+            }
+            /* The decoder never asks for a byte past the last chunk. */
+            assert_int_equal(host.in_pos, LEN(CHUNKED_WIRE));
+            bool keep = false;
+            assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+            assert_true(keep);
+            assert_string_equal(host_err(&host), "");
+            gw_handler_free(h);
+        }
+    }
+}
+
+static void test_malformed_chunks_are_an_input_error(void **state) {
+    (void)state;
+    static const struct {
+        const char *wire;
+        const char *log;
+    } cases[] = {
+        { "5\r\nhelloX\r\n0\r\n\r\n", "chunked request body: chunk data not followed by CRLF" },
+        { "5\nhello\r\n0\r\n\r\n", "chunked request body: chunk line not ended by CRLF" },
+        { "zz\r\n", "chunked request body: malformed chunk size" },
+        { "10000000000000000\r\n", "chunked request body: chunk size too large" },
+        { "5\r\nhel", "chunked request body ended early, after 3 bytes" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int how = 0; how < 3; how++) {
+            test_host host;
+            host_init(&host);
+            host.in = cases[i].wire;
+            host.in_len = strlen(cases[i].wire);
+            host.max_read = 1;
+            gw_handler *h = http11_handler(&host, CHUNKED_VARS);
+            truncated_case c = { how, GW_STATUS_OK, GW_STATUS_OK };
+            assert_int_equal(gw_handler_run(h, truncated_body_app, &c), GW_STATUS_OK);
+            assert_int_equal(c.first, GW_STATUS_INPUT_ERROR);
+            assert_int_equal(c.again, GW_STATUS_INPUT_ERROR);
+            bool keep = true;
+            assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+            assert_false(keep);
+            assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\n"
+                                        "Connection: close\r\n\r\nok");
+            char log[256];
+            snprintf(log, sizeof log, "gateway: request body: %s\n", cases[i].log);
+            assert_string_equal(host_err(&host), log);
+            gw_handler_free(h);
+        }
+    }
+}
+
+static void test_terminated_stream_of_unknown_length(void **state) {
+    (void)state;
+    /* A host that already removed the framing (CGI, a dechunking server): no CONTENT_LENGTH,
+     * wsgi.input_terminated=1, and the body is what the read hook gives until it ends. */
+    static const char *const vars[] = { "SERVER_PROTOCOL=HTTP/1.1", "wsgi.input_terminated=1", NULL };
+    test_host host;
+    host_init(&host);
+    host.in = "all of it, to the end";
+    host.in_len = strlen(host.in);
+    host.max_read = 1;
+    gw_handler *h = http11_handler(&host, vars);
+    input_case c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.got_len, host.in_len);
+    assert_memory_equal(c.got, "all of it, to the end", c.got_len);
+    /* The end of the input is the end of the body: the connection cannot be reused. */
+    bool keep = true;
+    assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+    assert_false(keep);
+    assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+
+    /* wsgi.input_terminated=0 from the host (or absent) with no CONTENT_LENGTH: no body. */
+    static const char *const zero[] = { "wsgi.input_terminated=0", NULL };
+    memset(&c, 0, sizeof c);
+    c = run_read_all(zero, "unannounced", 0);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.got_len, 0);
+    gw_handler_free(h);
+}
+
+/* Reads the body whole and fails with the read's status, as an app passing it on would. */
+static int32_t read_or_fail_app(void *userdata, gw_request *req) {
+    input_case *c = userdata;
+    const char *data = NULL;
+    c->status = gw_request_input_read_all(req, &data, &c->got_len);
+    if (c->status != GW_STATUS_OK) return c->status;
+    assert_int_equal(gw_request_start_response(req, "200 OK", 6, NULL, 0, 0), GW_STATUS_OK);
+    return GW_STATUS_OK;
+}
+
+#define TOO_LARGE_BODY "The request body is larger than the server accepts."
+#define TOO_LARGE_PAGE \
+    "HTTP/1.1 413 Content Too Large\r\nDate: {DATE}\r\nContent-Type: text/plain\r\nContent-Length: 51\r\n" \
+    "Connection: close\r\n\r\n" TOO_LARGE_BODY
+
+static void test_request_body_size_limit(void **state) {
+    (void)state;
+    static const char *const cl[] = { "SERVER_PROTOCOL=HTTP/1.1", "CONTENT_LENGTH=18", "HTTP_EXPECT=100-continue",
+                                      NULL };
+    static const gw_header custom_headers[] = { HDR("Content-Type", "text/html") };
+    for (int framing = 0; framing < 2; framing++) {
+        for (int custom = 0; custom <= 1; custom++) {
+            test_host host;
+            host_init(&host);
+            host.in = framing == 0 ? "one\ntwo\nthree\nfour" : CHUNKED_WIRE;
+            host.in_len = strlen(host.in);
+            host.max_read = 1;
+            gw_handler *h = http11_handler(&host, framing == 0 ? cl : CHUNKED_VARS);
+            uint64_t limit = 99;
+            assert_int_equal(gw_handler_get_max_request_body(h, &limit), GW_STATUS_OK);
+            assert_int_equal(limit, 0); /* unlimited by default, as wsgiref */
+            assert_int_equal(gw_handler_set_max_request_body(h, 17), GW_STATUS_OK);
+            assert_int_equal(gw_handler_get_max_request_body(h, &limit), GW_STATUS_OK);
+            assert_int_equal(limit, 17);
+            if (custom) {
+                /* The app's own error page is for its failures; this one is the client's. */
+                assert_int_equal(gw_handler_set_error_page(h, "503 Busy", 8, custom_headers, 1, "<p>busy</p>", 11),
+                                 GW_STATUS_OK);
+            }
+            input_case c;
+            memset(&c, 0, sizeof c);
+            assert_int_equal(gw_handler_run(h, read_or_fail_app, &c), GW_STATUS_APP_ERROR);
+            assert_int_equal(c.status, GW_STATUS_TOO_LARGE);
+            /* Content-Length above the limit: refused without reading, and without 100 Continue. */
+            if (framing == 0) assert_int_equal(host.read_calls, 0);
+            assert_origin_output(&host, TOO_LARGE_PAGE);
+            bool keep = true;
+            assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+            assert_false(keep);
+            assert_string_equal(host_err(&host), "gateway: request body: request body larger than the limit of 17 bytes\n"
+                                                 "gateway: application error: request body larger than the limit of 17 "
+                                                 "bytes\n");
+            /* At the limit the body is read as usual. */
+            host_clear_output(&host);
+            host.in_pos = 0;
+            host.err_len = 0;
+            assert_int_equal(gw_handler_set_max_request_body(h, 18), GW_STATUS_OK);
+            memset(&c, 0, sizeof c);
+            assert_int_equal(gw_handler_run(h, read_or_fail_app, &c), GW_STATUS_OK);
+            assert_int_equal(c.got_len, 18);
+            gw_handler_free(h);
+        }
+    }
+    assert_int_equal(gw_handler_set_max_request_body(NULL, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_handler_get_max_request_body(NULL, NULL), GW_STATUS_NULL_ARGUMENT);
+}
+
+static void test_expect_continue_with_a_chunked_body(void **state) {
+    (void)state;
+    static const char *const vars[] = { "SERVER_PROTOCOL=HTTP/1.1", "HTTP_EXPECT=100-continue",
+                                        "HTTP_TRANSFER_ENCODING=chunked", NULL };
+    test_host host;
+    host_init(&host);
+    host.in = CHUNKED_WIRE;
+    host.in_len = LEN(CHUNKED_WIRE);
+    gw_handler *h = http11_handler(&host, vars);
+    input_case c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(gw_handler_run(h, read_all_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.got_len, 18);
+    assert_origin_output(&host, "HTTP/1.1 100 Continue\r\n\r\n"
+                                "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 0\r\n\r\n");
+    assert_int_equal(host.out_len_at_first_read, LEN("HTTP/1.1 100 Continue\r\n\r\n"));
+    /* Never read: no 100, and the connection is not kept (the body may never come). */
+    host_init(&host);
+    host.in = CHUNKED_WIRE;
+    host.in_len = LEN(CHUNKED_WIRE);
+    host.vars = vars;
+    assert_int_equal(gw_handler_set_userdata(h, &host), GW_STATUS_OK);
+    assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+    assert_null(strstr(host_out(&host), "100 Continue"));
+    assert_int_equal(host.read_calls, 0);
+    bool keep = true;
+    assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+    assert_false(keep);
+    gw_handler_free(h);
+}
+
+static void test_unread_chunked_body_is_drained(void **state) {
+    (void)state;
+    const char *wire = CHUNKED_WIRE NEXT_REQUEST;
+    for (int over_limit = 0; over_limit <= 1; over_limit++) {
+        test_host host;
+        host_init(&host);
+        host.in = wire;
+        host.in_len = strlen(wire);
+        host.max_read = 1;
+        gw_handler *h = http11_handler(&host, CHUNKED_VARS);
+        if (over_limit) assert_int_equal(gw_handler_set_drain_limit(h, 10), GW_STATUS_OK);
+        assert_int_equal(gw_handler_run(h, hello_app, NULL), GW_STATUS_OK);
+        /* The head promised to keep the connection: a chunked body's size is unknown. */
+        assert_origin_output(&host, "HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Type: text/plain\r\n"
+                                    "Content-Length: 13\r\n\r\nHello, world!");
+        bool keep = over_limit;
+        assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
+        if (over_limit) {
+            /* More than the drain limit was left: the drain stops, quietly, and costs the
+             * connection. */
+            assert_false(keep);
+            assert_true(host.in_pos < LEN(CHUNKED_WIRE));
+        } else {
+            assert_true(keep);
+            assert_int_equal(host.in_pos, LEN(CHUNKED_WIRE));
+        }
+        assert_string_equal(host_err(&host), "");
+        gw_handler_free(h);
+    }
+}
+
 static void test_no_content_length_on_1xx_and_204(void **state) {
     (void)state;
     static const gw_header with_length[] = { HDR("Content-Length", "0"), HDR("X-A", "1") };
@@ -3414,6 +3665,12 @@ int main(void) {
         cmocka_unit_test(test_input_bounded_by_content_length),
         cmocka_unit_test(test_no_last_chunk_after_an_ignored_write_failure),
         cmocka_unit_test(test_truncated_request_body_is_an_input_error),
+        cmocka_unit_test(test_chunked_body_through_every_read_function),
+        cmocka_unit_test(test_malformed_chunks_are_an_input_error),
+        cmocka_unit_test(test_terminated_stream_of_unknown_length),
+        cmocka_unit_test(test_request_body_size_limit),
+        cmocka_unit_test(test_expect_continue_with_a_chunked_body),
+        cmocka_unit_test(test_unread_chunked_body_is_drained),
         cmocka_unit_test(test_no_content_length_on_1xx_and_204),
         cmocka_unit_test(test_add_cgi_vars_client_gone_is_quiet),
         cmocka_unit_test(test_log_lines_are_whole_or_absent),

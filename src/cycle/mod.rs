@@ -142,6 +142,9 @@ impl<B> State<B> {
         self.body = Body::Unset;
         self.bytes_body.clear();
         self.expect_continue = false;
+        // No body until setup_environ says otherwise (a failed add_cgi_vars stops before).
+        self.input
+            .reset(crate::request_framing::RequestFraming::NoBody, None, 0);
         self.keep_alive = false;
         self.app_message.clear();
         self.failure.clear();
@@ -272,6 +275,12 @@ impl<H: Host> Request<'_, H> {
         let mut env = self.environ.borrow_mut();
         env.reset(s.os_environ.clone());
         self.host.add_cgi_vars(&mut env)?;
+        // Before wsgi.input_terminated is set for the app: the host's own value is rule 3.
+        let framing = crate::request_framing::decide(
+            env.get(b"CONTENT_LENGTH"),
+            env.get(b"HTTP_TRANSFER_ENCODING"),
+            env.get(b"wsgi.input_terminated"),
+        );
         let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
         let scheme = crate::util::guess_scheme(env.get(b"HTTPS"));
         env.set(b"wsgi.input", b"gw_request_input")?;
@@ -290,7 +299,9 @@ impl<H: Host> Request<'_, H> {
                 env.set_default(b"SERVER_SOFTWARE", software)?;
             }
         }
-        self.st.input.reset(env.get(b"CONTENT_LENGTH"));
+        self.st
+            .input
+            .reset(framing, env.get(b"CONTENT_LENGTH"), s.max_request_body);
         drop(env);
         // A structured host (a server library) answers Expect itself.
         self.st.expect_continue = !self.host.takes_head()
@@ -393,7 +404,7 @@ impl<H: Host> Request<'_, H> {
         if !framing.keep_alive {
             return false;
         }
-        if !self.st.input.fully_read() && self.drain_input().is_err() {
+        if !self.st.input.fully_read() && !self.drain_input() {
             return false;
         }
         self.st.input.fully_read()

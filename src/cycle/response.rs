@@ -14,6 +14,7 @@ use crate::framing::{
 };
 use crate::headers::{check_header, check_status};
 use crate::host::{is_disconnect, write_fully, Host, ResponseHead, WriteFailure};
+use crate::settings::{TOO_LARGE_BODY, TOO_LARGE_STATUS};
 use crate::status::{Error, Status};
 
 /// A first body block up to this size goes to the write hook in the same call as the head.
@@ -204,11 +205,14 @@ impl<H: Host> Request<'_, H> {
     /// What the request body will be when the head goes out: read, drainable, or lost.
     fn request_body_state(&self) -> RequestBody {
         let input = &self.st.input;
-        if input.fully_read() {
+        if input.until_eof() {
+            // The end of the connection is the body's end: it cannot carry another request.
+            RequestBody::Lost
+        } else if input.fully_read() {
             RequestBody::Done
         } else if input.failed()
             || (self.st.expect_continue && input.body_left())
-            || input.unrequested() > self.settings.drain_limit
+            || !input.drainable_within(self.settings.drain_limit)
         {
             // A client still waiting for `100 Continue` may never send the body.
             RequestBody::Lost
@@ -516,13 +520,26 @@ impl<H: Host> Request<'_, H> {
     pub(super) fn send_error_page(&mut self) -> Result<(), Error> {
         let s = self.settings;
         let st = &mut *self.st;
+        // A body past the size limit is the client's fault: 413, whatever the app's error
+        // page says (that page describes the app's failures), with the default page's header.
+        let too_large = st.input.too_large();
         st.status.clear();
-        st.status.extend_from_slice(s.error_status());
-        st.headers.copy_from(s.error_headers());
+        if too_large {
+            st.status.extend_from_slice(TOO_LARGE_STATUS);
+            st.headers.clear();
+            st.headers.push(b"Content-Type", b"text/plain");
+        } else {
+            st.status.extend_from_slice(s.error_status());
+            st.headers.copy_from(s.error_headers());
+        }
         st.app_length = st.headers.content_length()?;
         st.phase = Phase::StatusSet;
         st.body_sent = 0;
-        let body = s.error_body();
+        let body = if too_large {
+            TOO_LARGE_BODY
+        } else {
+            s.error_body()
+        };
         self.start_head(body, true, true)?;
         self.send_body(body, true)?;
         self.flush()?;

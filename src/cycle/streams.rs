@@ -87,11 +87,13 @@ impl<H: Host> Request<'_, H> {
     }
 
     /// Reads and discards what the application left of the request body, so the connection
-    /// can carry the next request. The head only promised this for a body within the drain
-    /// limit; a failure here is logged and costs the connection, nothing more.
-    pub(super) fn drain_input(&mut self) -> Result<(), Error> {
-        let result = self.st.input.drain(self.host);
-        self.input_outcome(result)
+    /// can carry the next request; true when it reached the end. The head only promised
+    /// this for a body within the drain limit (a chunked body's size is only known here:
+    /// past the limit the drain stops quietly); a failure here is logged and costs the
+    /// connection, nothing more.
+    pub(super) fn drain_input(&mut self) -> bool {
+        let result = self.st.input.drain(self.host, self.settings.drain_limit);
+        self.input_outcome(result).unwrap_or(false)
     }
 
     // ---- wsgi.errors and the log ----------------------------------------------------------

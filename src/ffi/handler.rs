@@ -240,9 +240,12 @@ pub unsafe extern "C" fn gw_handler_last_response(
 /// `Connection: close` (or an HTTP/1.0 client that sent `Connection: keep-alive`), the
 /// response was framed (Content-Length, chunked, or no body), it was not the error page, and
 /// the request body was read to its end without error, by the application or by the drain
-/// after it (gw_handler_set_drain_limit). It can turn false after a head that promised to
+/// after it (gw_handler_set_drain_limit). A body the host said runs to the end of input
+/// (`wsgi.input_terminated`) never keeps it. It can turn false after a head that promised to
 /// keep the connection only when that drain fails (the client sent less than CONTENT_LENGTH,
-/// or the read hook failed). When false, close the connection.
+/// the chunks were malformed or ended early, or the read hook failed) or, for a chunked
+/// body, whose size is unknown until it is read, when more than the drain limit was left.
+/// When false, close the connection.
 /// For structured hosts it only says whether the request body was consumed.
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_last_keep_alive(
@@ -398,6 +401,9 @@ pub unsafe extern "C" fn gw_handler_get_file_wrapper(
 /// discards after the response, so the connection can carry the next request (default
 /// GW_DEFAULT_DRAIN_LIMIT; 0 turns draining off). A larger unread body, decided before the head goes out,
 /// makes the head say `Connection: close` (HTTP/1.1) and the keep-alive verdict false.
+/// A chunked body's size is not known before it is read: the drain counts its decoded
+/// bytes and stops past the limit (the verdict then turns false, the head having promised
+/// to keep the connection).
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_set_drain_limit(
     handler: *mut gw_handler,
@@ -417,6 +423,37 @@ pub unsafe extern "C" fn gw_handler_get_drain_limit(
     out: *mut u64,
 ) -> Status {
     unsafe { get(handler, out, |s, o| *o = s.drain_limit) }
+}
+
+/// The largest request body the application may read, in decoded bytes (0, the default, is
+/// no limit, as in wsgiref: a server that does not limit request bodies itself should set
+/// one). It applies to every framing: a CONTENT_LENGTH above it fails the first
+/// gw_request_input_* call at once, without reading (and without `100 Continue`); a chunked
+/// or terminated body fails the read that passes it. The read fails with
+/// GW_STATUS_TOO_LARGE, as every later read does; the failure is logged once and the
+/// connection is not kept. An application that then fails before any output gets
+/// `413 Content Too Large` (`Content-Type: text/plain`, a one-line body) instead of the
+/// error page, whether or not gw_handler_set_error_page replaced it: that page describes
+/// the application's failures, and this one is the client's.
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_set_max_request_body(
+    handler: *mut gw_handler,
+    bytes: u64,
+) -> Status {
+    unsafe {
+        set(handler, |s| {
+            s.max_request_body = bytes;
+            Ok(())
+        })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gw_handler_get_max_request_body(
+    handler: *const gw_handler,
+    out: *mut u64,
+) -> Status {
+    unsafe { get(handler, out, |s, o| *o = s.max_request_body) }
 }
 
 /// The version in the status line, `1*DIGIT "." 1*DIGIT` (default "1.0", wsgiref's). Copied.

@@ -7,14 +7,28 @@ use super::request::{gw_request, request};
 use super::{boundary, buffer_arg, out_arg};
 use crate::status::Status;
 
-/// read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body
-/// (CONTENT_LENGTH; absent means no body). `*out_len` 0 means the end.
+/// read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body.
+/// `*out_len` 0 means the end.
+///
+/// The body's framing is decided from the environ after add_cgi_vars, first rule that
+/// applies: CONTENT_LENGTH present: exactly that many bytes (empty means none), never a
+/// byte more asked of read_stdin; HTTP_TRANSFER_ENCODING whose last coding is `chunked`
+/// (as gw_environ_set_from_request_head leaves it, CONTENT_LENGTH absent): the library
+/// decodes the chunks (hex sizes, extensions skipped, trailers read and dropped, CRLF line
+/// ends only, size lines up to 4096 bytes and trailers up to 8192) and the application reads
+/// plain bytes, never asking read_stdin for a byte past the last chunk; `wsgi.input_terminated`
+/// set to `1` by the host itself (CGI, a server that already removed the chunking): the body
+/// is whatever read_stdin gives until it reports the end of input, and the connection is
+/// not kept; otherwise no body. The application always sees `wsgi.input_terminated` `1`.
+///
 /// Every gw_request_input_* call fails the same way: GW_STATUS_INPUT_ERROR when
-/// CONTENT_LENGTH is not a decimal number, when the body ends before CONTENT_LENGTH bytes
-/// came (truncated: never a shorter body that looks complete) or when the read hook fails;
-/// GW_STATUS_CLIENT_GONE on a disconnect; GW_STATUS_IO_ERROR when the read hook claims more
-/// bytes than it was given room for. After a failure every later read fails the same way,
-/// the failure is logged once, and the connection is not kept.
+/// CONTENT_LENGTH is not a decimal number, when the body ends early (before CONTENT_LENGTH
+/// bytes came, or inside the chunks: never a shorter body that looks complete), when the
+/// chunked framing is malformed, or when the read hook fails; GW_STATUS_TOO_LARGE past
+/// gw_handler_set_max_request_body; GW_STATUS_CLIENT_GONE on a disconnect;
+/// GW_STATUS_IO_ERROR when the read hook claims more bytes than it was given room for.
+/// After a failure every later read fails the same way, the failure is logged once, and the
+/// connection is not kept.
 #[no_mangle]
 pub unsafe extern "C" fn gw_request_input_read(
     req: *mut gw_request,

@@ -109,7 +109,7 @@ thread_local! {
 /// Returns:
 /// - GW_STATUS_OK: `*out_consumed` is the head's length (the body or the next pipelined
 ///   request starts there), `*out_chunked` says the body is chunked (CONTENT_LENGTH is then
-///   absent: the host decodes the chunks), `*out_http_status` is 0.
+///   absent; a handler run with this environ decodes the chunks from read_stdin), `*out_http_status` is 0.
 /// - GW_STATUS_INCOMPLETE: the head has not ended yet: read more and call again with every
 ///   byte so far. `*out_http_status` is 0; nothing was set.
 /// - GW_STATUS_BAD_REQUEST: `*out_http_status` is the status to answer with (400, 404, 414,
