@@ -60,7 +60,7 @@ $(BUILD)/test_shared: $(TEST_SOURCES) $(TEST_HEADERS) lib | $(BUILD)
 	$(CC) $(CFLAGS) $(TEST_SOURCES) -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -lcmocka -lpthread -o $@
 
 $(BUILD)/demo_server: c-examples/demo_server.c include/gateway.h lib | $(BUILD)
-	$(CC) $(CFLAGS) $< -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -o $@
+	$(CC) $(CFLAGS) $< -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread -o $@
 
 $(BUILD)/mhd_host: c-examples/mhd_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a -lmicrohttpd -lpthread $(STATIC_LIBS) -o $@
