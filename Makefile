@@ -30,7 +30,7 @@ TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
         test-symbols test-cxx lint demo bench install clean test-faults test-endurance test-keepalive \
-        test-mhd test-sanitizers miri fuzz fuzz-replay
+        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay
 
 all: lib
 
@@ -76,7 +76,7 @@ $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
 test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-alloc test-faults test-endurance \
-      test-keepalive test-mhd test-examples test-install
+      test-keepalive test-mhd test-examples test-demo test-install
 	@echo "make test: all checks passed"
 
 test-rust:
@@ -162,6 +162,11 @@ lint:
 
 test-examples: $(BUILD)/demo_server $(BUILD)/hello_cgi $(BUILD)/hello_host
 	sh tests/examples.sh $(BUILD)
+
+# The demo against real clients (curl, h11, pipelining) and attacks (idle and one-byte-a-second
+# connections, slowloris), its deadlines, connection limit and SIGINT (about 20 s).
+test-demo: $(BUILD)/demo_server
+	$(PYTHON) tests/demo_server.py $(BUILD)/demo_server
 
 demo: $(BUILD)/demo_server
 	$(BUILD)/demo_server $(PORT)
