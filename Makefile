@@ -30,7 +30,7 @@ TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
         test-symbols test-cxx lint demo bench install clean test-faults test-endurance test-keepalive \
-        test-mhd test-sanitizers miri fuzz fuzz-replay
+        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay
 
 all: lib
 
@@ -60,7 +60,7 @@ $(BUILD)/test_shared: $(TEST_SOURCES) $(TEST_HEADERS) lib | $(BUILD)
 	$(CC) $(CFLAGS) $(TEST_SOURCES) -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -lcmocka -lpthread -o $@
 
 $(BUILD)/demo_server: c-examples/demo_server.c include/gateway.h lib | $(BUILD)
-	$(CC) $(CFLAGS) $< -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -o $@
+	$(CC) $(CFLAGS) $< -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread -o $@
 
 $(BUILD)/mhd_host: c-examples/mhd_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a -lmicrohttpd -lpthread $(STATIC_LIBS) -o $@
@@ -76,7 +76,7 @@ $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
 test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-alloc test-faults test-endurance \
-      test-keepalive test-mhd test-examples test-install
+      test-keepalive test-mhd test-examples test-demo test-install
 	@echo "make test: all checks passed"
 
 test-rust:
@@ -162,6 +162,11 @@ lint:
 
 test-examples: $(BUILD)/demo_server $(BUILD)/hello_cgi $(BUILD)/hello_host
 	sh tests/examples.sh $(BUILD)
+
+# The demo against real clients (curl, h11, pipelining) and attacks (idle and one-byte-a-second
+# connections, slowloris), its deadlines, connection limit and SIGINT (about 20 s).
+test-demo: $(BUILD)/demo_server
+	$(PYTHON) tests/demo_server.py $(BUILD)/demo_server
 
 demo: $(BUILD)/demo_server
 	$(BUILD)/demo_server $(PORT)

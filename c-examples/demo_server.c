@@ -1,30 +1,42 @@
-/* demo_server: what `python -m wsgiref.simple_server` does, as a C host on gateway.
+/* demo_server: what `python -m wsgiref.simple_server` does, as a C host on gateway, but an
+ * HTTP/1.1 server fit to face real clients.
  *
- *   demo_server [PORT [MAX_REQUESTS]]
+ *   demo_server [-w WORKERS] [-c MAX_CONNECTIONS] [-i IDLE_S] [-t HEAD_S] [-o IO_S] [PORT]
  *
- * Serves a demo application (a hello line and the sorted environ) on 127.0.0.1:PORT
- * (8000 by default; 0 picks a free port), one HTTP/1.0 request per connection, and writes an
- * access log line per request to stderr. With MAX_REQUESTS it exits after that many
- * connections. It builds the CGI variables from the HTTP request itself: method, path split
- * at '?', percent-decoded PATH_INFO, raw QUERY_STRING, headers as HTTP_* (a header name
- * holding '_' is dropped, so `X_Y` can never pose as `X-Y`), CONTENT_TYPE, CONTENT_LENGTH,
- * SERVER_NAME, SERVER_PORT, SERVER_PROTOCOL, REMOTE_ADDR, REMOTE_PORT. Requests it cannot
- * frame safely (conflicting Content-Length, any Transfer-Encoding, malformed lines) get a
- * 400 or 411 and are not passed to the application.
+ * Serves the demo application (a hello line and the sorted environ) on 127.0.0.1:PORT (8000
+ * by default; 0 picks a free port) and writes an access log line per request to stderr in
+ * wsgiref.simple_server's format (Common Log Format, request line escaped).
  *
- * One gw_handler serves every connection; gw_handler_set_userdata points its hooks at the
- * connection of the moment.
+ * How it is built: the HTTP work is the library's. The main thread is an event loop (poll)
+ * that accepts connections and gathers request heads for all of them; it asks
+ * gw_environ_set_from_request_head whether a head is complete (or bad: answered with
+ * gw_error_response and closed). A complete head goes to a fixed pool of WORKERS threads (4),
+ * each with its own reused gw_handler speaking HTTP/1.1: its add_cgi_vars parses the head
+ * again into the environ the handler lends, the read hook hands out the body (bytes already
+ * received first, then the socket), and after the run gw_handler_last_keep_alive says
+ * whether the connection goes back to the event loop for its next request (pipelined bytes
+ * included) or is closed. So an idle or slow client holds no thread, only a slot.
+ *
+ * Limits: at most MAX_CONNECTIONS (1000) connections (then new ones wait in the listen
+ * backlog); a connection waiting for a request is closed after IDLE_S (10) seconds, a head
+ * must be complete HEAD_S (10) seconds after its first byte (else 408 and close); each body
+ * read and response write may wait IO_S (10) seconds. Heads use the library's default size
+ * limits. Chunked request bodies are decoded by the library. SIGINT or SIGTERM:
+ * stop accepting, close idle connections, let the workers finish their requests, exit 0.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -32,62 +44,126 @@
 
 #include "gateway.h"
 
-#define HEAD_MAX 65536
-#define MAX_HEADERS 100
 #define SERVER_SOFTWARE "gateway-demo/" GW_VERSION
+#define BUF_SIZE (GW_REQUEST_HEAD_DEFAULT_MAX_HEAD + 16384) /* a head, and what follows it */
+#define LOGGED_LINE_MAX 1024                               /* request-line bytes logged */
+#define LINGER_MS 2000
 #define HELLO_LEN 14 /* "Hello world!\n\n" */
 
-typedef struct header_line {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-} header_line;
+typedef enum { READING, BUSY, LINGERING } conn_state;
 
-/* One connection and its parsed request. */
 typedef struct connection {
+    struct connection *next; /* in the workers' queue or the returned list */
     int fd;
-    char client_ip[INET6_ADDRSTRLEN];
-    unsigned client_port;
-    unsigned server_port;
-    char head[HEAD_MAX + 1];
-    size_t head_len;     /* bytes received so far */
-    size_t body_start;   /* where the body starts in head[] */
-    size_t body_pos;     /* body bytes already handed out of head[] */
-    char request_line[1024];
-    const char *method;
-    size_t method_len;
-    const char *target;
-    size_t target_len;
-    const char *protocol;
-    size_t protocol_len;
-    header_line headers[MAX_HEADERS];
-    size_t header_count;
+    conn_state state;
+    bool started;    /* a byte of the next head arrived */
+    bool closing;    /* set by the worker: do not keep the connection */
+    int64_t deadline; /* ms, monotonic: idle, head or lingering deadline */
+    char peer[INET_ADDRSTRLEN];
+    uint16_t peer_port;
+    char request_line[4 * LOGGED_LINE_MAX + 4]; /* escaped, for the access log */
+    size_t len, pos; /* bytes in buf; the first one not consumed */
+    char buf[BUF_SIZE];
 } connection;
 
-/* ---- the hooks --------------------------------------------------------------------------- */
+static struct {
+    long workers, max_connections, idle_s, head_s, io_s;
+    uint16_t port;
+} cfg = { 4, 1000, 10, 10, 10, 8000 };
+
+static gw_request_head_options head_options = GW_REQUEST_HEAD_OPTIONS_INIT;
+static int wake[2]; /* the self-pipe: workers and signals wake the event loop */
+static volatile sig_atomic_t stop_signal = 0;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;
+static connection *queue_head, *queue_tail; /* complete heads, for the workers */
+static connection *returned;                /* back from the workers, for the event loop */
+static bool workers_exit;
+static long busy; /* connections at a worker (the event loop's count) */
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wake_loop(void) {
+    ssize_t ignored = write(wake[1], "", 1); /* non-blocking: a full pipe already wakes it */
+    (void)ignored;
+}
+
+static gw_connection_facts facts_of(const connection *c) {
+    gw_connection_facts f = GW_CONNECTION_FACTS_INIT;
+    f.remote_addr = c->peer;
+    f.remote_addr_len = strlen(c->peer);
+    f.server_name = "127.0.0.1";
+    f.server_name_len = 9;
+    f.remote_port = c->peer_port;
+    f.server_port = cfg.port;
+    return f;
+}
+
+/* ---- the access log: nothing the client sent reaches it raw ------------------------------- */
+
+/* Keeps the request's first line with every byte outside printable ASCII, '"' and '\\' written
+ * as \xHH, so a client can neither forge log lines nor send terminal escapes. */
+static void remember_request_line(connection *c) {
+    const char *p = c->buf + c->pos, *end = c->buf + c->len;
+    while (p < end && (*p == '\r' || *p == '\n')) p++; /* empty lines before a request */
+    size_t o = 0;
+    for (size_t i = 0; p + i < end && p[i] != '\r' && p[i] != '\n'; i++) {
+        if (i == LOGGED_LINE_MAX) {
+            memcpy(c->request_line + o, "...", 3);
+            o += 3;
+            break;
+        }
+        unsigned char u = (unsigned char)p[i];
+        if (u < 0x20 || u >= 0x7f || u == '"' || u == '\\') {
+            o += (size_t)snprintf(c->request_line + o, 5, "\\x%02x", u);
+        } else {
+            c->request_line[o++] = (char)u;
+        }
+    }
+    c->request_line[o] = '\0';
+}
+
+/* wsgiref: `127.0.0.1 - - [19/Mar/2024 10:00:00] "GET / HTTP/1.1" 200 123`, local time. */
+static void log_access(const connection *c, unsigned code, unsigned long long bytes) {
+    char when[64], line[sizeof c->request_line + 160];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(when, sizeof when, "%d/%b/%Y %H:%M:%S", &tm);
+    int n = code == 0 ? snprintf(line, sizeof line, "%s - - [%s] \"%s\" - -\n", c->peer, when, c->request_line)
+                      : snprintf(line, sizeof line, "%s - - [%s] \"%s\" %u %llu\n", c->peer, when,
+                                 c->request_line, code, bytes);
+    fwrite(line, 1, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, stderr); /* one locked call */
+}
+
+/* ---- the hooks (worker threads) ------------------------------------------------------------ */
 
 static int conn_write(void *userdata, const void *data, size_t len, size_t *out_written) {
-    connection *conn = userdata;
-    ssize_t n = send(conn->fd, data, len, MSG_NOSIGNAL);
+    connection *c = userdata;
+    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL); /* SO_SNDTIMEO bounds the wait */
     if (n < 0) return errno;
     *out_written = (size_t)n;
     return 0;
 }
 
-/* The body: first what arrived with the head, then the socket. The library never asks for
- * more than CONTENT_LENGTH. */
+/* The body: the bytes that came with the head, then the socket (SO_RCVTIMEO bounds each
+ * wait). The library never asks past the body's end (CONTENT_LENGTH, or the last chunk), so
+ * a pipelined request stays in buf. */
 static int conn_read(void *userdata, void *buf, size_t len, size_t *out_read) {
-    connection *conn = userdata;
-    size_t buffered = conn->head_len - conn->body_start - conn->body_pos;
+    connection *c = userdata;
+    size_t buffered = c->len - c->pos;
     if (buffered > 0) {
         size_t take = buffered < len ? buffered : len;
-        memcpy(buf, conn->head + conn->body_start + conn->body_pos, take);
-        conn->body_pos += take;
+        memcpy(buf, c->buf + c->pos, take);
+        c->pos += take;
         *out_read = take;
         return 0;
     }
-    ssize_t n = recv(conn->fd, buf, len, 0);
+    ssize_t n = recv(c->fd, buf, len, 0);
     if (n < 0) return errno;
     *out_read = (size_t)n;
     return 0;
@@ -106,102 +182,16 @@ static int log_flush(void *userdata) {
     return fflush(stderr) == 0 ? 0 : errno;
 }
 
-static gw_status set_var(gw_environ *env, const char *name, const char *value, size_t value_len) {
-    return gw_environ_set(env, name, strlen(name), value, value_len);
-}
-
-static int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* urllib.parse.unquote with latin-1: each valid %XX becomes its byte; the rest is kept. */
-static size_t percent_decode(const char *in, size_t len, char *out) {
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (in[i] == '%' && i + 2 < len && hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
-            out[o++] = (char)(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = in[i];
-        }
-    }
-    return o;
-}
-
-/* HTTP_* for one header; names holding anything but letters, digits and '-' are dropped,
- * so the mapping to environ keys cannot alias two different headers. */
-static gw_status add_header_var(gw_environ *env, const header_line *h) {
-    char key[256];
-    if (h->name_len + 5 >= sizeof key) return GW_STATUS_OK;
-    memcpy(key, "HTTP_", 5);
-    for (size_t i = 0; i < h->name_len; i++) {
-        char c = h->name[i];
-        if (c == '-') {
-            c = '_';
-        } else if (c >= 'a' && c <= 'z') {
-            c = (char)(c - 'a' + 'A');
-        } else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) {
-            return GW_STATUS_OK;
-        }
-        key[5 + i] = c;
-    }
-    size_t key_len = 5 + h->name_len;
-    if (key_len == 10 && memcmp(key, "HTTP_PROXY", 10) == 0) return GW_STATUS_OK; /* httpoxy */
-    const char *old = NULL;
-    size_t old_len = 0;
-    if (gw_environ_get(env, key, key_len, &old, &old_len) == GW_STATUS_OK) {
-        /* A repeated header: values joined with ", " (with "; " for Cookie). */
-        const char *sep = key_len == 11 && memcmp(key, "HTTP_COOKIE", 11) == 0 ? "; " : ", ";
-        size_t joined_len = old_len + 2 + h->value_len;
-        char *joined = malloc(joined_len);
-        if (joined == NULL) return GW_STATUS_TOO_LARGE;
-        memcpy(joined, old, old_len);
-        memcpy(joined + old_len, sep, 2);
-        memcpy(joined + old_len + 2, h->value, h->value_len);
-        gw_status st = gw_environ_set(env, key, key_len, joined, joined_len);
-        free(joined);
-        return st;
-    }
-    return gw_environ_set(env, key, key_len, h->value, h->value_len);
-}
-
+/* The head was found complete and good by the event loop: parse it into the lent environ. */
 static int32_t conn_add_cgi_vars(void *userdata, gw_environ *env) {
-    connection *conn = userdata;
-    char port[16], decoded[HEAD_MAX];
-    gw_status st = GW_STATUS_OK;
-    const char *query = memchr(conn->target, '?', conn->target_len);
-    size_t path_len = query ? (size_t)(query - conn->target) : conn->target_len;
-    size_t decoded_len = percent_decode(conn->target, path_len, decoded);
-
-    snprintf(port, sizeof port, "%u", conn->server_port);
-    if (st == GW_STATUS_OK) st = set_var(env, "GATEWAY_INTERFACE", "CGI/1.1", 7);
-    if (st == GW_STATUS_OK) st = set_var(env, "SERVER_NAME", "127.0.0.1", 9);
-    if (st == GW_STATUS_OK) st = set_var(env, "SERVER_PORT", port, strlen(port));
-    if (st == GW_STATUS_OK) st = set_var(env, "SERVER_PROTOCOL", conn->protocol, conn->protocol_len);
-    if (st == GW_STATUS_OK) st = set_var(env, "SERVER_SOFTWARE", SERVER_SOFTWARE, strlen(SERVER_SOFTWARE));
-    if (st == GW_STATUS_OK) st = set_var(env, "REQUEST_METHOD", conn->method, conn->method_len);
-    if (st == GW_STATUS_OK) st = set_var(env, "SCRIPT_NAME", "", 0);
-    if (st == GW_STATUS_OK) st = set_var(env, "PATH_INFO", decoded, decoded_len);
-    if (st == GW_STATUS_OK) {
-        st = query ? set_var(env, "QUERY_STRING", query + 1, conn->target_len - path_len - 1)
-                   : set_var(env, "QUERY_STRING", "", 0);
-    }
-    if (st == GW_STATUS_OK) st = set_var(env, "REMOTE_ADDR", conn->client_ip, strlen(conn->client_ip));
-    snprintf(port, sizeof port, "%u", conn->client_port);
-    if (st == GW_STATUS_OK) st = set_var(env, "REMOTE_PORT", port, strlen(port));
-    for (size_t i = 0; i < conn->header_count && st == GW_STATUS_OK; i++) {
-        const header_line *h = &conn->headers[i];
-        if (h->name_len == 12 && strncasecmp(h->name, "Content-Type", 12) == 0) {
-            st = set_var(env, "CONTENT_TYPE", h->value, h->value_len);
-        } else if (h->name_len == 14 && strncasecmp(h->name, "Content-Length", 14) == 0) {
-            st = set_var(env, "CONTENT_LENGTH", h->value, h->value_len);
-        } else {
-            st = add_header_var(env, h);
-        }
-    }
+    connection *c = userdata;
+    gw_connection_facts facts = facts_of(c);
+    size_t consumed = 0;
+    bool chunked = false;
+    uint16_t code = 0;
+    gw_status st = gw_environ_set_from_request_head(env, c->buf + c->pos, c->len - c->pos, &facts, &head_options,
+                                                    &consumed, &chunked, &code);
+    if (st == GW_STATUS_OK) c->pos += consumed;
     return st;
 }
 
@@ -263,262 +253,332 @@ static gw_status demo_app(void *userdata, gw_request *req) {
     return st;
 }
 
-/* ---- HTTP ----------------------------------------------------------------------------------- */
+/* ---- the workers ---------------------------------------------------------------------------- */
 
-static void send_all(int fd, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-        if (n <= 0) return;
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
-static const char *error_reason(int code) {
-    switch (code) {
-    case 411: return "Length Required";
-    case 431: return "Request Header Fields Too Large";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Bad Request";
-    }
-}
-
-/* A response the server itself makes for a request it cannot parse. */
-static void send_error(connection *conn, int code, const char *reason) {
-    char msg[256];
-    int body_len = snprintf(msg, sizeof msg, "%d %s\n", code, reason);
-    char out[512];
-    int n = snprintf(out, sizeof out,
-                     "HTTP/1.0 %d %s\r\nServer: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                     "Connection: close\r\n\r\n%s",
-                     code, reason, SERVER_SOFTWARE, body_len, msg);
-    send_all(conn->fd, out, (size_t)n);
-    fprintf(stderr, "%s - - \"%s\" %d %d\n", conn->client_ip, conn->request_line, code, body_len);
-}
-
-static bool is_token_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* Reads the request head and parses it in place. Returns 0, or an HTTP error code. */
-static int read_request(connection *conn) {
-    char *end = NULL;
-    while (end == NULL) {
-        if (conn->head_len >= HEAD_MAX) return 431;
-        ssize_t n = recv(conn->fd, conn->head + conn->head_len, HEAD_MAX - conn->head_len, 0);
-        if (n <= 0) return -1;
-        conn->head_len += (size_t)n;
-        conn->head[conn->head_len] = '\0';
-        end = strstr(conn->head, "\r\n\r\n");
-        if (end == NULL && memchr(conn->head, '\0', conn->head_len) != NULL) return 400;
-    }
-    conn->body_start = (size_t)(end - conn->head) + 4;
-    *end = '\0';
-
-    char *line_end = strstr(conn->head, "\r\n");
-    if (line_end == NULL) line_end = end;
-    *line_end = '\0';
-    snprintf(conn->request_line, sizeof conn->request_line, "%.1000s", conn->head);
-    /* METHOD SP TARGET [SP PROTOCOL] */
-    char *sp1 = strchr(conn->head, ' ');
-    if (sp1 == NULL) return 400;
-    char *sp2 = strchr(sp1 + 1, ' ');
-    conn->method = conn->head;
-    conn->method_len = (size_t)(sp1 - conn->head);
-    conn->target = sp1 + 1;
-    if (sp2 != NULL) {
-        conn->target_len = (size_t)(sp2 - conn->target);
-        conn->protocol = sp2 + 1;
-        conn->protocol_len = strlen(conn->protocol);
-        if (conn->protocol_len != 8 || strncmp(conn->protocol, "HTTP/1.", 7) != 0 ||
-            (conn->protocol[7] != '0' && conn->protocol[7] != '1')) {
-            return conn->protocol_len == 8 && strncmp(conn->protocol, "HTTP/", 5) == 0 ? 505 : 400;
-        }
-    } else {
-        conn->target_len = strlen(conn->target);
-        conn->protocol = "HTTP/0.9";
-        conn->protocol_len = 8;
-        if (conn->method_len != 3 || memcmp(conn->method, "GET", 3) != 0) return 400;
-    }
-    if (conn->method_len == 0 || conn->target_len == 0 || conn->target[0] != '/') return 400;
-    for (size_t i = 0; i < conn->method_len; i++) {
-        if (!is_token_char(conn->method[i])) return 400;
-    }
-    for (size_t i = 0; i < conn->target_len; i++) {
-        if ((unsigned char)conn->target[i] <= ' ' || conn->target[i] == 0x7f) return 400;
-    }
-
-    /* Header lines: name ":" OWS value OWS; no obsolete folding, no bare CR or LF. */
-    const header_line *content_length = NULL;
-    char *line = line_end == end ? end : line_end + 2;
-    while (line < end) {
-        char *next = strstr(line, "\r\n");
-        if (next == NULL) next = end;
-        *next = '\0';
-        if (conn->header_count == MAX_HEADERS) return 431;
-        char *colon = strchr(line, ':');
-        if (colon == NULL || colon == line || strpbrk(line, "\r\n") != NULL) return 400;
-        for (char *c = line; c < colon; c++) {
-            if (!is_token_char(*c)) return 400;
-        }
-        char *value = colon + 1;
-        while (*value == ' ' || *value == '\t') value++;
-        char *value_end = next;
-        while (value_end > value && (value_end[-1] == ' ' || value_end[-1] == '\t')) value_end--;
-        header_line *h = &conn->headers[conn->header_count++];
-        h->name = line;
-        h->name_len = (size_t)(colon - line);
-        h->value = value;
-        h->value_len = (size_t)(value_end - value);
-        if (h->name_len == 14 && strncasecmp(h->name, "Content-Length", 14) == 0) {
-            /* Plain digits, and every repeat the same: anything else could desynchronise. */
-            if (h->value_len == 0 || strspn(h->value, "0123456789") < h->value_len) return 400;
-            if (content_length != NULL &&
-                (content_length->value_len != h->value_len || memcmp(content_length->value, h->value, h->value_len) != 0)) {
-                return 400;
-            }
-            content_length = h;
-        }
-        /* This server does not decode chunked or other request framings. */
-        if (h->name_len == 17 && strncasecmp(h->name, "Transfer-Encoding", 17) == 0) return 411;
-        line = next + 2;
-    }
-    return 0;
-}
-
-/* Lets the client read the whole response before the socket closes: stop sending, then read
- * what it still sends for a short while. */
-static void lingering_close(int fd) {
-    shutdown(fd, SHUT_WR);
-    char sink[4096];
-    struct timeval tv = { 0, 200000 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    for (int i = 0; i < 64 && recv(fd, sink, sizeof sink, 0) > 0; i++) {
-    }
-    close(fd);
-}
-
-static void log_access(connection *conn, gw_handler *handler) {
+static void serve_request(gw_handler *h, connection *c) {
     uint16_t code = 0;
     uint64_t bytes = 0;
-    gw_handler_last_response(handler, &code, &bytes);
-    char when[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(when, sizeof when, "%d/%b/%Y %H:%M:%S", &tm);
-    /* The request line came from the client: escape anything unprintable. */
-    char line[4 * sizeof conn->request_line];
-    size_t o = 0;
-    for (const char *c = conn->request_line; *c != '\0' && o + 5 < sizeof line; c++) {
-        unsigned char u = (unsigned char)*c;
-        if (u < 0x20 || u >= 0x7f || u == '\\' || u == '"') {
-            o += (size_t)snprintf(line + o, sizeof line - o, "\\x%02x", u);
-        } else {
-            line[o++] = (char)u;
-        }
+    bool keep = false;
+    gw_handler_set_userdata(h, c);
+    gw_status st = gw_handler_run(h, demo_app, NULL);
+    gw_handler_last_response(h, &code, &bytes);
+    gw_handler_last_keep_alive(h, &keep);
+    if (st != GW_STATUS_OK && st != GW_STATUS_APP_ERROR && st != GW_STATUS_CLIENT_GONE) {
+        fprintf(stderr, "demo_server: %s: %s\n", gw_status_str(st), gw_last_error_message());
     }
-    line[o] = '\0';
-    if (code == 0) {
-        fprintf(stderr, "%s - - [%s] \"%s\" - -\n", conn->client_ip, when, line);
-    } else {
-        fprintf(stderr, "%s - - [%s] \"%s\" %u %llu\n", conn->client_ip, when, line, code,
-                (unsigned long long)bytes);
+    log_access(c, code, bytes);
+    c->closing = !keep;
+    if (keep) { /* keep what the client sent past this request: the next one starts there */
+        memmove(c->buf, c->buf + c->pos, c->len - c->pos);
+        c->len -= c->pos;
+        c->pos = 0;
     }
-    fflush(stderr);
 }
 
-static void serve(int client, struct sockaddr_in *peer, unsigned server_port, gw_handler *handler,
-                  connection *conn) {
-    /* Reset the fields a previous connection set; the buffers are overwritten as they fill. */
-    conn->head_len = 0;
-    conn->body_start = 0;
-    conn->body_pos = 0;
-    conn->header_count = 0;
-    conn->request_line[0] = '\0';
-    conn->fd = client;
-    conn->server_port = server_port;
-    conn->client_port = ntohs(peer->sin_port);
-    inet_ntop(AF_INET, &peer->sin_addr, conn->client_ip, sizeof conn->client_ip);
-    struct timeval tv = { 10, 0 };
-    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-
-    int error = read_request(conn);
-    if (error > 0) {
-        send_error(conn, error, error_reason(error));
-    } else if (error == 0) {
-        gw_handler_set_userdata(handler, conn);
-        gw_status st = gw_handler_run(handler, demo_app, NULL);
-        if (st != GW_STATUS_OK && st != GW_STATUS_CLIENT_GONE) {
-            fprintf(stderr, "demo_server: %s: %s\n", gw_status_str(st), gw_last_error_message());
-        }
-        log_access(conn, handler);
+static void *worker(void *arg) {
+    (void)arg;
+    gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT;
+    hooks.write = conn_write;
+    hooks.read_stdin = conn_read;
+    hooks.write_stderr = log_write;
+    hooks.flush_stderr = log_flush;
+    hooks.add_cgi_vars = conn_add_cgi_vars;
+    gw_handler *h = NULL;
+    if (gw_handler_new(&hooks, &h) != GW_STATUS_OK || gw_handler_set_http_version(h, "1.1", 3) != GW_STATUS_OK ||
+        gw_handler_set_server_software(h, SERVER_SOFTWARE, strlen(SERVER_SOFTWARE)) != GW_STATUS_OK ||
+        gw_handler_set_multiprocess(h, false) != GW_STATUS_OK) {
+        fprintf(stderr, "demo_server: %s\n", gw_last_error_message());
+        exit(1);
     }
-    lingering_close(client);
+    for (;;) {
+        pthread_mutex_lock(&lock);
+        while (queue_head == NULL && !workers_exit) pthread_cond_wait(&work_ready, &lock);
+        connection *c = queue_head;
+        if (c != NULL && (queue_head = c->next) == NULL) queue_tail = NULL;
+        pthread_mutex_unlock(&lock);
+        if (c == NULL) break;
+        serve_request(h, c);
+        pthread_mutex_lock(&lock);
+        c->next = returned;
+        returned = c;
+        pthread_mutex_unlock(&lock);
+        wake_loop();
+    }
+    gw_handler_free(h);
+    return NULL;
+}
+
+/* ---- the event loop (main thread) ---------------------------------------------------------- */
+
+static void start_lingering(connection *c) {
+    shutdown(c->fd, SHUT_WR); /* let the client read the answer before the socket closes */
+    c->state = LINGERING;
+    c->deadline = now_ms() + LINGER_MS;
+}
+
+/* An answer the library wrote for a request that never reaches the application. */
+static void refuse(connection *c, uint16_t code) {
+    char out[GW_ERROR_RESPONSE_MAX_LEN];
+    size_t len = 0;
+    if (gw_error_response(code, out, sizeof out, &len) == GW_STATUS_OK) {
+        send(c->fd, out, len, MSG_NOSIGNAL | MSG_DONTWAIT); /* small: fits the socket buffer */
+        const char *body = strstr(out, "\r\n\r\n");
+        remember_request_line(c);
+        log_access(c, code, body ? (unsigned long long)(len - (size_t)(body + 4 - out)) : 0);
+    }
+    start_lingering(c);
+}
+
+/* Looks at what arrived of the next head: wait for more, refuse it, or hand it to a worker. */
+static void examine_head(connection *c, gw_environ **scratch) {
+    if (c->len == c->pos) return;
+    if (!c->started) {
+        c->started = true;
+        c->deadline = now_ms() + cfg.head_s * 1000;
+    }
+    gw_connection_facts facts = facts_of(c);
+    size_t consumed = 0;
+    bool chunked = false;
+    uint16_t code = 0;
+    gw_status st = gw_environ_set_from_request_head(*scratch, c->buf + c->pos, c->len - c->pos, &facts,
+                                                    &head_options, &consumed, &chunked, &code);
+    if (st == GW_STATUS_INCOMPLETE) return; /* max_head < BUF_SIZE: a head too long is 431 */
+    if (st == GW_STATUS_OK) { /* a fresh scratch environ, so it never grows */
+        gw_environ_free(*scratch);
+        *scratch = NULL;
+        if (gw_environ_new(scratch) != GW_STATUS_OK) exit(1);
+    }
+    if (st != GW_STATUS_OK) { /* a chunked body is fine: the library decodes it */
+        refuse(c, st == GW_STATUS_BAD_REQUEST ? code : 500);
+        return;
+    }
+    remember_request_line(c);
+    busy++;
+    c->state = BUSY;
+    c->closing = false;
+    c->next = NULL;
+    pthread_mutex_lock(&lock);
+    if (queue_tail) queue_tail->next = c;
+    else queue_head = c;
+    queue_tail = c;
+    pthread_cond_signal(&work_ready);
+    pthread_mutex_unlock(&lock);
+}
+
+static void wait_for_request(connection *c) {
+    c->state = READING;
+    c->started = false;
+    c->deadline = now_ms() + cfg.idle_s * 1000;
+}
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_signal = 1;
+    wake_loop();
+}
+
+static bool parse_long(const char *s, long min, long max, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) return false;
+    *out = v;
+    return true;
 }
 
 int main(int argc, char **argv) {
-    long port = argc > 1 ? strtol(argv[1], NULL, 10) : 8000;
-    long max_requests = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
-    if (port < 0 || port > 65535 || max_requests < 0) {
-        fprintf(stderr, "usage: %s [PORT [MAX_REQUESTS]]\n", argv[0]);
+    long port = 8000;
+    bool ok = true;
+    for (int opt; (opt = getopt(argc, argv, "w:c:i:t:o:")) != -1;) {
+        long *target = opt == 'w' ? &cfg.workers : opt == 'c' ? &cfg.max_connections : opt == 'i' ? &cfg.idle_s
+                     : opt == 't' ? &cfg.head_s : opt == 'o' ? &cfg.io_s : NULL;
+        ok = ok && target != NULL && parse_long(optarg, 1, 100000, target);
+    }
+    if (!ok || argc - optind > 1 || (optind < argc && !parse_long(argv[optind], 0, 65535, &port))) {
+        fprintf(stderr, "usage: %s [-w WORKERS] [-c MAX_CONNECTIONS] [-i IDLE_S] [-t HEAD_S] [-o IO_S] [PORT]\n",
+                argv[0]);
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl; /* a connection is a descriptor: stay under the process's limit */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)cfg.max_connections + 16 > rl.rlim_cur) {
+        cfg.max_connections = rl.rlim_cur > 32 ? (long)rl.rlim_cur - 16 : 16;
+    }
+    head_options.allow_http09 = true;
 
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
     int one = 1;
-    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t addr_len = sizeof addr;
-    if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(listener, 16) != 0 ||
-        getsockname(listener, (struct sockaddr *)&addr, &addr_len) != 0) {
+    if (listener < 0 || setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(listener, 128) != 0 ||
+        getsockname(listener, (struct sockaddr *)&addr, &addr_len) != 0 || pipe(wake) != 0) {
         perror("demo_server");
         return 1;
     }
-    unsigned bound_port = ntohs(addr.sin_port);
+    fcntl(listener, F_SETFL, O_NONBLOCK);
+    fcntl(wake[0], F_SETFL, O_NONBLOCK);
+    fcntl(wake[1], F_SETFL, O_NONBLOCK);
+    cfg.port = ntohs(addr.sin_port);
 
-    gw_handler_hooks hooks = {
-        .size = sizeof(gw_handler_hooks),
-        .userdata = NULL,
-        .write = conn_write,
-        .flush = NULL,
-        .read_stdin = conn_read,
-        .write_stderr = log_write,
-        .flush_stderr = log_flush,
-        .add_cgi_vars = conn_add_cgi_vars,
-    };
-    gw_handler *handler = NULL;
-    if (gw_handler_new(&hooks, &handler) != GW_STATUS_OK ||
-        gw_handler_set_server_software(handler, SERVER_SOFTWARE, strlen(SERVER_SOFTWARE)) != GW_STATUS_OK ||
-        gw_handler_set_multithread(handler, false) != GW_STATUS_OK ||
-        gw_handler_set_multiprocess(handler, false) != GW_STATUS_OK) {
-        fprintf(stderr, "demo_server: %s\n", gw_last_error_message());
+    /* The workers block SIGINT and SIGTERM (they inherit this mask), so the loop gets them. */
+    sigset_t stops, old;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, &old);
+    pthread_t *threads = calloc((size_t)cfg.workers, sizeof *threads);
+    connection **conns = calloc((size_t)cfg.max_connections, sizeof *conns);
+    struct pollfd *fds = calloc((size_t)cfg.max_connections + 2, sizeof *fds);
+    connection **polled = calloc((size_t)cfg.max_connections + 2, sizeof *polled);
+    gw_environ *scratch = NULL;
+    if (threads == NULL || conns == NULL || fds == NULL || polled == NULL || gw_environ_new(&scratch) != GW_STATUS_OK) {
         return 1;
     }
-    printf("Serving HTTP on 127.0.0.1 port %u ...\n", bound_port);
+    for (long i = 0; i < cfg.workers; i++) {
+        if (pthread_create(&threads[i], NULL, worker, NULL) != 0) return 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    printf("Serving HTTP on 127.0.0.1 port %u ...\n", (unsigned)cfg.port);
     fflush(stdout);
 
-    connection *conn = malloc(sizeof *conn);
-    if (conn == NULL) return 1;
-    for (long served = 0; max_requests == 0 || served < max_requests; served++) {
-        struct sockaddr_in peer;
-        socklen_t peer_len = sizeof peer;
-        int client = accept(listener, (struct sockaddr *)&peer, &peer_len);
-        if (client < 0) {
-            if (errno == EINTR) continue;
-            perror("demo_server: accept");
+    long count = 0;
+    bool stopping = false;
+    while (!stopping || busy > 0) {
+        if (stop_signal && !stopping) { /* stop accepting; idle connections go now */
+            stopping = true;
+            close(listener);
+            for (long i = 0; i < count; i++) {
+                if (conns[i]->state != BUSY) conns[i]->deadline = 0;
+            }
+        }
+        nfds_t n = 0, listen_at = 0;
+        int64_t now = now_ms(), next = -1;
+        fds[n++] = (struct pollfd){ wake[0], POLLIN, 0 };
+        if (!stopping && count < cfg.max_connections) {
+            listen_at = n;
+            fds[n++] = (struct pollfd){ listener, POLLIN, 0 };
+        }
+        for (long i = 0; i < count; i++) {
+            connection *c = conns[i];
+            if (c->state == BUSY) continue;
+            polled[n] = c;
+            fds[n++] = (struct pollfd){ c->fd, POLLIN, 0 };
+            if (next < 0 || c->deadline < next) next = c->deadline;
+        }
+        int timeout = next < 0 ? -1 : next <= now ? 0 : (int)(next - now);
+        if (poll(fds, n, timeout) < 0 && errno != EINTR) {
+            perror("demo_server: poll");
             break;
         }
-        serve(client, &peer, bound_port, handler, conn);
+        for (nfds_t k = 1; k < n; k++) {
+            if (fds[k].revents == 0) continue;
+            if (k == listen_at) {
+                for (;;) {
+                    struct sockaddr_in peer;
+                    socklen_t peer_len = sizeof peer;
+                    int fd = count < cfg.max_connections ? accept(listener, (struct sockaddr *)&peer, &peer_len) : -1;
+                    if (fd < 0) break;
+                    connection *c = malloc(sizeof *c);
+                    if (c == NULL) {
+                        close(fd);
+                        break;
+                    }
+                    struct timeval tv = { cfg.io_s, 0 };
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+                    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    c->fd = fd;
+                    c->len = c->pos = 0;
+                    c->peer_port = ntohs(peer.sin_port);
+                    inet_ntop(AF_INET, &peer.sin_addr, c->peer, sizeof c->peer);
+                    wait_for_request(c);
+                    conns[count++] = c;
+                }
+                continue;
+            }
+            connection *c = polled[k];
+            if (c->state == READING) {
+                ssize_t got = recv(c->fd, c->buf + c->len, BUF_SIZE - c->len, MSG_DONTWAIT);
+                if (got > 0) {
+                    c->len += (size_t)got;
+                    examine_head(c, &scratch);
+                } else if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                    c->deadline = 0; /* closed or broken: drop it below */
+                    c->state = LINGERING;
+                }
+            } else { /* LINGERING: read and discard until the client closes */
+                char sink[4096];
+                ssize_t got = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
+                if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) c->deadline = 0;
+            }
+        }
+        if (fds[0].revents) { /* workers returned connections */
+            char drain[256];
+            while (read(wake[0], drain, sizeof drain) > 0) {
+            }
+            pthread_mutex_lock(&lock);
+            connection *list = returned;
+            returned = NULL;
+            pthread_mutex_unlock(&lock);
+            for (connection *c = list, *next_c; c != NULL; c = next_c) {
+                next_c = c->next;
+                busy--;
+                if (stopping) {
+                    c->state = LINGERING;
+                    c->deadline = 0;
+                } else if (c->closing) {
+                    start_lingering(c);
+                } else {
+                    wait_for_request(c);
+                    examine_head(c, &scratch); /* a pipelined request may be there already */
+                }
+            }
+        }
+        /* Deadlines: an idle connection is closed, a head too slow gets 408, lingering ends. */
+        now = now_ms();
+        long kept = 0;
+        for (long i = 0; i < count; i++) {
+            connection *c = conns[i];
+            if (c->state != BUSY && c->deadline <= now) {
+                if (c->state == READING && c->started && !stopping) {
+                    refuse(c, 408);
+                } else {
+                    close(c->fd);
+                    free(c);
+                    continue;
+                }
+            }
+            conns[kept++] = c;
+        }
+        count = kept;
     }
-    free(conn);
-    gw_handler_free(handler);
-    close(listener);
+    pthread_mutex_lock(&lock);
+    workers_exit = true;
+    pthread_cond_broadcast(&work_ready);
+    pthread_mutex_unlock(&lock);
+    for (long i = 0; i < cfg.workers; i++) pthread_join(threads[i], NULL);
+    for (long i = 0; i < count; i++) {
+        close(conns[i]->fd);
+        free(conns[i]);
+    }
+    gw_environ_free(scratch);
+    free(threads);
+    free(conns);
+    free(fds);
+    free(polled);
+    fprintf(stderr, "demo_server: stopped by a signal\n");
     return 0;
 }

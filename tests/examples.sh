@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the C examples as a user would and checks their bytes:
 #  - hello_cgi under a CGI environment (stdout compared byte for byte);
-#  - demo_server on a free loopback port, requested with curl, then stopped.
+#  - demo_server on a free loopback port, requested with curl, then stopped with SIGTERM
+#    (tests/demo_server.py puts it through keep-alive, pipelining, h11 and attacks).
 # Usage: tests/examples.sh BUILD_DIR
 set -eu
 build=${1:?usage: examples.sh BUILD_DIR}
@@ -79,7 +80,7 @@ check "hello_cgi turns a bad CONTENT_LENGTH into the error page" "$work/cgi-bad.
 contains "hello_cgi logs why" "$work/cgi-bad.err" "gateway: application error: CONTENT_LENGTH is not a decimal length: 'bogus'"
 
 # ---- demo_server ----------------------------------------------------------------------------
-"$build/demo_server" 0 6 > "$work/demo.out" 2> "$work/demo.err" &
+"$build/demo_server" 0 > "$work/demo.out" 2> "$work/demo.err" &
 demo_pid=$!
 port=
 for _ in $(seq 1 50); do
@@ -93,7 +94,7 @@ url="http://127.0.0.1:$port"
 curl -sS --max-time 10 -D "$work/get.head" -o "$work/get.body" \
     -H 'X-Test: dash' -H 'X_Test: underscore' -H 'Proxy: http://evil' \
     "$url/a%20b/%C3%A9?x=1&y=%20"
-contains "demo: status line" "$work/get.head" "HTTP/1.0 200 OK"
+contains "demo: status line" "$work/get.head" "HTTP/1.1 200 OK"
 contains "demo: Server header" "$work/get.head" "Server: gateway-demo/"
 contains "demo: Date header" "$work/get.head" "Date: "
 contains "demo: computed Content-Length" "$work/get.head" "Content-Length: $(wc -c < "$work/get.body" | tr -d ' ')"
@@ -115,30 +116,33 @@ contains "demo: CONTENT_TYPE" "$work/post.body" "CONTENT_TYPE = text/x-test"
 contains "demo: REQUEST_METHOD" "$work/post.body" "REQUEST_METHOD = POST"
 
 curl -sS --max-time 10 -D "$work/bad.head" -o /dev/null -H 'Bad Header: x' "$url/" || true
-contains "demo: a malformed header gets 400" "$work/bad.head" "HTTP/1.0 400 Bad Request"
+contains "demo: a malformed header gets 400" "$work/bad.head" "HTTP/1.1 400 Bad Request"
 
 curl -sS --max-time 10 -D "$work/cl.head" -o /dev/null -H 'Content-Length: 1' -H 'Content-Length: 2' \
     --data-binary @"$work/post.data" "$url/" || true
-contains "demo: conflicting Content-Length gets 400" "$work/cl.head" "HTTP/1.0 400 Bad Request"
+contains "demo: conflicting Content-Length gets 400" "$work/cl.head" "HTTP/1.1 400 Bad Request"
 
-curl -sS --max-time 10 -D "$work/te.head" -o /dev/null -H 'Transfer-Encoding: chunked' \
+curl -sS --max-time 10 -D "$work/te.head" -o /dev/null -H 'Transfer-Encoding: chunked' -H 'Content-Length: 5' \
     --data-binary @"$work/post.data" "$url/" || true
-contains "demo: a chunked request gets 411" "$work/te.head" "HTTP/1.0 411 Length Required"
+contains "demo: Transfer-Encoding with Content-Length gets 400" "$work/te.head" "HTTP/1.1 400 Bad Request"
 
 curl -sS --max-time 10 -o "$work/last.body" "$url/last"
 contains "demo: serves the next connection" "$work/last.body" "PATH_INFO = /last"
 
-# The demo exits by itself after its 6 connections.
+# SIGTERM: a clean exit (status 0) within a few seconds.
+kill -TERM "$demo_pid"
 for _ in $(seq 1 50); do
     kill -0 "$demo_pid" 2>/dev/null || break
     sleep 0.1
 done
 if kill -0 "$demo_pid" 2>/dev/null; then
     failed=$((failed + 1))
-    echo "FAILED: demo_server did not stop after 6 connections"
-else
-    wait "$demo_pid" || true
+    echo "FAILED: demo_server did not stop within 5 s of SIGTERM"
+elif wait "$demo_pid"; then
     demo_pid=
+    passed=$((passed + 1)); echo "ok: demo: SIGTERM stops it with status 0"
+else
+    echo "FAILED: demo_server exited with status $? on SIGTERM"; failed=$((failed + 1)); demo_pid=
 fi
 contains "demo: access log line" "$work/demo.err" "\"GET /a%20b/%C3%A9?x=1&y=%20 HTTP/1.1\" 200 $(wc -c < "$work/get.body" | tr -d ' ')"
 contains "demo: access log for the 400" "$work/demo.err" "\"GET / HTTP/1.1\" 400"
