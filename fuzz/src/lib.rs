@@ -6,6 +6,7 @@
 //! and panics on the first broken rule. `fuzz_targets/*.rs` wrap them for libFuzzer, and
 //! `tests/replay.rs` replays `seeds/` and `regressions/` through the same checks on stable.
 
+pub mod chunked_body;
 pub mod cycle;
 pub mod environ;
 pub mod input;

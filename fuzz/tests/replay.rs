@@ -40,6 +40,11 @@ fn request_head() {
 }
 
 #[test]
+fn chunked_body() {
+    replay("chunked_body", gateway_fuzz::chunked_body::run);
+}
+
+#[test]
 fn cycle() {
     replay("cycle", gateway_fuzz::cycle::run);
 }
