@@ -56,6 +56,14 @@
 #define GW_VERSION_NUMBER ((GW_VERSION_MAJOR << 16) | (GW_VERSION_MINOR << 8) | GW_VERSION_PATCH)
 
 
+// Non-blocking mode: how many bytes may wait for a slow client before gw_request_write
+// refuses more.
+#define DEFAULT_WRITE_HIGH_WATER (64 * 1024)
+
+// Non-blocking mode: how much of a request body read ahead stays in memory; the rest goes
+// to an anonymous temporary file.
+#define DEFAULT_BODY_MEMORY (64 * 1024)
+
 // How many EINTRs in a row a hook may report before the library treats it as failing.
 #define GW_MAX_EINTR_RETRIES 64
 
@@ -156,6 +164,14 @@ enum gw_status
   // gw_environ_set_from_request_head: the request is bad; answer it with the HTTP status
   // given (gw_error_response makes the bytes) and close the connection. Nothing was set.
   GW_STATUS_BAD_REQUEST = 19,
+  // Non-blocking mode: the cycle waits for the client (gw_handler_pending says for what);
+  // call gw_handler_resume when it is ready, or gw_handler_cancel. Not a failure.
+  GW_STATUS_PENDING = 20,
+  // Non-blocking mode: gw_request_write refused the block, because the bytes queued for
+  // a slow client already reach the handler's high-water mark. Nothing of it was sent or
+  // queued; hand the rest of the body over as an iterator (it is pulled as the client
+  // takes bytes), or fail.
+  GW_STATUS_WOULD_BLOCK = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -2,6 +2,7 @@
 //! The C hook table and the file-descriptor presets are two implementations (in `ffi`).
 
 use std::io;
+use std::os::fd::RawFd;
 
 use crate::environ::Environ;
 use crate::framing::BodyFraming;
@@ -61,6 +62,26 @@ pub trait Host: Sized {
     fn end_body(&mut self, _complete: bool) -> io::Result<()> {
         Ok(())
     }
+
+    /// Whether the host sends file bodies itself (`send_file`, sendfile(2) or splice).
+    fn sends_files(&self) -> bool {
+        false
+    }
+    /// Sends up to `length` bytes of `fd` from `offset` to the client, after the head and
+    /// any framing the library wrote; returns how many went (at least 1), or "would block"
+    /// in non-blocking mode.
+    fn send_file(&mut self, _fd: RawFd, _offset: u64, _length: u64) -> io::Result<u64> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
+/// A body that is a range of an open file: a host that sends files gets this instead of
+/// the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileRange {
+    pub fd: RawFd,
+    pub offset: u64,
+    pub length: u64,
 }
 
 /// One block of a response body.
@@ -81,6 +102,10 @@ pub trait BodySource<R> {
     fn block_count(&mut self) -> Option<usize>;
     /// Releases the body; called exactly once on every path.
     fn close(&mut self) -> Result<(), Error>;
+    /// The body as a range of a file whose length is known, when it is one.
+    fn file_range(&mut self) -> Option<FileRange> {
+        None
+    }
 }
 
 /// Whether an I/O error means the client went away (wsgiref's BrokenPipeError,

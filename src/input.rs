@@ -7,6 +7,7 @@
 //! complete; so is a body larger than the handler's limit.
 
 use crate::chunked::Decoder;
+use crate::spool::Spool;
 use crate::host::{is_disconnect, retry_interrupted, Host};
 use crate::request_framing::RequestFraming;
 use crate::status::{escape_bytes, Error, Status};
@@ -44,6 +45,18 @@ pub struct Input {
     scratch: Vec<u8>,
     /// Line boundaries in `scratch` for readlines.
     lines: Vec<(usize, usize)>,
+    /// Non-blocking mode: the body as read ahead of the application (see `prefetch`).
+    spool: Spool,
+    /// The memory the spool may keep between requests.
+    spool_memory: usize,
+    /// `prefetch` is reading: the read hook may answer "would block".
+    prefetching: bool,
+    /// Reads come from the spool (the body was read ahead), from this offset.
+    replaying: bool,
+    replay_pos: u64,
+    /// How reading ahead ended when it failed: given to the application when its reads reach
+    /// that point, as a blocking read would have.
+    deferred: Option<Error>,
 }
 
 impl Default for Input {
@@ -66,6 +79,12 @@ impl Default for Input {
             end: 0,
             scratch: Vec::new(),
             lines: Vec::new(),
+            spool: Spool::default(),
+            spool_memory: 0,
+            prefetching: false,
+            replaying: false,
+            replay_pos: 0,
+            deferred: None,
         }
     }
 }
@@ -90,6 +109,10 @@ impl Input {
         );
         self.received = 0;
         self.limit = limit;
+        self.spool.clear(self.spool_memory);
+        self.replaying = false;
+        self.replay_pos = 0;
+        self.deferred = None;
         match (framing, content_length) {
             (RequestFraming::Length, Some(value)) if !value.is_empty() => {
                 match crate::headers::parse_content_length(value) {
@@ -208,6 +231,9 @@ impl Input {
         if dst.is_empty() {
             return Ok(0);
         }
+        if self.replaying {
+            return self.replay(dst);
+        }
         let n = match self.framing {
             RequestFraming::Length => self.read_host(host, dst)?,
             RequestFraming::Chunked => self.read_chunked(host, dst)?,
@@ -224,6 +250,85 @@ impl Input {
             return Err(self.fail(too_large(self.limit)));
         }
         Ok(n)
+    }
+
+    /// Reads the body read ahead; at its end, the failure that ended reading ahead, if any.
+    fn replay(&mut self, dst: &mut [u8]) -> Result<usize, Error> {
+        let n = match self.spool.read_at(self.replay_pos, dst) {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(self.fail(Error::new(
+                    Status::InputError,
+                    format!("reading back the request body failed: {e}"),
+                )))
+            }
+        };
+        if n == 0 {
+            if let Some(e) = self.deferred.take() {
+                return Err(self.fail(e));
+            }
+        }
+        self.replay_pos += n as u64;
+        Ok(n)
+    }
+
+    /// Non-blocking mode: reads what the host has of the body, decoded and within the limit,
+    /// into the spool (memory up to `memory_limit` bytes, then a temporary file), without
+    /// waiting. True when nothing more is to be read: the whole body is in, or reading it
+    /// failed (that failure then reaches the application where its reads reach it, as with
+    /// a blocking read); false when the read hook would block. From then on every read
+    /// comes from the spool and never calls the host.
+    pub fn prefetch<H: Host>(&mut self, host: &mut H, memory_limit: usize) -> bool {
+        self.spool_memory = memory_limit;
+        if self.replaying {
+            return true;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let done = loop {
+            if self.failed() || !self.body_left() {
+                break true;
+            }
+            self.prefetching = true;
+            let result = self.read_body(host, &mut buf);
+            self.prefetching = false;
+            match result {
+                Ok(0) => break true,
+                Ok(n) => {
+                    if let Err(e) = self.spool.append(&buf[..n], memory_limit) {
+                        self.deferred = Some(Error::new(
+                            Status::InputError,
+                            format!("holding the request body failed: {e}"),
+                        ));
+                        break true;
+                    }
+                }
+                Err(e) if e.status == Status::Pending => break false,
+                Err(e) => {
+                    // Not failed yet: the application meets it after the bytes before it.
+                    self.failed = None;
+                    self.deferred = Some(e);
+                    break true;
+                }
+            }
+        };
+        self.buf = buf;
+        if done {
+            self.replaying = true;
+            self.replay_pos = 0;
+            self.pos = 0;
+            self.end = 0;
+        }
+        done
+    }
+
+    /// The body was read ahead: reads never reach the host.
+    pub fn replaying(&self) -> bool {
+        self.replaying
+    }
+
+    /// How many bytes of the body were read ahead, and whether they outgrew memory.
+    pub fn spooled(&self) -> (u64, bool) {
+        (self.spool.len(), self.spool.on_disk())
     }
 
     /// Keeps a failure so every later read fails the same way.
@@ -283,6 +388,9 @@ impl Input {
     fn read_hook<H: Host>(&mut self, host: &mut H, dst: &mut [u8]) -> Result<usize, Error> {
         let want = dst.len();
         let err = match retry_interrupted(|| host.read_stdin(dst)) {
+            Err(e) if self.prefetching && e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(Error::new(Status::Pending, "the read hook would block"))
+            }
             Ok(n) if n > want => Error::new(
                 Status::IoError,
                 format!("read hook reported {n} bytes for a {want}-byte buffer"),
@@ -415,12 +523,7 @@ impl Input {
         self.pos = self.end;
         loop {
             let len = self.scratch.len();
-            let want = match self.framing {
-                RequestFraming::Length => usize::try_from(self.remaining).unwrap_or(usize::MAX),
-                _ if self.body_left() => usize::MAX,
-                _ => 0,
-            }
-            .min(64 * 1024);
+            let want = self.left_to_read().min(64 * 1024);
             if want == 0 {
                 break;
             }
@@ -434,6 +537,22 @@ impl Input {
             }
         }
         Ok(())
+    }
+
+    /// An upper bound of the body bytes left to read (at least 1 while a read can still fail).
+    fn left_to_read(&self) -> usize {
+        if self.replaying {
+            let left = self.spool.len() - self.replay_pos;
+            return match left {
+                0 if self.deferred.is_some() => 1,
+                left => usize::try_from(left).unwrap_or(usize::MAX),
+            };
+        }
+        match self.framing {
+            RequestFraming::Length => usize::try_from(self.remaining).unwrap_or(usize::MAX),
+            _ if self.body_left() => usize::MAX,
+            _ => 0,
+        }
     }
 
     /// Line iteration: the next line of any length into `result()`; empty at the end.

@@ -18,6 +18,7 @@ pub mod input;
 pub mod request_framing;
 pub mod request_head;
 pub mod settings;
+pub mod spool;
 pub mod status;
 pub mod util;
 

@@ -19,6 +19,12 @@ pub const TOO_LARGE_BODY: &[u8] = b"The request body is larger than the server a
 /// How much of an unread request body is read and discarded after the application returns,
 /// so the connection can carry the next request (gunicorn and waitress do the same).
 pub const DEFAULT_DRAIN_LIMIT: u64 = 64 * 1024;
+/// Non-blocking mode: how many bytes may wait for a slow client before gw_request_write
+/// refuses more.
+pub const DEFAULT_WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Non-blocking mode: how much of a request body read ahead stays in memory; the rest goes
+/// to an anonymous temporary file.
+pub const DEFAULT_BODY_MEMORY: usize = 64 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -34,6 +40,10 @@ pub struct Settings {
     pub drain_limit: u64,
     /// Request bodies past this many bytes fail to read (0: no limit, wsgiref's way).
     pub max_request_body: u64,
+    /// Hooks may answer "would block": the cycle can pause (see `cycle::Progress`).
+    pub nonblocking: bool,
+    pub write_high_water: usize,
+    pub body_memory: usize,
     error_status: Vec<u8>,
     error_headers: HeaderList,
     error_body: Vec<u8>,
@@ -54,6 +64,9 @@ impl Default for Settings {
             os_environ: None,
             drain_limit: DEFAULT_DRAIN_LIMIT,
             max_request_body: 0,
+            nonblocking: false,
+            write_high_water: DEFAULT_WRITE_HIGH_WATER,
+            body_memory: DEFAULT_BODY_MEMORY,
             error_status: DEFAULT_ERROR_STATUS.to_vec(),
             error_headers,
             error_body: DEFAULT_ERROR_BODY.to_vec(),

@@ -63,6 +63,14 @@ pub enum Status {
     /// gw_environ_set_from_request_head: the request is bad; answer it with the HTTP status
     /// given (gw_error_response makes the bytes) and close the connection. Nothing was set.
     BadRequest = 19,
+    /// Non-blocking mode: the cycle waits for the client (gw_handler_pending says for what);
+    /// call gw_handler_resume when it is ready, or gw_handler_cancel. Not a failure.
+    Pending = 20,
+    /// Non-blocking mode: gw_request_write refused the block, because the bytes queued for
+    /// a slow client already reach the handler's high-water mark. Nothing of it was sent or
+    /// queued; hand the rest of the body over as an iterator (it is pulled as the client
+    /// takes bytes), or fail.
+    WouldBlock = 21,
 }
 
 impl Status {
@@ -89,13 +97,15 @@ impl Status {
             Status::TooLarge => "too large",
             Status::Incomplete => "incomplete: more bytes are needed",
             Status::BadRequest => "bad request",
+            Status::Pending => "pending: the cycle waits for the client",
+            Status::WouldBlock => "would block: the output queue is full",
         }
     }
 
     /// Converts a raw integer (from C) into a status; unknown values become AppError,
     /// since only an application hands the library arbitrary codes.
     pub fn from_raw(raw: i32) -> Status {
-        const ALL: [Status; 20] = [
+        const ALL: [Status; 22] = [
             Status::Ok,
             Status::NullArgument,
             Status::InvalidArgument,
@@ -116,6 +126,8 @@ impl Status {
             Status::TooLarge,
             Status::Incomplete,
             Status::BadRequest,
+            Status::Pending,
+            Status::WouldBlock,
         ];
         ALL.iter()
             .copied()
@@ -174,7 +186,7 @@ mod tests {
 
     #[test]
     fn from_raw_round_trips_every_status() {
-        for raw in 0..20 {
+        for raw in 0..22 {
             assert_eq!(Status::from_raw(raw) as i32, raw);
         }
         assert_eq!(Status::from_raw(999), Status::AppError);

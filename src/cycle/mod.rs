@@ -3,9 +3,14 @@
 //! with the error page before the head, a logged truncation after it, and a quiet end when
 //! the client goes away. All per-request buffers live in `State` and are reused.
 //!
+//! The cycle runs in steps (`Stage`), so that in non-blocking mode it can pause whenever the
+//! client is not ready and resume later; in blocking mode the steps simply follow each other.
+//!
 //! This file holds the cycle itself; `response.rs` writes the response (start_response, the
-//! head, body framing), `streams.rs` holds wsgi.input, wsgi.errors and the log.
+//! head, body framing), `output.rs` hands bytes to the host (at once, or queued for a slow
+//! client), `streams.rs` holds wsgi.input, wsgi.errors and the log.
 
+mod output;
 mod response;
 mod streams;
 
@@ -16,7 +21,7 @@ use std::mem;
 use crate::environ::Environ;
 use crate::framing::Framing;
 use crate::headers::HeaderList;
-use crate::host::{BodySource, Chunk, Host};
+use crate::host::{BodySource, Chunk, FileRange, Host};
 use crate::input::Input;
 use crate::settings::Settings;
 use crate::status::{Error, Status};
@@ -56,8 +61,65 @@ enum Output {
     Failed,
 }
 
+/// Where a cycle is between its steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// No cycle is under way.
+    Idle,
+    /// Non-blocking mode: the request body is being read ahead of the application.
+    ReadingBody,
+    /// The application is to be called (its caller holds it).
+    AppDue,
+    /// finish_response: the body is going out.
+    SendingBody,
+    /// The outcome is known; queued bytes, a flush or a structured host's end of the body
+    /// may still be due.
+    Ending,
+}
+
+/// What a paused cycle waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// More of the request body (the read hook would block).
+    Readable,
+    /// The client taking more bytes (the write, flush or send_file hook would block).
+    Writable,
+}
+
+/// Where a cycle stands after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The application is due: call `Handler::call_app`.
+    AppDue,
+    /// Paused: call `Handler::resume` when the client is ready (non-blocking mode only).
+    Wait(Wait),
+    /// The cycle is over: what `run` returns.
+    Done(Result<(), Status>),
+}
+
+/// A file body on its way through the host's send_file hook.
+#[derive(Clone, Copy, Debug)]
+struct FileSend {
+    range: FileRange,
+    /// Bytes of the range sent so far.
+    sent: u64,
+    /// A chunk of a chunked body: its CRLF follows the file.
+    chunk: bool,
+}
+
+/// What a step of the body did.
+enum BodyStep {
+    More,
+    Done,
+    /// The send_file hook would block.
+    Blocked,
+}
+
 /// Per-request state, kept in the handler so its buffers are reused.
 struct State<B> {
+    stage: Stage,
+    /// The cycle's outcome, once known (Stage::Ending).
+    outcome: Result<(), Error>,
     phase: Phase,
     output: Output,
     status: Vec<u8>,
@@ -95,11 +157,23 @@ struct State<B> {
     spare: String,
     overflow_logged: bool,
     input_failure_logged: bool,
+    /// Non-blocking mode: bytes the client has not taken yet, from `queue_pos`.
+    queue: Vec<u8>,
+    queue_pos: usize,
+    /// Non-blocking mode: a flush, and a structured host's end of the body, wait for the
+    /// queue to empty.
+    flush_due: bool,
+    end_due: Option<bool>,
+    /// Whether the body iterator has one block (asked once, before its first block).
+    one_block: Option<bool>,
+    file: Option<FileSend>,
 }
 
 impl<B> Default for State<B> {
     fn default() -> State<B> {
         State {
+            stage: Stage::Idle,
+            outcome: Ok(()),
             phase: Phase::Unstarted,
             output: Output::Open,
             status: Vec::new(),
@@ -123,6 +197,12 @@ impl<B> Default for State<B> {
             spare: String::new(),
             overflow_logged: false,
             input_failure_logged: false,
+            queue: Vec::new(),
+            queue_pos: 0,
+            flush_due: false,
+            end_due: None,
+            one_block: None,
+            file: None,
         }
     }
 }
@@ -150,6 +230,18 @@ impl<B> State<B> {
         self.failure.clear();
         self.overflow_logged = false;
         self.input_failure_logged = false;
+        self.outcome = Ok(());
+        self.clear_queue();
+        self.one_block = None;
+        self.file = None;
+    }
+
+    /// Forgets what waited for the client.
+    fn clear_queue(&mut self) {
+        self.queue.clear();
+        self.queue_pos = 0;
+        self.flush_due = false;
+        self.end_due = None;
     }
 
     /// Keeps a failure's message for `Handler::failure` and its buffer for reuse.
@@ -232,37 +324,99 @@ where
 {
     /// Runs one whole cycle. Ok(()) when the response went out in full; otherwise the status
     /// says what happened (AppError: error page sent; ResponseIncomplete: close the
-    /// connection; ClientGone; IoError) and `failure()` says why.
+    /// connection; ClientGone; IoError) and `failure()` says why. In non-blocking mode a
+    /// cycle that has to wait returns Err(Pending) (use `begin`, `call_app` and `resume`
+    /// there instead: the application may be due after a pause).
     pub fn run(&mut self, app: impl FnOnce(&mut Request<'_, H>) -> Status) -> Result<(), Status> {
-        self.state.reset();
-        let mut req = Request {
+        let mut app = Some(app);
+        let mut progress = self.begin();
+        loop {
+            progress = match progress {
+                Progress::Done(outcome) => return outcome,
+                Progress::Wait(_) => return Err(Status::Pending),
+                Progress::AppDue => match app.take() {
+                    Some(app) => self.call_app(app),
+                    None => return Err(Status::InvalidState),
+                },
+            }
+        }
+    }
+
+    fn request(&mut self) -> Request<'_, H> {
+        Request {
             host: &mut self.host,
             settings: &self.settings,
             environ: &self.environ,
             st: &mut self.state,
-        };
-        let result = match req.setup_environ() {
-            Ok(()) => match app(&mut req) {
-                Status::Ok => req.finish_response(),
-                failed => {
-                    req.close_body();
-                    Err(req.app_failure(failed))
-                }
-            },
-            Err(e) => Err(e),
-        };
-        let outcome = match result {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = req.handle_error(e);
-                // A structured host hears that the body was cut short (its close is quiet).
-                let _ = req.end_body(false);
-                Err(req.st.remember_failure(e))
+        }
+    }
+
+    /// Whether a cycle is under way (paused, in non-blocking mode).
+    pub fn is_pending(&self) -> bool {
+        self.state.stage != Stage::Idle
+    }
+
+    /// Starts a cycle: the environ, then (non-blocking mode) the request body read ahead.
+    /// A cycle that is still pending is cancelled first.
+    pub fn begin(&mut self) -> Progress {
+        self.cancel();
+        self.state.reset();
+        let mut req = self.request();
+        match req.setup_environ() {
+            Ok(()) if req.settings.nonblocking => req.st.stage = Stage::ReadingBody,
+            Ok(()) => req.st.stage = Stage::AppDue,
+            Err(e) => req.conclude(Err(e)),
+        }
+        req.drive()
+    }
+
+    /// Calls the application (when `begin` or `resume` said it is due), then sends what it
+    /// returned as far as the client takes it.
+    pub fn call_app(&mut self, app: impl FnOnce(&mut Request<'_, H>) -> Status) -> Progress {
+        if self.state.stage != Stage::AppDue {
+            return Progress::Done(Err(Status::InvalidState));
+        }
+        let mut req = self.request();
+        req.st.stage = Stage::SendingBody;
+        match app(&mut req) {
+            Status::Ok => {}
+            failed => {
+                req.close_body();
+                let e = req.app_failure(failed);
+                req.conclude(Err(e));
             }
-        };
-        req.st.keep_alive = outcome.is_ok() && req.keep_connection();
-        req.st.body = Body::Unset;
-        outcome
+        }
+        req.drive()
+    }
+
+    /// Goes on with a paused cycle once the client is ready (any time is safe: a hook that
+    /// still would block just pauses it again).
+    pub fn resume(&mut self) -> Progress {
+        if self.state.stage == Stage::Idle {
+            return Progress::Done(Err(Status::InvalidState));
+        }
+        self.request().drive()
+    }
+
+    /// Abandons a cycle under way (the client went away while it waited): the body is
+    /// closed, nothing more is written, and the handler is ready for the next request.
+    /// False when no cycle was under way.
+    pub fn cancel(&mut self) -> bool {
+        if self.state.stage == Stage::Idle {
+            return false;
+        }
+        let mut req = self.request();
+        req.close_body();
+        let st = &mut *req.st;
+        st.clear_queue();
+        st.file = None;
+        st.output = Output::ClientGone;
+        st.failure.clear();
+        st.failure.push_str("the cycle was cancelled by the host");
+        st.keep_alive = false;
+        st.body = Body::Unset;
+        st.stage = Stage::Idle;
+        true
     }
 }
 
@@ -428,6 +582,34 @@ impl<H: Host> Request<'_, H> {
         Error::new(status, message)
     }
 
+    /// The cycle's result is known: a failure is handled (logged, the error page), and what
+    /// is still queued goes out before the end.
+    fn conclude(&mut self, result: Result<(), Error>) {
+        self.st.outcome = match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = self.handle_error(e);
+                // A structured host hears that the body was cut short (its close is quiet).
+                let _ = self.end_body(false);
+                Err(e)
+            }
+        };
+        self.st.stage = Stage::Ending;
+    }
+
+    /// The end of a cycle whose output went out: the failure kept for the host, the verdict
+    /// on the connection (after draining what the application left of the request body).
+    fn end_cycle(&mut self) -> Result<(), Status> {
+        let outcome = match mem::replace(&mut self.st.outcome, Ok(())) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.st.remember_failure(e)),
+        };
+        self.st.keep_alive = outcome.is_ok() && self.keep_connection();
+        self.st.body = Body::Unset;
+        self.st.stage = Stage::Idle;
+        outcome
+    }
+
     /// wsgiref's handle_error, fixed: a disconnect ends quietly; otherwise log, then the error
     /// page if nothing was sent yet, else tell the host to close.
     fn handle_error(&mut self, err: Error) -> Error {
@@ -467,38 +649,107 @@ where
         }
     }
 
-    /// wsgiref's finish_response: iterate, write each block, finish_content; close the body.
-    fn finish_response(&mut self) -> Result<(), Error> {
+    /// Takes the cycle as far as it goes without waiting: to its end, to the application,
+    /// or (non-blocking mode) to a hook that would block.
+    fn drive(&mut self) -> Progress {
+        loop {
+            match self.st.stage {
+                Stage::Idle => return Progress::Done(Err(Status::InvalidState)),
+                Stage::AppDue => return Progress::AppDue,
+                Stage::ReadingBody => {
+                    // Lazy `100 Continue`: the body is read now, so the client is told to send it.
+                    match self.continue_if_expected().and_then(|()| self.pump()) {
+                        Err(e) => self.conclude(Err(e)),
+                        Ok(false) => return Progress::Wait(Wait::Writable),
+                        Ok(true) => {
+                            if !self.st.input.prefetch(self.host, self.settings.body_memory) {
+                                return Progress::Wait(Wait::Readable);
+                            }
+                            self.st.stage = Stage::AppDue;
+                        }
+                    }
+                }
+                Stage::SendingBody => match self.pump() {
+                    Ok(false) => return Progress::Wait(Wait::Writable),
+                    Ok(true) => match self.body_step() {
+                        Ok(BodyStep::More) => {}
+                        Ok(BodyStep::Blocked) => return Progress::Wait(Wait::Writable),
+                        Ok(BodyStep::Done) => {
+                            self.close_body();
+                            self.conclude(Ok(()));
+                        }
+                        Err(e) => {
+                            self.close_body();
+                            self.conclude(Err(e));
+                        }
+                    },
+                    Err(e) => {
+                        self.close_body();
+                        self.conclude(Err(e));
+                    }
+                },
+                Stage::Ending => match self.pump() {
+                    Ok(false) => return Progress::Wait(Wait::Writable),
+                    Ok(true) => return Progress::Done(self.end_cycle()),
+                    // What a blocking write of these bytes would have met.
+                    Err(e) => {
+                        let e = self.handle_error(e);
+                        let _ = self.end_body(false);
+                        self.st.outcome = Err(e);
+                    }
+                },
+            }
+        }
+    }
+
+    /// One step of wsgiref's finish_response (iterate, write each block, finish_content).
+    fn body_step(&mut self) -> Result<BodyStep, Error> {
         match mem::replace(&mut self.st.body, Body::Taken) {
-            Body::Unset | Body::Taken => self.finish_content(),
+            Body::Unset | Body::Taken => self.finish_content().map(|()| BodyStep::Done),
             Body::Bytes => {
                 let data = mem::take(&mut self.st.bytes_body);
                 let result = self.send_block(&data, true);
                 self.st.bytes_body = data;
                 result?;
-                self.finish_content()
+                self.finish_content().map(|()| BodyStep::Done)
             }
             Body::Source(mut source) => {
-                let result = self.stream(&mut source);
+                let result = self.stream_step(&mut source);
                 self.st.body = Body::Source(source);
-                self.close_body();
                 result
             }
         }
     }
 
-    /// Writes an iterator's blocks. A block count of 1 makes the first block the whole body
+    /// One block of an iterator. A block count of 1 makes the first block the whole body
     /// (Content-Length computed) when the head has not gone out yet (wsgiref's rule); a block
-    /// the iterator marks as its last goes out together with the end of the body.
-    fn stream(&mut self, source: &mut H::Body) -> Result<(), Error> {
-        let one_block = source.block_count() == Some(1);
-        while let Some(Chunk { data, last }) = source.next_chunk(self)? {
-            let whole = one_block && self.st.framing().is_none();
-            self.send_block(data, whole || last)?;
-            if last {
-                break;
+    /// the iterator marks as its last goes out together with the end of the body. A file
+    /// body goes to a host that sends files as a range instead.
+    fn stream_step(&mut self, source: &mut H::Body) -> Result<BodyStep, Error> {
+        if self.st.one_block.is_none() {
+            self.st.one_block = Some(source.block_count() == Some(1));
+            if self.host.sends_files() {
+                if let Some(range) = source.file_range() {
+                    self.start_file(range)?;
+                    // The head goes out before the file's first byte.
+                    return Ok(BodyStep::More);
+                }
             }
         }
-        self.finish_content()
+        if self.st.file.is_some() {
+            return self.file_step();
+        }
+        let one_block = self.st.one_block == Some(true);
+        match source.next_chunk(self)? {
+            Some(Chunk { data, last }) => {
+                let whole = one_block && self.st.framing().is_none();
+                self.send_block(data, whole || last)?;
+                if !last {
+                    return Ok(BodyStep::More);
+                }
+            }
+            None => {}
+        }
+        self.finish_content().map(|()| BodyStep::Done)
     }
 }

@@ -13,7 +13,7 @@ use crate::framing::{
     Protocol, RequestBody,
 };
 use crate::headers::{check_header, check_status};
-use crate::host::{is_disconnect, write_fully, Host, ResponseHead, WriteFailure};
+use crate::host::{Host, ResponseHead};
 use crate::settings::{TOO_LARGE_BODY, TOO_LARGE_STATUS};
 use crate::status::{Error, Status};
 
@@ -162,8 +162,13 @@ impl<H: Host> Request<'_, H> {
 
     /// The write callable: commits the head (even for empty data, as PEP 3333 says of
     /// write), then sends `data` and flushes.
+    /// In non-blocking mode it never waits: what the client does not take at once is
+    /// queued, and a write is refused (WouldBlock, nothing sent) while the queue holds the
+    /// high-water mark or more.
     pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
-        let result = self.write_block(data, false);
+        let result = self
+            .check_queue_room()
+            .and_then(|()| self.write_block(data, false));
         self.record(result)
     }
 
@@ -179,7 +184,7 @@ impl<H: Host> Request<'_, H> {
                     "write() before start_response()",
                 ))
             }
-            Phase::StatusSet => self.start_head(data, last, false)?,
+            Phase::StatusSet => self.start_head(body_shape(data, last), false)?,
             Phase::HeadSent(_) => self.st.out.clear(),
         }
         self.send_body(data, last)?;
@@ -221,9 +226,9 @@ impl<H: Host> Request<'_, H> {
         }
     }
 
-    /// Decides the framing and assembles the head in `out` (nothing is written yet).
-    /// `last` makes `first` the whole body.
-    fn start_head(&mut self, first: &[u8], last: bool, error_page: bool) -> Result<(), Error> {
+    /// Decides the framing for a body of this shape and assembles the head in `out`
+    /// (nothing is written yet).
+    pub(super) fn start_head(&mut self, body: BodyShape, error_page: bool) -> Result<(), Error> {
         let s = self.settings;
         let (head_request, client, client_asks) = {
             let env = self.environ.borrow();
@@ -242,11 +247,7 @@ impl<H: Host> Request<'_, H> {
             client,
             client_asks,
             app_length: self.st.app_length,
-            body: if last {
-                BodyShape::Whole(first.len() as u64)
-            } else {
-                BodyShape::Streamed
-            },
+            body,
             request_body: self.request_body_state(),
             error_page,
             structured: self.host.takes_head(),
@@ -354,12 +355,17 @@ impl<H: Host> Request<'_, H> {
         }
     }
 
-    /// Tells a structured host the body ended (completely or not), once per response.
+    /// Tells a structured host the body ended (completely or not), once per response, after
+    /// every byte of it (so later than this call while bytes wait in the queue).
     pub(super) fn end_body(&mut self, complete: bool) -> Result<(), Error> {
         if !self.host.takes_head()
             || self.st.framing().is_none()
             || mem::replace(&mut self.st.body_ended, true)
         {
+            return Ok(());
+        }
+        if self.output_waits() {
+            self.st.end_due = Some(complete);
             return Ok(());
         }
         match self.host.end_body(complete) {
@@ -370,14 +376,13 @@ impl<H: Host> Request<'_, H> {
 
     /// How much of a `len`-byte block may still go out under the framing; beyond a
     /// Content-Length the rest is dropped and logged once (wsgiref sends it: 8.2.4).
-    fn body_allowance(&mut self, len: usize) -> usize {
+    pub(super) fn body_allowance(&mut self, len: u64) -> u64 {
         let (allowed, overflow) = match self.body_framing() {
             // HEAD, 1xx, 204, 304: the app's bytes are consumed but never sent (wsgiref
             // sends them: weakness 8.2.2-3).
             None | Some(BodyFraming::Omitted) => (0, false),
             Some(BodyFraming::Length(declared)) => {
-                let left = declared.saturating_sub(self.st.body_sent);
-                let allowed = usize::try_from(left).map_or(len, |left| left.min(len));
+                let allowed = declared.saturating_sub(self.st.body_sent).min(len);
                 (allowed, allowed < len)
             }
             Some(BodyFraming::Chunked | BodyFraming::UntilClose | BodyFraming::HostFramed) => {
@@ -394,8 +399,9 @@ impl<H: Host> Request<'_, H> {
     /// the response is chunked (with the last chunk after it when `last`), in as few write
     /// calls as possible.
     fn send_body(&mut self, data: &[u8], last: bool) -> Result<(), Error> {
-        let n = self.body_allowance(data.len());
-        let data = &data[..n];
+        let n = self.body_allowance(data.len() as u64);
+        // At most data.len(), so it fits a usize.
+        let data = &data[..n as usize];
         let chunked = self.body_framing() == Some(BodyFraming::Chunked);
         // An empty chunk would end the body: empty blocks send no chunk.
         let chunk = chunked && !data.is_empty();
@@ -434,47 +440,6 @@ impl<H: Host> Request<'_, H> {
             self.st.terminated = true;
         }
         Ok(())
-    }
-
-    /// Hands all of `data` to the write hook: short writes are completed, a write that makes
-    /// no progress or fails ends the cycle, a disconnect is remembered.
-    pub(super) fn write_all(&mut self, data: &[u8]) -> Result<(), Error> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        let host = &mut *self.host;
-        match write_fully(|d| host.write(d), data) {
-            Ok(()) => Ok(()),
-            Err(WriteFailure::NoProgress) => {
-                self.st.output = Output::Failed;
-                Err(Error::new(Status::IoError, "write hook made no progress"))
-            }
-            Err(WriteFailure::Overreported(claimed, given)) => {
-                self.st.output = Output::Failed;
-                Err(Error::new(
-                    Status::IoError,
-                    format!("write hook reported {claimed} bytes written of {given}"),
-                ))
-            }
-            Err(WriteFailure::Hook(e)) => Err(self.output_failure("write", e)),
-        }
-    }
-
-    pub(super) fn flush(&mut self) -> Result<(), Error> {
-        match self.host.flush() {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.output_failure("flush", e)),
-        }
-    }
-
-    fn output_failure(&mut self, what: &str, e: std::io::Error) -> Error {
-        if is_disconnect(&e) {
-            self.st.output = Output::ClientGone;
-            Error::new(Status::ClientGone, format!("client went away: {e}"))
-        } else {
-            self.st.output = Output::Failed;
-            Error::new(Status::IoError, format!("{what} hook failed: {e}"))
-        }
     }
 
     /// wsgiref's finish_content: an empty body gets its head (Content-Length: 0 unless the
@@ -540,10 +505,19 @@ impl<H: Host> Request<'_, H> {
         } else {
             s.error_body()
         };
-        self.start_head(body, true, true)?;
+        self.start_head(body_shape(body, true), true)?;
         self.send_body(body, true)?;
         self.flush()?;
         self.end_body(true)
+    }
+}
+
+/// A block's shape: the whole body when no block follows it.
+fn body_shape(block: &[u8], last: bool) -> BodyShape {
+    if last {
+        BodyShape::Whole(block.len() as u64)
+    } else {
+        BodyShape::Streamed
     }
 }
 
@@ -555,7 +529,7 @@ fn parse_code(status: &[u8]) -> u16 {
 }
 
 /// Writes `n` in lower-case hexadecimal into `buf`, returning the digits.
-fn format_hex(mut n: u64, buf: &mut [u8; 16]) -> &[u8] {
+pub(super) fn format_hex(mut n: u64, buf: &mut [u8; 16]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;

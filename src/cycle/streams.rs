@@ -13,7 +13,7 @@ impl<H: Host> Request<'_, H> {
     /// PEP 3333's second way to honour `Expect: 100-continue`: the interim response goes out
     /// when the application first reads a body that is still to come, and never once the
     /// final response has started.
-    fn continue_if_expected(&mut self) -> Result<(), Error> {
+    pub(super) fn continue_if_expected(&mut self) -> Result<(), Error> {
         if !mem::take(&mut self.st.expect_continue)
             || matches!(self.st.phase, Phase::HeadSent(_))
             || !self.st.input.body_left()

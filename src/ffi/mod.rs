@@ -238,7 +238,7 @@ pub extern "C" fn gw_status_str(status: i32) -> *const c_char {
     static TEXT: OnceLock<Vec<CString>> = OnceLock::new();
     guard(|| {
         let table = TEXT.get_or_init(|| {
-            (0..=Status::BadRequest as i32)
+            (0..=Status::WouldBlock as i32)
                 .map(|raw| CString::new(Status::from_raw(raw).describe()).unwrap_or_default())
                 .collect()
         });
