@@ -30,7 +30,7 @@ TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
         test-symbols test-cxx lint demo bench install clean test-faults test-endurance test-keepalive \
-        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay
+        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay test-nonblocking
 
 all: lib
 
@@ -75,7 +75,7 @@ $(BUILD)/hello_cgi: c-examples/hello_cgi.c include/gateway.h lib | $(BUILD)
 $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
-test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-alloc test-faults test-endurance \
+test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-alloc test-faults test-nonblocking test-endurance \
       test-keepalive test-mhd test-examples test-demo test-install
 	@echo "make test: all checks passed"
 
@@ -110,6 +110,16 @@ $(BUILD)/endurance: tests/endurance.c $(FAULTS_DEPS) lib | $(BUILD)
 test-faults: $(BUILD)/test_faults
 	$(BUILD)/test_faults
 	$(VALGRIND) $(BUILD)/test_faults --max-reports 20
+
+$(BUILD)/test_nonblocking: tests/test_nonblocking.c $(FAULTS_DEPS) lib | $(BUILD)
+	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a -lcmocka $(STATIC_LIBS) -o $@
+
+# Non-blocking mode against blocking mode: every app with hooks answering EAGAIN at every
+# point, byte-identical; the high-water mark, cancelling, spooled bodies, send_file; natively
+# and under valgrind.
+test-nonblocking: $(BUILD)/test_nonblocking
+	$(BUILD)/test_nonblocking
+	$(VALGRIND) $(BUILD)/test_nonblocking
 
 # 10^6 requests through one reused handler: every response checked, RSS flat, no fd leaked.
 test-endurance: $(BUILD)/endurance

@@ -70,6 +70,12 @@
 // The default of gw_handler_set_drain_limit, in bytes.
 #define GW_DEFAULT_DRAIN_LIMIT 65536
 
+// The default of gw_handler_set_write_high_water, in bytes.
+#define GW_DEFAULT_WRITE_HIGH_WATER 65536
+
+// The default of gw_handler_set_body_memory_limit, in bytes.
+#define GW_DEFAULT_BODY_MEMORY_LIMIT 65536
+
 // Length of an HTTP date such as `Thu, 01 Jan 1970 00:00:00 GMT`, without a terminating NUL.
 #define GW_HTTP_DATE_LEN 29
 
@@ -193,6 +199,16 @@ typedef enum gw_body_framing {
   GW_BODY_FRAMING_STREAM,
 } gw_body_framing;
 
+// What a pending cycle waits for (gw_handler_pending).
+typedef enum gw_wait {
+  // No cycle is pending.
+  GW_WAIT_NONE = 0,
+  // More of the request body: resume when the client's socket is readable.
+  GW_WAIT_READ = 1,
+  // The client taking more of the response: resume when its socket is writable.
+  GW_WAIT_WRITE = 2,
+} gw_wait;
+
 // An environ: byte-string names and values (latin-1 "bytes as str"), kept in insertion
 // order. Values returned by it are followed by a NUL byte for convenience, but may contain
 // NUL themselves: the length is what counts.
@@ -280,6 +296,20 @@ typedef int (*gw_hook_send_head_fn)(void *userdata, const struct gw_response_hea
 // errno value (or -1 with errno set).
 typedef int (*gw_hook_end_body_fn)(void *userdata, bool complete);
 
+// Sends up to `length` bytes of the open file `fd` from `offset` to the client, after the
+// bytes the library already wrote (sendfile(2), splice, or read and write), storing how
+// many went in `*out_sent` (at least 1) and returning 0, or returns an errno value (or -1
+// with errno set): EAGAIN in non-blocking mode when the client takes nothing now (the
+// library calls again with the rest after gw_handler_resume); EPIPE, ECONNRESET and
+// ECONNABORTED mean the client went away. It must not move the file's position (sendfile
+// with an offset does not). 0 bytes sent means the file ended early: the response is cut
+// short (GW_STATUS_RESPONSE_INCOMPLETE).
+typedef int (*gw_hook_send_file_fn)(void *userdata,
+                                    int fd,
+                                    uint64_t offset,
+                                    uint64_t length,
+                                    uint64_t *out_sent);
+
 // The host's hooks: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr` and
 // `add_cgi_vars`, and the structured-response hooks. Start from GW_HANDLER_HOOKS_INIT (it
 // sets `size`), then set the hooks you have: `gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT;
@@ -320,6 +350,12 @@ typedef struct gw_handler_hooks {
   // out; `complete` is false when the response was cut short (end the HTTP/2 stream with
   // an error, close the connection), true when every byte of it went out.
   gw_hook_end_body_fn end_body;
+  // Optional: file bodies (gw_request_set_body_file on a regular file) are handed here
+  // as (fd, offset, length) after the head instead of being read and written through
+  // `write`. The length is the file's size (fstat) from its current position, so the
+  // response gets a Content-Length (or, after the head went out chunked, one chunk).
+  // NULL keeps reading the file in blocks through `write`, with no Content-Length.
+  gw_hook_send_file_fn send_file;
 } gw_handler_hooks;
 
 // The application: wsgiref's `application(environ, start_response)`. Called once per
@@ -747,6 +783,65 @@ gw_status gw_request_input_readlines(struct gw_request *req,
                                      size_t hint,
                                      const struct gw_bytes **out_lines,
                                      size_t *out_count);
+
+// Non-blocking mode (default false). When true, the write, flush, read_stdin and send_file
+// hooks may answer EAGAIN (or EWOULDBLOCK) instead of waiting, and gw_handler_run (and
+// gw_handler_resume) then return GW_STATUS_PENDING: gw_handler_pending says whether to
+// wait for the client's socket to be readable or writable, then call gw_handler_resume.
+// In this mode:
+// - the request body is read before the application is called, as it arrives (with a lazy
+//   `100 Continue` first when the client asked for one), within gw_handler_set_max_request_body,
+//   held in memory up to gw_handler_set_body_memory_limit and in an anonymous temporary file
+//   beyond it; gw_request_input_* then read it from there and never block;
+// - what the client does not take at once is queued; body iterators and file bodies are
+//   pulled only when the queue is empty, so a slow client holds the producer back;
+// - gw_request_write never blocks: it is refused with GW_STATUS_WOULD_BLOCK while the queue
+//   holds gw_handler_set_write_high_water bytes or more (hand large bodies over as an
+//   iterator instead);
+// - write_stderr, flush_stderr, add_cgi_vars, send_head, send_interim and end_body are
+//   called as in blocking mode and must not block (buffer log lines in the host).
+//
+// The bytes on the wire are those of blocking mode, with one difference: the body is read
+// before the application runs, so a `100 Continue` is always sent when asked for, and a
+// body the application leaves unread never costs the connection.
+gw_status gw_handler_set_nonblocking(struct gw_handler *handler, bool value);
+
+gw_status gw_handler_get_nonblocking(const struct gw_handler *handler, bool *out);
+
+// Non-blocking mode: how many bytes may wait for a slow client before gw_request_write is
+// refused with GW_STATUS_WOULD_BLOCK (default GW_DEFAULT_WRITE_HIGH_WATER, 64 KiB; at least
+// 1). A write is accepted whole while the queue is below the mark, so the queue holds at
+// most the mark plus one write; an iterator's blocks are pulled only when it is empty.
+gw_status gw_handler_set_write_high_water(struct gw_handler *handler, size_t bytes);
+
+gw_status gw_handler_get_write_high_water(const struct gw_handler *handler, size_t *out);
+
+// Non-blocking mode: how much of a request body read ahead is held in memory (default
+// GW_DEFAULT_BODY_MEMORY_LIMIT, 64 KiB); beyond it the body goes to an anonymous file in
+// $TMPDIR (or /tmp), removed when the request ends. 0 sends every body to a file.
+gw_status gw_handler_set_body_memory_limit(struct gw_handler *handler, size_t bytes);
+
+gw_status gw_handler_get_body_memory_limit(const struct gw_handler *handler, size_t *out);
+
+// What the handler's pending cycle waits for: GW_WAIT_READ, GW_WAIT_WRITE, or GW_WAIT_NONE
+// when no cycle is pending. A const getter: may run on any thread, also while another
+// thread resumes (it then sees the state before or after).
+gw_status gw_handler_pending(const struct gw_handler *handler, enum gw_wait *out);
+
+// Goes on with a pending cycle: call it when the socket is ready for what
+// gw_handler_pending said (calling it early is harmless: the cycle pauses again). May call
+// the application (when the request body is complete) and the hooks, on the calling
+// thread; any thread may resume, one at a time. Returns GW_STATUS_PENDING again, or what
+// gw_handler_run returns at the end of a cycle. GW_STATUS_INVALID_STATE when no cycle is
+// pending.
+gw_status gw_handler_resume(struct gw_handler *handler);
+
+// Abandons a pending cycle (the client went away, the server shuts down): the body is
+// closed exactly once, nothing more is written or read, no hook is called but the body's
+// close, and the handler is ready for the next request (gw_handler_last_keep_alive is then
+// false). GW_STATUS_OK, also when no cycle was pending (so a host may call it on every
+// connection it closes).
+gw_status gw_handler_cancel(struct gw_handler *handler);
 
 // The request's environ, borrowed for the request. The application may read and change it.
 // PEP 3333's keys are there, with byte-string values: wsgi.version "1.0", wsgi.url_scheme

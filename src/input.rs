@@ -7,9 +7,9 @@
 //! complete; so is a body larger than the handler's limit.
 
 use crate::chunked::Decoder;
-use crate::spool::Spool;
 use crate::host::{is_disconnect, retry_interrupted, Host};
 use crate::request_framing::RequestFraming;
+use crate::spool::Spool;
 use crate::status::{escape_bytes, Error, Status};
 
 const BUFFER_SIZE: usize = 8192;

@@ -59,7 +59,9 @@ impl Spool {
         if pos >= self.len || dst.is_empty() {
             return Ok(0);
         }
-        let want = dst.len().min(usize::try_from(self.len - pos).unwrap_or(usize::MAX));
+        let want = dst
+            .len()
+            .min(usize::try_from(self.len - pos).unwrap_or(usize::MAX));
         match &self.file {
             Some(file) => {
                 let mut done = 0;

@@ -164,6 +164,9 @@ struct State<B> {
     /// queue to empty.
     flush_due: bool,
     end_due: Option<bool>,
+    /// A hook said "would block" since the cycle last resumed: nothing is tried again
+    /// before the host says the client is ready.
+    blocked: bool,
     /// Whether the body iterator has one block (asked once, before its first block).
     one_block: Option<bool>,
     file: Option<FileSend>,
@@ -201,6 +204,7 @@ impl<B> Default for State<B> {
             queue_pos: 0,
             flush_due: false,
             end_due: None,
+            blocked: false,
             one_block: None,
             file: None,
         }
@@ -242,6 +246,7 @@ impl<B> State<B> {
         self.queue_pos = 0;
         self.flush_due = false;
         self.end_due = None;
+        self.blocked = false;
     }
 
     /// Keeps a failure's message for `Handler::failure` and its buffer for reuse.
@@ -395,6 +400,7 @@ where
         if self.state.stage == Stage::Idle {
             return Progress::Done(Err(Status::InvalidState));
         }
+        self.state.blocked = false;
         self.request().drive()
     }
 
@@ -740,15 +746,12 @@ where
             return self.file_step();
         }
         let one_block = self.st.one_block == Some(true);
-        match source.next_chunk(self)? {
-            Some(Chunk { data, last }) => {
-                let whole = one_block && self.st.framing().is_none();
-                self.send_block(data, whole || last)?;
-                if !last {
-                    return Ok(BodyStep::More);
-                }
+        if let Some(Chunk { data, last }) = source.next_chunk(self)? {
+            let whole = one_block && self.st.framing().is_none();
+            self.send_block(data, whole || last)?;
+            if !last {
+                return Ok(BodyStep::More);
             }
-            None => {}
         }
         self.finish_content().map(|()| BodyStep::Done)
     }

@@ -38,7 +38,7 @@ impl<H: Host> Request<'_, H> {
             return Ok(());
         }
         if self.nonblocking() {
-            let taken = if self.queued() == 0 {
+            let taken = if self.queued() == 0 && !self.st.blocked {
                 self.write_some(data)?
             } else {
                 0
@@ -72,7 +72,10 @@ impl<H: Host> Request<'_, H> {
                     return Err(self.overreported("write", n as u64, rest.len() as u64))
                 }
                 Ok(n) => done += n,
-                Err(e) if would_block(&e) => break,
+                Err(e) if would_block(&e) => {
+                    self.st.blocked = true;
+                    break;
+                }
                 Err(e) => return Err(self.output_failure("write", e)),
             }
         }
@@ -98,6 +101,9 @@ impl<H: Host> Request<'_, H> {
             self.st.clear_queue();
             return Ok(true);
         }
+        if self.st.blocked {
+            return Ok(self.queued() == 0 && !self.st.flush_due && self.st.end_due.is_none());
+        }
         if self.queued() > 0 {
             let queue = std::mem::take(&mut self.st.queue);
             let written = self.write_some(&queue[self.st.queue_pos..]);
@@ -118,7 +124,10 @@ impl<H: Host> Request<'_, H> {
         if self.st.flush_due {
             match retry_interrupted(|| self.host.flush()) {
                 Ok(()) => self.st.flush_due = false,
-                Err(e) if would_block(&e) => return Ok(false),
+                Err(e) if would_block(&e) => {
+                    self.st.blocked = true;
+                    return Ok(false);
+                }
                 Err(e) => {
                     self.st.clear_queue();
                     return Err(self.output_failure("flush", e));
@@ -240,7 +249,10 @@ impl<H: Host> Request<'_, H> {
                     self.st.body_sent += n;
                     self.st.file = Some(file);
                 }
-                Err(e) if would_block(&e) && self.nonblocking() => return Ok(BodyStep::Blocked),
+                Err(e) if would_block(&e) && self.nonblocking() => {
+                    self.st.blocked = true;
+                    return Ok(BodyStep::Blocked);
+                }
                 Err(e) => return Err(self.output_failure("send_file", e)),
             }
         }

@@ -113,6 +113,13 @@ impl<'r> BodySource<Request<'r, FfiHost>> for FfiBody {
         }
     }
 
+    fn file_range(&mut self) -> Option<crate::host::FileRange> {
+        match self {
+            FfiBody::File(file) => file.range(),
+            FfiBody::Iter(_) => None,
+        }
+    }
+
     fn close(&mut self) -> Result<(), Error> {
         match self {
             FfiBody::File(file) => file.close(),

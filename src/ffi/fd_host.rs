@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 
 use crate::environ::Environ;
+use crate::host::FileRange;
 use crate::status::{Error, Status};
 
 /// Calls `op` until it stops failing with EINTR.
@@ -91,6 +92,25 @@ impl FdFile {
                 format!("reading the body file failed: {e}"),
             )),
         }
+    }
+
+    /// The file from its current position to its end, when it is a regular file.
+    pub fn range(&self) -> Option<FileRange> {
+        // SAFETY: lseek and fstat on the descriptor the application handed over.
+        let offset = unsafe { libc::lseek(self.fd, 0, libc::SEEK_CUR) };
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if offset < 0 || unsafe { libc::fstat(self.fd, &mut st) } != 0 {
+            return None;
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return None;
+        }
+        let offset = offset as u64;
+        Some(FileRange {
+            fd: self.fd,
+            offset,
+            length: (st.st_size.max(0) as u64).saturating_sub(offset),
+        })
     }
 
     pub fn close(&mut self) -> Result<(), Error> {

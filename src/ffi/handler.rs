@@ -3,7 +3,7 @@
 
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
 use super::bytes::{check_headers, gw_header, header_iter};
@@ -12,7 +12,7 @@ use super::fd_host::FdHost;
 use super::hooks::{gw_handler_hooks, FfiHost, HostIo};
 use super::request::{as_request_ptr, gw_request};
 use super::{boundary, bytes_arg, fail, guard, null, out_arg, sized_arg};
-use crate::cycle::Handler;
+use crate::cycle::{Handler, Progress, Wait};
 use crate::environ::Environ;
 use crate::settings::Settings;
 use crate::status::{Error, Status};
@@ -30,11 +30,19 @@ pub struct gw_handler {
     _private: [u8; 0],
 }
 
-struct HandlerCell {
+pub(super) struct HandlerCell {
     /// Set while gw_handler_run runs, so calls from inside the cycle are refused.
-    running: AtomicBool,
-    handler: UnsafeCell<Handler<FfiHost>>,
+    pub(super) running: AtomicBool,
+    pub(super) handler: UnsafeCell<Handler<FfiHost>>,
+    /// The application of the cycle under way (non-blocking mode: it may be due on resume).
+    pub(super) app: UnsafeCell<Option<(AppFn, *mut c_void)>>,
+    /// What a pending cycle waits for (a gw_wait), readable by the const getter.
+    pub(super) wait: AtomicI32,
 }
+
+/// An application function, known to be non-NULL.
+pub(super) type AppFn =
+    unsafe extern "C" fn(userdata: *mut c_void, request: *mut gw_request) -> i32;
 
 /// The application: wsgiref's `application(environ, start_response)`. Called once per
 /// gw_handler_run on the caller's thread with the request, which is valid until it returns
@@ -48,21 +56,34 @@ fn publish(handler: Handler<FfiHost>, out: *mut *mut gw_handler) -> Result<(), E
     let cell = HandlerCell {
         running: AtomicBool::new(false),
         handler: UnsafeCell::new(handler),
+        app: UnsafeCell::new(None),
+        wait: AtomicI32::new(gw_wait::None as i32),
     };
     *out = Box::into_raw(Box::new(cell)).cast();
     Ok(())
 }
 
-unsafe fn cell<'a>(handler: *const gw_handler) -> Result<&'a HandlerCell, Error> {
+pub(super) unsafe fn cell<'a>(handler: *const gw_handler) -> Result<&'a HandlerCell, Error> {
     // SAFETY: every gw_handler pointer comes from publish().
     unsafe { handler.cast::<HandlerCell>().as_ref() }.ok_or_else(|| null("handler"))
 }
 
-fn check_idle(cell: &HandlerCell) -> Result<(), Error> {
+pub(super) fn check_not_running(cell: &HandlerCell) -> Result<(), Error> {
     if cell.running.load(Ordering::Acquire) {
         return Err(Error::new(
             Status::InvalidState,
             "the handler is running a request; change it between requests",
+        ));
+    }
+    Ok(())
+}
+
+fn check_idle(cell: &HandlerCell) -> Result<(), Error> {
+    check_not_running(cell)?;
+    if cell.wait.load(Ordering::Acquire) != gw_wait::None as i32 {
+        return Err(Error::new(
+            Status::InvalidState,
+            "a cycle is pending on this handler: resume it to its end, or cancel it, first",
         ));
     }
     Ok(())
@@ -117,10 +138,17 @@ pub unsafe extern "C" fn gw_handler_free(handler: *mut gw_handler) {
         if handler.is_null() {
             return;
         }
-        if unsafe { idle(handler) }.is_err() {
+        let Ok(cell) = (unsafe { cell(handler) }) else {
+            return;
+        };
+        if check_not_running(cell).is_err() {
             super::set_last_error("gw_handler_free: the handler is running; not freed");
             return;
         }
+        // SAFETY: not running, and the caller has exclusive access (documented).
+        let h = unsafe { &mut *cell.handler.get() };
+        // A pending cycle is cancelled: its body is closed exactly once.
+        h.cancel();
         // SAFETY: handlers come from Box::into_raw in publish().
         drop(unsafe { Box::from_raw(handler.cast::<HandlerCell>()) });
     })
@@ -192,27 +220,85 @@ pub unsafe extern "C" fn gw_handler_run(
             Ok(found) => found,
             Err(e) => return fail(e),
         };
-        cell.running.store(true, Ordering::Release);
-        struct Running<'a>(&'a AtomicBool);
-        impl Drop for Running<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
-        let _running = Running(&cell.running);
-        let outcome = h.run(|request| {
-            // SAFETY: the application contract; the request outlives the call.
-            Status::from_raw(unsafe { app(app_userdata, as_request_ptr(request)) })
-        });
-        match outcome {
-            Ok(()) => Status::Ok,
-            Err(status) => {
-                // The message stays in the handler's buffer: a failing run allocates nothing.
-                super::set_last_error(h.failure());
-                status
-            }
-        }
+        // SAFETY: exclusive access (checked idle above).
+        unsafe { *cell.app.get() = Some((app, app_userdata)) };
+        let _running = Running::start(cell);
+        let progress = h.begin();
+        settle(h, cell, progress)
     })
+}
+
+/// Marks a handler as running for the length of a call into its cycle.
+pub(super) struct Running<'a>(&'a AtomicBool);
+
+impl<'a> Running<'a> {
+    pub(super) fn start(cell: &'a HandlerCell) -> Running<'a> {
+        cell.running.store(true, Ordering::Release);
+        Running(&cell.running)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Takes a cycle from `progress` to its end or its next pause: calls the application when
+/// it is due, records what a pause waits for, and turns the outcome into a status.
+pub(super) fn settle(
+    h: &mut Handler<FfiHost>,
+    cell: &HandlerCell,
+    mut progress: Progress,
+) -> Status {
+    loop {
+        progress = match progress {
+            Progress::AppDue => {
+                // SAFETY: exclusive access: the caller runs the cycle.
+                let Some((app, userdata)) = (unsafe { *cell.app.get() }) else {
+                    return fail(Error::new(Status::InvalidState, "no application to call"));
+                };
+                h.call_app(|request| {
+                    // SAFETY: the application contract; the request outlives the call.
+                    Status::from_raw(unsafe { app(userdata, as_request_ptr(request)) })
+                })
+            }
+            Progress::Wait(wait) => {
+                let wait = match wait {
+                    Wait::Readable => gw_wait::Read,
+                    Wait::Writable => gw_wait::Write,
+                };
+                cell.wait.store(wait as i32, Ordering::Release);
+                return Status::Pending;
+            }
+            Progress::Done(outcome) => {
+                cell.wait.store(gw_wait::None as i32, Ordering::Release);
+                // SAFETY: exclusive access.
+                unsafe { *cell.app.get() = None };
+                return match outcome {
+                    Ok(()) => Status::Ok,
+                    Err(status) => {
+                        // The message stays in the handler's buffer: a failing run allocates
+                        // nothing.
+                        super::set_last_error(h.failure());
+                        status
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// What a pending cycle waits for (gw_handler_pending).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum gw_wait {
+    /// No cycle is pending.
+    None = 0,
+    /// More of the request body: resume when the client's socket is readable.
+    Read = 1,
+    /// The client taking more of the response: resume when its socket is writable.
+    Write = 2,
 }
 
 /// What the last gw_handler_run sent, for the host's access log: the status code (0 when no
@@ -262,7 +348,7 @@ pub unsafe extern "C" fn gw_handler_last_keep_alive(
 // ---- settings -----------------------------------------------------------------------------
 
 /// Applies `change` to an idle handler's settings.
-unsafe fn set(
+pub(super) unsafe fn set(
     handler: *mut gw_handler,
     change: impl FnOnce(&mut Settings) -> Result<(), Error>,
 ) -> Status {
@@ -270,7 +356,7 @@ unsafe fn set(
 }
 
 /// Sets one of the boolean settings.
-unsafe fn set_flag(
+pub(super) unsafe fn set_flag(
     handler: *mut gw_handler,
     value: bool,
     field: impl FnOnce(&mut Settings) -> &mut bool,
@@ -284,7 +370,7 @@ unsafe fn set_flag(
 }
 
 /// Reads an idle handler's settings into an out-parameter.
-unsafe fn get<T>(
+pub(super) unsafe fn get<T>(
     handler: *const gw_handler,
     out: *mut T,
     read: impl FnOnce(&Settings, &mut T),

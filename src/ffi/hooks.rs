@@ -3,6 +3,7 @@
 
 use std::ffi::{c_int, c_void};
 use std::io;
+use std::os::fd::RawFd;
 
 use super::body::FfiBody;
 use super::bytes::{gw_bytes, gw_header};
@@ -51,6 +52,24 @@ pub type gw_hook_read_fn = Option<
 pub type gw_hook_add_cgi_vars_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, environ: *mut gw_environ) -> i32>;
 
+/// Sends up to `length` bytes of the open file `fd` from `offset` to the client, after the
+/// bytes the library already wrote (sendfile(2), splice, or read and write), storing how
+/// many went in `*out_sent` (at least 1) and returning 0, or returns an errno value (or -1
+/// with errno set): EAGAIN in non-blocking mode when the client takes nothing now (the
+/// library calls again with the rest after gw_handler_resume); EPIPE, ECONNRESET and
+/// ECONNABORTED mean the client went away. It must not move the file's position (sendfile
+/// with an offset does not). 0 bytes sent means the file ended early: the response is cut
+/// short (GW_STATUS_RESPONSE_INCOMPLETE).
+pub type gw_hook_send_file_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        fd: c_int,
+        offset: u64,
+        length: u64,
+        out_sent: *mut u64,
+    ) -> c_int,
+>;
+
 /// The host's hooks: wsgiref's `_write`, `_flush`, `get_stdin`, `get_stderr` and
 /// `add_cgi_vars`, and the structured-response hooks. Start from GW_HANDLER_HOOKS_INIT (it
 /// sets `size`), then set the hooks you have: `gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT;
@@ -93,6 +112,12 @@ pub struct gw_handler_hooks {
     /// out; `complete` is false when the response was cut short (end the HTTP/2 stream with
     /// an error, close the connection), true when every byte of it went out.
     pub end_body: gw_hook_end_body_fn,
+    /// Optional: file bodies (gw_request_set_body_file on a regular file) are handed here
+    /// as (fd, offset, length) after the head instead of being read and written through
+    /// `write`. The length is the file's size (fstat) from its current position, so the
+    /// response gets a Content-Length (or, after the head went out chunked, one chunk).
+    /// NULL keeps reading the file in blocks through `write`, with no Content-Length.
+    pub send_file: gw_hook_send_file_fn,
 }
 
 /// A hook's return code as an io::Result.
@@ -262,6 +287,24 @@ impl Host for FfiHost {
             }) => hook_result(unsafe { hook(*userdata, complete) }),
             _ => Ok(()),
         }
+    }
+
+    fn sends_files(&self) -> bool {
+        matches!(&self.io, HostIo::Hooks(h) if h.send_file.is_some())
+    }
+
+    fn send_file(&mut self, fd: RawFd, offset: u64, length: u64) -> io::Result<u64> {
+        let HostIo::Hooks(gw_handler_hooks {
+            userdata,
+            send_file: Some(hook),
+            ..
+        }) = &self.io
+        else {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        };
+        let mut sent = 0u64;
+        // SAFETY: the hook contract.
+        hook_result(unsafe { hook(*userdata, fd, offset, length, &mut sent) }).map(|()| sent)
     }
 
     fn add_cgi_vars(&mut self, environ: &mut Environ) -> Result<(), Error> {

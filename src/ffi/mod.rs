@@ -21,6 +21,7 @@ pub mod handler;
 pub mod head;
 pub mod hooks;
 pub mod input;
+pub mod nonblocking;
 pub mod request;
 pub mod request_head;
 
@@ -34,6 +35,7 @@ pub use self::handler::*;
 pub use self::head::*;
 pub use self::hooks::*;
 pub use self::input::*;
+pub use self::nonblocking::*;
 pub use self::request::*;
 pub use self::request_head::*;
 
@@ -289,6 +291,14 @@ const _: () = assert!(GW_MAX_EINTR_RETRIES == crate::host::MAX_EINTR_RETRIES);
 /// The default of gw_handler_set_drain_limit, in bytes.
 pub const GW_DEFAULT_DRAIN_LIMIT: u64 = 65536;
 const _: () = assert!(GW_DEFAULT_DRAIN_LIMIT == crate::settings::DEFAULT_DRAIN_LIMIT);
+
+/// The default of gw_handler_set_write_high_water, in bytes.
+pub const GW_DEFAULT_WRITE_HIGH_WATER: usize = 65536;
+const _: () = assert!(GW_DEFAULT_WRITE_HIGH_WATER == crate::settings::DEFAULT_WRITE_HIGH_WATER);
+
+/// The default of gw_handler_set_body_memory_limit, in bytes.
+pub const GW_DEFAULT_BODY_MEMORY_LIMIT: usize = 65536;
+const _: () = assert!(GW_DEFAULT_BODY_MEMORY_LIMIT == crate::settings::DEFAULT_BODY_MEMORY);
 
 /// Length of an HTTP date such as `Thu, 01 Jan 1970 00:00:00 GMT`, without a terminating NUL.
 pub const GW_HTTP_DATE_LEN: usize = 29;
