@@ -123,6 +123,7 @@ fn an_environ_pointer_stays_valid_for_the_whole_request() {
         send_head: None,
         send_interim: None,
         end_body: None,
+        send_file: None,
     };
     let mut handler = ptr::null_mut();
     assert_eq!(unsafe { gw_handler_new(&hooks, &mut handler) }, Status::Ok);
