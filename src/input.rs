@@ -745,6 +745,115 @@ mod tests {
         }
     }
 
+    /// The blocking read's outcome (the body, or the failure) and what it left at the host.
+    fn outcome(
+        framing: RequestFraming,
+        length: Option<&[u8]>,
+        wire: &[u8],
+        limit: u64,
+        how: usize,
+        read_ahead: bool,
+    ) -> (Result<Vec<u8>, Error>, bool, usize) {
+        let mut input = Input::default();
+        input.reset(framing, length, limit);
+        let mut host = Scripted {
+            wire: wire.to_vec(),
+            pos: 0,
+            step: 2,
+        };
+        if read_ahead {
+            // A host that has nothing on every other call: read ahead until it is all in.
+            let mut stalls = 0;
+            let mut stalling = Stalling(&mut host, false);
+            loop {
+                if input.prefetch(&mut stalling, 5) {
+                    break;
+                }
+                stalls += 1;
+                assert!(stalls < 10_000);
+            }
+            assert!(input.replaying());
+            host.step = 0; // from now on the host must not be asked
+        }
+        let result = read_with(how, &mut input, &mut host);
+        (result, input.fully_read(), host.pos)
+    }
+
+    /// Scripted, answering "would block" on every other call.
+    struct Stalling<'a>(&'a mut Scripted, bool);
+
+    impl Host for Stalling<'_> {
+        type Body = ();
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn read_stdin(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1 = !self.1;
+            if self.1 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.0.read_stdin(buf)
+        }
+        fn write_stderr(&mut self, data: &[u8]) -> io::Result<usize> {
+            Ok(data.len())
+        }
+        fn flush_stderr(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn add_cgi_vars(&mut self, _environ: &mut Environ) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_body_read_ahead_reads_back_as_a_blocking_read_would() {
+        let length = BODY.len().to_string();
+        let mut cases: Vec<(RequestFraming, Option<&[u8]>, Vec<u8>, u64)> = Vec::new();
+        for cut in 0..=WIRE.len() {
+            cases.push((RequestFraming::Chunked, None, WIRE[..cut].to_vec(), 0));
+        }
+        for cut in 0..=BODY.len() {
+            cases.push((
+                RequestFraming::Length,
+                Some(length.as_bytes()),
+                BODY[..cut].to_vec(),
+                0,
+            ));
+            cases.push((RequestFraming::Terminated, None, BODY[..cut].to_vec(), 0));
+        }
+        for limit in [1, 7, 17, 18] {
+            cases.push((RequestFraming::Chunked, None, WIRE.to_vec(), limit));
+            cases.push((RequestFraming::Terminated, None, BODY.to_vec(), limit));
+            cases.push((
+                RequestFraming::Length,
+                Some(length.as_bytes()),
+                BODY.to_vec(),
+                limit,
+            ));
+        }
+        cases.push((
+            RequestFraming::Chunked,
+            None,
+            b"5\r\nhello\n0\r\n\r\n".to_vec(),
+            0,
+        ));
+        cases.push((RequestFraming::Length, Some(b"x1"), BODY.to_vec(), 0));
+        cases.push((RequestFraming::NoBody, None, BODY.to_vec(), 0));
+        for (framing, length, wire, limit) in &cases {
+            for how in 0..5 {
+                let blocking = outcome(*framing, *length, wire, *limit, how, false);
+                let ahead = outcome(*framing, *length, wire, *limit, how, true);
+                assert_eq!(
+                    ahead, blocking,
+                    "{framing:?} {wire:?} limit {limit} how {how}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn drain_of_a_chunked_body() {
         let (mut input, mut host) = chunked(WIRE, 3, 0);
