@@ -650,33 +650,49 @@ mod tests {
 
     /// Reads the whole body through one of the read paths.
     fn read_with(how: usize, input: &mut Input, host: &mut Scripted) -> Result<Vec<u8>, Error> {
+        match read_until_error(how, input, host) {
+            (body, None) => Ok(body),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Reads through one of the read paths until the end or a failure: what was read before
+    /// it, and the failure.
+    fn read_until_error(
+        how: usize,
+        input: &mut Input,
+        host: &mut Scripted,
+    ) -> (Vec<u8>, Option<Error>) {
         let mut body = Vec::new();
         loop {
             let mut buf = [0u8; 3];
             let n = match how {
-                0 => input.read(host, &mut buf)?,
-                1 => input.readline(host, &mut buf)?,
+                0 => input.read(host, &mut buf),
+                1 => input.readline(host, &mut buf),
                 2 => {
-                    input.read_all(host)?;
+                    let result = input.read_all(host);
                     body.extend_from_slice(input.result());
-                    return Ok(body);
+                    return (body, result.err());
                 }
-                3 => {
-                    input.next_line(host)?;
+                3 => input.next_line(host).map(|()| {
                     body.extend_from_slice(input.result());
                     input.result().len()
-                }
+                }),
                 _ => {
-                    input.readlines(host, 0)?;
+                    let result = input.readlines(host, 0);
                     input.lines().for_each(|l| body.extend_from_slice(l));
-                    return Ok(body);
+                    return (body, result.err());
                 }
+            };
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => return (body, Some(e)),
             };
             if how < 3 {
                 body.extend_from_slice(&buf[..n]);
             }
             if n == 0 {
-                return Ok(body);
+                return (body, None);
             }
         }
     }
@@ -753,7 +769,7 @@ mod tests {
         limit: u64,
         how: usize,
         read_ahead: bool,
-    ) -> (Result<Vec<u8>, Error>, bool, usize) {
+    ) -> ((Vec<u8>, Option<Error>), bool, usize) {
         let mut input = Input::default();
         input.reset(framing, length, limit);
         let mut host = Scripted {
@@ -775,7 +791,7 @@ mod tests {
             assert!(input.replaying());
             host.step = 0; // from now on the host must not be asked
         }
-        let result = read_with(how, &mut input, &mut host);
+        let result = read_until_error(how, &mut input, &mut host);
         (result, input.fully_read(), host.pos)
     }
 
