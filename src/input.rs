@@ -827,7 +827,9 @@ mod tests {
     #[test]
     fn a_body_read_ahead_reads_back_as_a_blocking_read_would() {
         let length = BODY.len().to_string();
-        let mut cases: Vec<(RequestFraming, Option<&[u8]>, Vec<u8>, u64)> = Vec::new();
+        // (framing, CONTENT_LENGTH, the wire, the size limit)
+        type Case<'a> = (RequestFraming, Option<&'a [u8]>, Vec<u8>, u64);
+        let mut cases: Vec<Case> = Vec::new();
         for cut in 0..=WIRE.len() {
             cases.push((RequestFraming::Chunked, None, WIRE[..cut].to_vec(), 0));
         }
