@@ -29,6 +29,25 @@
  *    body-iterator calls.
  *  - gw_last_error_message() is per thread. Everything else holds no global state except
  *    the Date cache, which is internally locked.
+ *  - Hooks, applications and body iterators run on the thread that called gw_handler_run
+ *    or gw_handler_resume, inside that call.
+ *
+ * What may block
+ *  - The library itself never waits: it blocks only inside the host's hooks and the
+ *    application's callbacks, and (non-blocking mode, bodies past the memory limit) in
+ *    file I/O on its temporary file.
+ *  - Blocking mode (the default): gw_handler_run returns when the response is done; it
+ *    blocks as long as the write, flush, read_stdin and send_file hooks do, and the
+ *    application's gw_request_write and gw_request_input_* calls block in them too.
+ *  - Non-blocking mode (gw_handler_set_nonblocking): write, flush, read_stdin and send_file
+ *    may answer EAGAIN; gw_handler_run and gw_handler_resume then return
+ *    GW_STATUS_PENDING instead of waiting, gw_request_write queues (or refuses with
+ *    GW_STATUS_WOULD_BLOCK) and gw_request_input_* read a body that was read ahead. The
+ *    other hooks (write_stderr, flush_stderr, add_cgi_vars, send_head, send_interim,
+ *    end_body) are called as in blocking mode and must not block.
+ *  - A pending cycle may be resumed (or cancelled) from any thread, one at a time; while it
+ *    is pending every other gw_handler_* call on that handler but gw_handler_pending fails
+ *    with GW_STATUS_INVALID_STATE.
  *
  * Writes
  *  - The library hands a response to the write hook in as few calls as PEP 3333 allows: the
@@ -55,14 +74,6 @@
 #define GW_VERSION_PATCH 0
 #define GW_VERSION_NUMBER ((GW_VERSION_MAJOR << 16) | (GW_VERSION_MINOR << 8) | GW_VERSION_PATCH)
 
-
-// Non-blocking mode: how many bytes may wait for a slow client before gw_request_write
-// refuses more.
-#define DEFAULT_WRITE_HIGH_WATER (64 * 1024)
-
-// Non-blocking mode: how much of a request body read ahead stays in memory; the rest goes
-// to an anonymous temporary file.
-#define DEFAULT_BODY_MEMORY (64 * 1024)
 
 // How many EINTRs in a row a hook may report before the library treats it as failing.
 #define GW_MAX_EINTR_RETRIES 64
@@ -240,16 +251,21 @@ typedef struct gw_bytes {
 // Writes some of `data` (`len` bytes) to the client. Stores how many bytes were taken in
 // `*out_written` (at least 1 when `len > 0`; fewer than `len` is fine, the library calls
 // again with the rest) and returns 0, or returns an errno value (or -1 with errno set).
-// EPIPE, ECONNRESET and ECONNABORTED mean the client went away; EINTR is retried; any other
-// error, or 0 bytes taken, ends the cycle with GW_STATUS_IO_ERROR.
+// EPIPE, ECONNRESET and ECONNABORTED mean the client went away; EINTR is retried; EAGAIN
+// (or EWOULDBLOCK) pauses the cycle in non-blocking mode (the rest is written after
+// gw_handler_resume); any other error, EAGAIN in blocking mode, or 0 bytes taken, ends the
+// cycle with GW_STATUS_IO_ERROR.
 typedef int (*gw_hook_write_fn)(void *userdata, const void *data, size_t len, size_t *out_written);
 
-// Pushes buffered output out. Returns 0, or an errno value (or -1 with errno set).
+// Pushes buffered output out. Returns 0, or an errno value (or -1 with errno set); EAGAIN
+// pauses the cycle in non-blocking mode (the flush is called again after resuming).
 typedef int (*gw_hook_flush_fn)(void *userdata);
 
 // Reads up to `len` bytes of the request body into `buf`, storing the count in
 // `*out_read` (0 means end of input) and returning 0, or returns an errno value (or -1 with
-// errno set). The library never asks for more than CONTENT_LENGTH in total.
+// errno set). The library never asks for more than CONTENT_LENGTH in total. In non-blocking
+// mode EAGAIN says no more has arrived yet: the cycle pauses (gw_handler_pending says
+// GW_WAIT_READ); elsewhere it is a read failure.
 typedef int (*gw_hook_read_fn)(void *userdata, void *buf, size_t len, size_t *out_read);
 
 // Adds the request's CGI variables to `environ` with gw_environ_set / gw_environ_remove.
@@ -565,7 +581,10 @@ gw_status gw_handler_get_userdata(const struct gw_handler *handler, void **out);
 //   not logged; lines logged before it stay (when the application failed and the error page
 //   then met the disconnect, the application's failure was logged first);
 // - GW_STATUS_IO_ERROR: a hook failed; logged; close the connection;
-// - GW_STATUS_NULL_ARGUMENT / GW_STATUS_INVALID_STATE: nothing was run.
+// - GW_STATUS_PENDING (non-blocking mode only): the cycle waits for the client; see
+//   gw_handler_set_nonblocking, gw_handler_pending and gw_handler_resume;
+// - GW_STATUS_NULL_ARGUMENT / GW_STATUS_INVALID_STATE: nothing was run (INVALID_STATE
+//   also while a cycle is pending on the handler).
 //
 // In every case the handler is ready for the next request.
 gw_status gw_handler_run(struct gw_handler *handler, gw_application_fn app, void *app_userdata);

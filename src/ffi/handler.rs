@@ -203,7 +203,10 @@ pub unsafe extern "C" fn gw_handler_get_userdata(
 ///   not logged; lines logged before it stay (when the application failed and the error page
 ///   then met the disconnect, the application's failure was logged first);
 /// - GW_STATUS_IO_ERROR: a hook failed; logged; close the connection;
-/// - GW_STATUS_NULL_ARGUMENT / GW_STATUS_INVALID_STATE: nothing was run.
+/// - GW_STATUS_PENDING (non-blocking mode only): the cycle waits for the client; see
+///   gw_handler_set_nonblocking, gw_handler_pending and gw_handler_resume;
+/// - GW_STATUS_NULL_ARGUMENT / GW_STATUS_INVALID_STATE: nothing was run (INVALID_STATE
+///   also while a cycle is pending on the handler).
 ///
 /// In every case the handler is ready for the next request.
 #[no_mangle]

@@ -17,8 +17,10 @@ use crate::status::{Error, Status};
 /// Writes some of `data` (`len` bytes) to the client. Stores how many bytes were taken in
 /// `*out_written` (at least 1 when `len > 0`; fewer than `len` is fine, the library calls
 /// again with the rest) and returns 0, or returns an errno value (or -1 with errno set).
-/// EPIPE, ECONNRESET and ECONNABORTED mean the client went away; EINTR is retried; any other
-/// error, or 0 bytes taken, ends the cycle with GW_STATUS_IO_ERROR.
+/// EPIPE, ECONNRESET and ECONNABORTED mean the client went away; EINTR is retried; EAGAIN
+/// (or EWOULDBLOCK) pauses the cycle in non-blocking mode (the rest is written after
+/// gw_handler_resume); any other error, EAGAIN in blocking mode, or 0 bytes taken, ends the
+/// cycle with GW_STATUS_IO_ERROR.
 pub type gw_hook_write_fn = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -28,12 +30,15 @@ pub type gw_hook_write_fn = Option<
     ) -> c_int,
 >;
 
-/// Pushes buffered output out. Returns 0, or an errno value (or -1 with errno set).
+/// Pushes buffered output out. Returns 0, or an errno value (or -1 with errno set); EAGAIN
+/// pauses the cycle in non-blocking mode (the flush is called again after resuming).
 pub type gw_hook_flush_fn = Option<unsafe extern "C" fn(userdata: *mut c_void) -> c_int>;
 
 /// Reads up to `len` bytes of the request body into `buf`, storing the count in
 /// `*out_read` (0 means end of input) and returning 0, or returns an errno value (or -1 with
-/// errno set). The library never asks for more than CONTENT_LENGTH in total.
+/// errno set). The library never asks for more than CONTENT_LENGTH in total. In non-blocking
+/// mode EAGAIN says no more has arrived yet: the cycle pauses (gw_handler_pending says
+/// GW_WAIT_READ); elsewhere it is a read failure.
 pub type gw_hook_read_fn = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
