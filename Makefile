@@ -30,7 +30,7 @@ TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
         test-symbols test-cxx lint demo bench install clean test-faults test-endurance test-keepalive \
-        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay test-nonblocking
+        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay test-nonblocking test-validate
 
 all: lib
 
@@ -75,7 +75,7 @@ $(BUILD)/hello_cgi: c-examples/hello_cgi.c include/gateway.h lib | $(BUILD)
 $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
-test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-alloc test-faults test-nonblocking test-endurance \
+test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-alloc test-faults test-nonblocking test-validate test-endurance \
       test-keepalive test-mhd test-examples test-demo test-install
 	@echo "make test: all checks passed"
 
@@ -110,6 +110,14 @@ $(BUILD)/endurance: tests/endurance.c $(FAULTS_DEPS) lib | $(BUILD)
 test-faults: $(BUILD)/test_faults
 	$(BUILD)/test_faults
 	$(VALGRIND) $(BUILD)/test_faults --max-reports 20
+
+$(BUILD)/test_validate: tests/test_validate.c tests/host.c $(TEST_HEADERS) lib | $(BUILD)
+	$(CC) $(CFLAGS) tests/test_validate.c tests/host.c $(RELEASE)/libgateway.a -lcmocka $(STATIC_LIBS) -o $@
+
+# Validation mode: wsgiref.validate's rules and messages on both sides, natively and under valgrind.
+test-validate: $(BUILD)/test_validate
+	$(BUILD)/test_validate
+	$(VALGRIND) $(BUILD)/test_validate
 
 $(BUILD)/test_nonblocking: tests/test_nonblocking.c $(FAULTS_DEPS) lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a -lcmocka $(STATIC_LIBS) -o $@

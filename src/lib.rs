@@ -21,6 +21,7 @@ pub mod settings;
 pub mod spool;
 pub mod status;
 pub mod util;
+pub mod validate;
 
 #[allow(unsafe_code)]
 pub mod ffi;

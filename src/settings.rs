@@ -44,6 +44,8 @@ pub struct Settings {
     pub nonblocking: bool,
     pub write_high_water: usize,
     pub body_memory: usize,
+    /// wsgiref.validate's checks on the host's environ and the application's response.
+    pub validate: bool,
     error_status: Vec<u8>,
     error_headers: HeaderList,
     error_body: Vec<u8>,
@@ -67,6 +69,7 @@ impl Default for Settings {
             nonblocking: false,
             write_high_water: DEFAULT_WRITE_HIGH_WATER,
             body_memory: DEFAULT_BODY_MEMORY,
+            validate: false,
             error_status: DEFAULT_ERROR_STATUS.to_vec(),
             error_headers,
             error_body: DEFAULT_ERROR_BODY.to_vec(),

@@ -25,6 +25,7 @@ use crate::host::{BodySource, Chunk, FileRange, Host};
 use crate::input::Input;
 use crate::settings::Settings;
 use crate::status::{Error, Status};
+use crate::validate::{Severity, ITERATED_BEFORE_START};
 
 /// What the application returned as its body.
 enum Body<B> {
@@ -462,7 +463,23 @@ impl<H: Host> Request<'_, H> {
         self.st
             .input
             .reset(framing, env.get(b"CONTENT_LENGTH"), s.max_request_body);
+        let violations = if s.validate {
+            crate::validate::check_environ(&env)
+        } else {
+            Vec::new()
+        };
         drop(env);
+        for v in violations {
+            match v.severity {
+                Severity::Warning => self.log_error("validate warning: ", v.message.as_bytes()),
+                Severity::Error => {
+                    return Err(Error::new(
+                        Status::AppError,
+                        format!("validate: the host's environ: {}", v.message),
+                    ))
+                }
+            }
+        }
         // A structured host (a server library) answers Expect itself.
         self.st.expect_continue = !self.host.takes_head()
             && self.speaks_http11()
@@ -747,6 +764,13 @@ where
         }
         let one_block = self.st.one_block == Some(true);
         if let Some(Chunk { data, last }) = source.next_chunk(self)? {
+            if self.settings.validate && matches!(self.st.phase, Phase::Unstarted | Phase::Refused)
+            {
+                return Err(Error::new(
+                    Status::AppError,
+                    format!("validate: {ITERATED_BEFORE_START}"),
+                ));
+            }
             let whole = one_block && self.st.framing().is_none();
             self.send_block(data, whole || last)?;
             if !last {

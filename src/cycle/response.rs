@@ -71,6 +71,14 @@ impl<H: Host> Request<'_, H> {
             st.staged_headers.push(name, value);
         }
         let app_length = st.staged_headers.content_length()?;
+        if self.settings.validate {
+            if let Some(rule) = crate::validate::check_response(status, &st.staged_headers) {
+                return Err(Error::new(
+                    Status::InvalidHeader,
+                    format!("validate: {rule}"),
+                ));
+            }
+        }
         mem::swap(&mut st.headers, &mut st.staged_headers);
         st.app_length = app_length;
         st.status.clear();
