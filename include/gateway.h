@@ -907,6 +907,15 @@ gw_status gw_request_write(struct gw_request *req, const void *data, size_t len)
 // GW_STATUS_INVALID_STATE when a body was already set.
 gw_status gw_request_set_body_bytes(struct gw_request *req, const void *data, size_t len);
 
+// Returns one block of bytes as the body without copying it: the application promises
+// that `data` stays valid and unchanged until the cycle ends (gw_handler_run returns, or in
+// non-blocking mode the gw_handler_resume that ends the cycle, or gw_handler_cancel).
+// Content-Length is computed as for gw_request_set_body_bytes, and the bytes go from `data`
+// to the write hook (with the head when both fit one write of up to 16 KiB, the head's
+// buffer being the one copy). For static pages, or bodies the host keeps per connection.
+// GW_STATUS_INVALID_STATE when a body was already set.
+gw_status gw_request_set_body_borrowed(struct gw_request *req, const void *data, size_t len);
+
 // Returns a chunk iterator as the body (the table is copied; it starts from
 // GW_BODY_ITER_INIT, and its size is checked as gw_handler_new checks the hooks'). On
 // GW_STATUS_OK the library owns it and calls its close exactly once; on failure it is not

@@ -55,6 +55,12 @@ pub struct gw_body_iter {
 pub enum FfiBody {
     Iter(gw_body_iter),
     File(FdFile),
+    /// One block the application keeps alive until the cycle ends (gw_request_set_body_borrowed).
+    Borrowed {
+        data: *const u8,
+        len: usize,
+        sent: bool,
+    },
 }
 
 impl<'r> BodySource<Request<'r, FfiHost>> for FfiBody {
@@ -64,6 +70,15 @@ impl<'r> BodySource<Request<'r, FfiHost>> for FfiBody {
     ) -> Result<Option<Chunk<'s>>, Error> {
         match self {
             FfiBody::File(file) => Ok(file.next_chunk()?.map(|data| Chunk { data, last: false })),
+            FfiBody::Borrowed { data, len, sent } => {
+                if std::mem::replace(sent, true) {
+                    return Ok(None);
+                }
+                // SAFETY: checked by gw_request_set_body_borrowed; the application promised
+                // the bytes stay valid until the cycle ends.
+                let data = unsafe { bytes_arg((*data).cast::<c_void>(), *len, "data") }?;
+                Ok(Some(Chunk { data, last: true }))
+            }
             FfiBody::Iter(iter) => {
                 let Some(next) = iter.next else {
                     return Ok(None);
@@ -104,6 +119,7 @@ impl<'r> BodySource<Request<'r, FfiHost>> for FfiBody {
     fn block_count(&mut self) -> Option<usize> {
         match self {
             FfiBody::File(_) => None,
+            FfiBody::Borrowed { .. } => Some(1),
             FfiBody::Iter(iter) => {
                 let count_fn = iter.block_count?;
                 let mut count = 0usize;
@@ -116,13 +132,14 @@ impl<'r> BodySource<Request<'r, FfiHost>> for FfiBody {
     fn file_range(&mut self) -> Option<crate::host::FileRange> {
         match self {
             FfiBody::File(file) => file.range(),
-            FfiBody::Iter(_) => None,
+            _ => None,
         }
     }
 
     fn close(&mut self) -> Result<(), Error> {
         match self {
             FfiBody::File(file) => file.close(),
+            FfiBody::Borrowed { .. } => Ok(()),
             FfiBody::Iter(iter) => {
                 let Some(close) = iter.close.take() else {
                     return Ok(());

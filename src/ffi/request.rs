@@ -144,6 +144,32 @@ pub unsafe extern "C" fn gw_request_set_body_bytes(
     })
 }
 
+/// Returns one block of bytes as the body without copying it: the application promises
+/// that `data` stays valid and unchanged until the cycle ends (gw_handler_run returns, or in
+/// non-blocking mode the gw_handler_resume that ends the cycle, or gw_handler_cancel).
+/// Content-Length is computed as for gw_request_set_body_bytes, and the bytes go from `data`
+/// to the write hook (with the head when both fit one write of up to 16 KiB, the head's
+/// buffer being the one copy). For static pages, or bodies the host keeps per connection.
+/// GW_STATUS_INVALID_STATE when a body was already set.
+#[no_mangle]
+pub unsafe extern "C" fn gw_request_set_body_borrowed(
+    req: *mut gw_request,
+    data: *const c_void,
+    len: usize,
+) -> Status {
+    boundary(|| {
+        let req = unsafe { request(req) }?;
+        // Checked now (NULL with a length), used later: see the promise above.
+        unsafe { bytes_arg(data, len, "data") }?;
+        req.set_body_source(FfiBody::Borrowed {
+            data: data.cast(),
+            len,
+            sent: false,
+        })
+        .map_err(|(e, _)| e)
+    })
+}
+
 /// Returns a chunk iterator as the body (the table is copied; it starts from
 /// GW_BODY_ITER_INIT, and its size is checked as gw_handler_new checks the hooks'). On
 /// GW_STATUS_OK the library owns it and calls its close exactly once; on failure it is not
