@@ -321,6 +321,12 @@ impl Input {
         done
     }
 
+    /// Lets go of a body read ahead (its temporary file, memory beyond the limit) once the
+    /// request is over, so an idle connection holds none of it.
+    pub fn release_spool(&mut self) {
+        self.spool.clear(self.spool_memory);
+    }
+
     /// The body was read ahead: reads never reach the host.
     pub fn replaying(&self) -> bool {
         self.replaying

@@ -452,8 +452,16 @@ static gw_status spool_drive(gw_handler *h, spool_ctx *s) {
     return st;
 }
 
+static int open_fds(void) {
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) != -1) n++;
+    return n;
+}
+
 static void test_large_body_spooled_to_a_file(void **state) {
     (void)state;
+    int fds_before = open_fds();
     size_t limits[] = { GW_DEFAULT_BODY_MEMORY_LIMIT, 1024, 0, 1u << 20 };
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
         spool_ctx s = { .content_length = "300000" };
@@ -469,6 +477,8 @@ static void test_large_body_spooled_to_a_file(void **state) {
         assert_int_equal(gw_handler_last_keep_alive(h, &keep), GW_STATUS_OK);
         assert_true(keep);
         assert_non_null(fh_find(s.wire, s.wire_len, "\r\n\r\ngot it\n"));
+        /* the temporary file is gone once the request is over, while the handler lives on */
+        assert_int_equal(open_fds(), fds_before);
         gw_handler_free(h);
     }
     /* past the size limit: reading stops there, the app meets TOO_LARGE, the client gets 413 */

@@ -421,6 +421,7 @@ where
         st.failure.clear();
         st.failure.push_str("the cycle was cancelled by the host");
         st.keep_alive = false;
+        st.input.release_spool();
         st.body = Body::Unset;
         st.stage = Stage::Idle;
         true
@@ -628,6 +629,7 @@ impl<H: Host> Request<'_, H> {
             Err(e) => Err(self.st.remember_failure(e)),
         };
         self.st.keep_alive = outcome.is_ok() && self.keep_connection();
+        self.st.input.release_spool();
         self.st.body = Body::Unset;
         self.st.stage = Stage::Idle;
         outcome
