@@ -279,6 +279,9 @@ mod tests {
         assert_eq!(fix(b"", b"/x"), b"/x");
         assert_eq!(fix(b"/app", b"/x"), b"/x");
     }
+    /// Environ keys and values for a test case.
+    type Pairs<'a> = &'a [(&'a str, &'a [u8])];
+
     fn environ(pairs: &[(&str, &[u8])]) -> Environ {
         let mut env = Environ::new();
         for (k, v) in pairs {
@@ -446,7 +449,7 @@ mod tests {
     /// an HTTP_HOST wsgiref treats as false, here an empty one).
     #[test]
     fn application_uri_matches_wsgiref_vectors() {
-        let cases: &[(&[u8], &[(&str, &[u8])])] = &[
+        let cases: &[(&[u8], Pairs)] = &[
             (b"http://127.0.0.1/", &[]),
             (b"http://127.0.0.1/spam", &[("SCRIPT_NAME", b"/spam")]),
             (b"http://127.0.0.1/sp%E4m", &[("SCRIPT_NAME", b"/sp\xe4m")]),
@@ -503,7 +506,7 @@ mod tests {
     /// testReqURIs.
     #[test]
     fn request_uri_matches_wsgiref_vectors() {
-        let cases: &[(&[u8], bool, &[(&str, &[u8])])] = &[
+        let cases: &[(&[u8], bool, Pairs)] = &[
             (b"http://127.0.0.1/", true, &[]),
             (b"http://127.0.0.1/spam", true, &[("SCRIPT_NAME", b"/spam")]),
             (
