@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -510,6 +513,13 @@ static void test_headers_mapping_interface(void **state) {
     assert_string_equal(get_all(h, "Foo", all, sizeof all), "baz|2");
     assert_int_equal(gw_headers_delete(h, S("fOO")), GW_STATUS_OK);
     assert_format(h, "zoo: whee\r\n\r\n");
+
+    /* Names compare as str.lower() compares latin-1 text: \xc9 and \xe9 are a case pair,
+     * \xd7 and \xf7 are not. */
+    assert_int_equal(gw_headers_set(h, S("X-\xc9t\xe9"), S("1")), GW_STATUS_OK);
+    assert_header(h, "x-\xe9T\xc9", "1");
+    assert_int_equal(gw_headers_set(h, S("\xd7"), S("2")), GW_STATUS_OK);
+    assert_header(h, "\xf7", NULL);
     gw_headers_free(h);
 }
 
@@ -771,17 +781,28 @@ static void test_file_wrapper(void **state) {
     memcpy(second, text, 30);
     second[30] = 0;
 
-    /* Over a pipe too, where the file gives what it has: each block is still filled. */
+    /* From a regular file, then from a pipe a child process fills 7 bytes at a time with
+     * pauses, so read(2) comes back short: each block is still filled, as Python's
+     * buffered read(n) fills it. */
     for (int kind = 0; kind < 2; kind++) {
         int fd;
+        pid_t child = -1;
         if (kind == 0) {
             fd = temp_file(text);
         } else {
             int p[2];
             assert_int_equal(pipe(p), 0);
-            for (int i = 0; i < 150; i += 7) { /* 22 small writes */
-                size_t n = 150 - i < 7 ? (size_t)(150 - i) : 7;
-                assert_int_equal(write(p[1], text + i, n), (ssize_t)n);
+            child = fork();
+            assert_true(child >= 0);
+            if (child == 0) {
+                close(p[0]);
+                for (int i = 0; i < 150; i += 7) { /* 22 small writes, 2 ms apart */
+                    size_t n = 150 - i < 7 ? (size_t)(150 - i) : 7;
+                    if (write(p[1], text + i, n) != (ssize_t)n) _exit(1);
+                    struct timespec pause = { 0, 2000000 };
+                    nanosleep(&pause, NULL);
+                }
+                _exit(0);
             }
             close(p[1]);
             fd = p[0];
@@ -813,6 +834,11 @@ static void test_file_wrapper(void **state) {
         assert_int_equal(gw_file_wrapper_free(w), GW_STATUS_OK);
         assert_true(fd_open(reused));
         close(reused);
+        if (child > 0) {
+            int status = -1;
+            assert_int_equal(waitpid(child, &status, 0), child);
+            assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
     }
 }
 
