@@ -372,6 +372,7 @@ static void test_uri_errors(void **state) {
     assert_fails(gw_environ_request_uri(NULL, true, out, sizeof out, &len), GW_STATUS_NULL_ARGUMENT);
     assert_fails(gw_environ_request_uri(env, true, NULL, 4, &len), GW_STATUS_NULL_ARGUMENT);
     assert_fails(gw_environ_request_uri(env, true, out, sizeof out, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_fails(gw_environ_request_uri(env, true, out, SIZE_MAX, &len), GW_STATUS_INVALID_ARGUMENT);
     gw_environ_free(env);
 }
 
@@ -413,6 +414,7 @@ static void test_is_hop_by_hop(void **state) {
     assert_false(out);
     assert_fails(gw_is_hop_by_hop(NULL, 2, &out), GW_STATUS_NULL_ARGUMENT);
     assert_fails(gw_is_hop_by_hop("TE", 2, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_fails(gw_is_hop_by_hop("TE", SIZE_MAX, &out), GW_STATUS_INVALID_ARGUMENT); /* length */
 }
 
 /* ---- Headers ---------------------------------------------------------------------------- */
@@ -625,6 +627,11 @@ static void test_headers_refusals(void **state) {
     assert_fails(gw_headers_format(NULL, out, sizeof out, &len), GW_STATUS_NULL_ARGUMENT);
     assert_fails(gw_headers_format(h, NULL, 4, &len), GW_STATUS_NULL_ARGUMENT);
     assert_fails(gw_headers_format(h, out, sizeof out, NULL), GW_STATUS_NULL_ARGUMENT);
+    /* lengths past what any object can hold */
+    assert_fails(gw_headers_get(h, "A", SIZE_MAX, &v, &n), GW_STATUS_INVALID_ARGUMENT);
+    assert_fails(gw_headers_set(h, S("A"), "1", SIZE_MAX), GW_STATUS_INVALID_ARGUMENT);
+    assert_fails(gw_headers_add_header(h, S("A"), S("1"), one, SIZE_MAX), GW_STATUS_INVALID_ARGUMENT);
+    assert_fails(gw_headers_format(h, out, SIZE_MAX, &len), GW_STATUS_INVALID_ARGUMENT);
     /* a value over 1 MiB */
     size_t big_len = 1048577;
     char *big = malloc(big_len);
