@@ -30,7 +30,7 @@ TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
         test-symbols test-cxx lint demo bench install clean test-faults test-endurance test-keepalive \
-        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay test-nonblocking test-validate
+        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay test-nonblocking test-validate test-util
 
 all: lib
 
@@ -75,7 +75,7 @@ $(BUILD)/hello_cgi: c-examples/hello_cgi.c include/gateway.h lib | $(BUILD)
 $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
-test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-alloc test-faults test-nonblocking test-validate test-endurance \
+test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-util test-alloc test-faults test-nonblocking test-validate test-endurance \
       test-keepalive test-mhd test-examples test-demo test-install
 	@echo "make test: all checks passed"
 
@@ -146,6 +146,21 @@ $(BUILD)/bench: tests/bench.c include/gateway.h lib | $(BUILD)
 
 test-valgrind: $(BUILD)/test_shared
 	$(VALGRIND) $(BUILD)/test_shared
+
+# wsgiref.util and wsgiref.headers through the C ABI (tests/test_wsgiref_util.c, CPython's
+# own vectors) against the static and the shared library, then under valgrind.
+UTIL_TEST_SOURCES := tests/test_wsgiref_util.c
+
+$(BUILD)/test_util_static: $(UTIL_TEST_SOURCES) include/gateway.h lib | $(BUILD)
+	$(CC) $(CFLAGS) $(UTIL_TEST_SOURCES) $(RELEASE)/libgateway.a -lcmocka $(STATIC_LIBS) -o $@
+
+$(BUILD)/test_util_shared: $(UTIL_TEST_SOURCES) include/gateway.h lib | $(BUILD)
+	$(CC) $(CFLAGS) $(UTIL_TEST_SOURCES) -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -lcmocka -o $@
+
+test-util: $(BUILD)/test_util_static $(BUILD)/test_util_shared
+	$(BUILD)/test_util_static
+	$(BUILD)/test_util_shared
+	$(VALGRIND) $(BUILD)/test_util_shared
 
 # Every exported symbol is gw_-prefixed and declared in the header, and the other way round.
 test-symbols: lib | $(BUILD)

@@ -228,6 +228,15 @@ typedef enum gw_wait {
 // one needs exclusive access. It may move between threads.
 typedef struct gw_environ gw_environ;
 
+// wsgiref.util.FileWrapper over a file descriptor: gw_file_wrapper_next yields the file's
+// bytes from its current position in blocks of the block size (each full but the last:
+// short reads are repeated, as Python's buffered read(n)), until a read gives nothing.
+// Reading to the end does not close it; gw_file_wrapper_close does (FileWrapper.close is
+// the file's close), closing the descriptor exactly once when the wrapper owns it.
+//
+// Thread safety: one thread at a time; it may move between threads.
+typedef struct gw_file_wrapper gw_file_wrapper;
+
 // A handler: wsgiref's BaseHandler instance. Create one per worker thread or connection and
 // reuse it: a reused handler serves requests without allocating once warmed up.
 //
@@ -237,6 +246,17 @@ typedef struct gw_environ gw_environ;
 // inside its own hooks or application while gw_handler_run is running on it; such calls
 // fail with GW_STATUS_INVALID_STATE.
 typedef struct gw_handler gw_handler;
+
+// wsgiref.headers.Headers: an ordered list of (name, value) byte strings, duplicates
+// allowed, looked up by name without regard to case (latin-1 `str.lower()`). Names may
+// not hold control bytes, values none but HTAB (wsgiref's patched checks), on every call
+// that takes one; longer than 64 KiB (name) or 1 MiB (value) is GW_STATUS_TOO_LARGE. A
+// refused call changes nothing. Values handed out are borrowed until the next change to
+// the object or its free, and are not NUL-terminated.
+//
+// Thread safety: a `const gw_headers *` may be read from several threads at once; changing
+// one needs exclusive access. It may move between threads.
+typedef struct gw_headers gw_headers;
 
 // The request an application is serving. Borrowed: valid only during the application call
 // and the body iterator's calls of the gw_handler_run that made it, on that thread.
@@ -549,6 +569,48 @@ gw_status gw_request_errors_writelines(struct gw_request *req,
 // wsgi.errors flush: calls the flush_stderr hook.
 gw_status gw_request_errors_flush(struct gw_request *req);
 
+// `FileWrapper(file, blksize)` over `fd`: `block_size` 0 means wsgiref's 8192, more than
+// 16 MiB is GW_STATUS_TOO_LARGE. When `close_fd` is true the wrapper owns the descriptor
+// on every path: gw_file_wrapper_close or _free closes it exactly once, and a failing call
+// here closes it before returning; otherwise it stays the caller's, open after the
+// wrapper is closed. Free the wrapper with gw_file_wrapper_free (or hand it to
+// gw_request_set_body_file_wrapper, which consumes it).
+gw_status gw_file_wrapper_new(int fd,
+                              size_t block_size,
+                              bool close_fd,
+                              struct gw_file_wrapper **out);
+
+// `next(wrapper)`: on GW_STATUS_OK, `*out_data` / `*out_len` are the next block (not
+// empty), borrowed until the next call on the wrapper; GW_STATUS_NOT_FOUND at the end of
+// the file (StopIteration; a later call reads again); GW_STATUS_INVALID_STATE once closed;
+// GW_STATUS_IO_ERROR when read(2) fails (EINTR is retried).
+gw_status gw_file_wrapper_next(struct gw_file_wrapper *wrapper,
+                               const void **out_data,
+                               size_t *out_len);
+
+// `wrapper.close()`: closes the descriptor if the wrapper owns it, the first time; later
+// calls do nothing. GW_STATUS_IO_ERROR when close(2) fails (the wrapper is closed all the
+// same). The wrapper stays allocated until gw_file_wrapper_free.
+gw_status gw_file_wrapper_close(struct gw_file_wrapper *wrapper);
+
+// `*out` is true once gw_file_wrapper_close ran (Python's `wrapper.filelike.closed`).
+gw_status gw_file_wrapper_is_closed(const struct gw_file_wrapper *wrapper, bool *out);
+
+// Frees a wrapper, closing it first if it is still open (so an owned descriptor is closed
+// exactly once). NULL is a no-op. GW_STATUS_IO_ERROR when that close fails; the wrapper is
+// freed all the same.
+gw_status gw_file_wrapper_free(struct gw_file_wrapper *wrapper);
+
+// Returns a file wrapper as the response body: its blocks are sent in order, and when the
+// response is done (on every path) the library closes and frees it, so its descriptor, if
+// owned, is closed exactly once. This call **consumes** the wrapper on every path: when it
+// fails (NULL request, a body already set: GW_STATUS_INVALID_STATE) the wrapper is closed
+// and freed before it returns; never use the pointer again. As wsgiref with a FileWrapper
+// result, no Content-Length is computed (the body has no known block count). Unlike
+// gw_request_set_body_file it does not need wsgi.file_wrapper offered: like wsgiref's
+// FileWrapper, it is an ordinary iterable body.
+gw_status gw_request_set_body_file_wrapper(struct gw_request *req, struct gw_file_wrapper *wrapper);
+
 // Creates a handler over the host's hooks (copied; `hooks->write` is required). The table
 // starts from GW_HANDLER_HOOKS_INIT: one without its size is refused with
 // GW_STATUS_INVALID_ARGUMENT, one from a newer header that sets hooks this library does not
@@ -756,6 +818,97 @@ gw_status gw_handler_new_cgi(struct gw_handler **out);
 // wsgiref's IISCGIHandler: gw_handler_new_cgi, with IIS's PATH_INFO fixed: when PATH_INFO
 // starts with SCRIPT_NAME (followed by '/' or nothing), that prefix is removed.
 gw_status gw_handler_new_iis_cgi(struct gw_handler **out);
+
+// Creates an empty header list (`Headers()`). Free it with gw_headers_free.
+gw_status gw_headers_new(struct gw_headers **out);
+
+// Creates a header list holding a copy of `count` headers (`Headers(list)`; wsgiref wraps
+// the caller's list itself, here the list is copied and later changes stay in the object).
+// Each is checked as gw_headers_set checks; one refused creates nothing.
+gw_status gw_headers_new_from(const struct gw_header *headers,
+                              size_t count,
+                              struct gw_headers **out);
+
+// Frees a header list. NULL is a no-op.
+gw_status gw_headers_free(struct gw_headers *headers);
+
+// `len(headers)`: the number of headers, duplicates included.
+gw_status gw_headers_len(const struct gw_headers *headers, size_t *out_len);
+
+// `headers.get(name)`: the first value whose name matches, borrowed (see gw_headers).
+// GW_STATUS_NOT_FOUND when none does (wsgiref's None).
+gw_status gw_headers_get(const struct gw_headers *headers,
+                         const char *name,
+                         size_t name_len,
+                         const char **out_value,
+                         size_t *out_value_len);
+
+// `headers.get_all(name)`, one value per call: set `*cursor = 0` first; each GW_STATUS_OK
+// gives the next matching value (borrowed) in list order and advances the cursor;
+// GW_STATUS_NOT_FOUND means there are no more. Do not change the list while iterating.
+gw_status gw_headers_get_all(const struct gw_headers *headers,
+                             const char *name,
+                             size_t name_len,
+                             size_t *cursor,
+                             const char **out_value,
+                             size_t *out_value_len);
+
+// `headers[name] = value`: removes every header of that name, then appends this one at the
+// end, spelled as given.
+gw_status gw_headers_set(struct gw_headers *headers,
+                         const char *name,
+                         size_t name_len,
+                         const char *value,
+                         size_t value_len);
+
+// `del headers[name]`: removes every header of that name. A name that is not there is not
+// an error (GW_STATUS_OK), as in wsgiref.
+gw_status gw_headers_delete(struct gw_headers *headers, const char *name, size_t name_len);
+
+// `headers.setdefault(name, value)`: the first value of that name when there is one (the
+// list unchanged), else `(name, value)` is appended; either way the value is lent through
+// `*out_value` / `*out_value_len` (borrowed).
+gw_status gw_headers_setdefault(struct gw_headers *headers,
+                                const char *name,
+                                size_t name_len,
+                                const char *value,
+                                size_t value_len,
+                                const char **out_value,
+                                size_t *out_value_len);
+
+// `headers.add_header(name, value, **params)`: appends one header (existing ones of that
+// name stay) whose value is `value` followed by each of the `param_count` parameters, all
+// joined with `"; "`. `value` NULL (with `value_len` 0) is Python's None: no main value, the
+// parameters only; a non-NULL empty value is `''`, which still takes its place (`; a="1"`).
+// A parameter is a gw_header: its name, with each `_` turned into `-` as wsgiref turns
+// keyword names, and its value, always quoted (`name="value"`, `\` and `"` escaped with a
+// backslash) unless empty, which gives the bare name (wsgiref does so for None and '').
+// Example: ("Content-Disposition", "attachment", {filename, "bud.gif"}) gives
+// `attachment; filename="bud.gif"`.
+gw_status gw_headers_add_header(struct gw_headers *headers,
+                                const char *name,
+                                size_t name_len,
+                                const char *value,
+                                size_t value_len,
+                                const struct gw_header *params,
+                                size_t param_count);
+
+// The list as `gw_header` records, in order, for gw_request_start_response (which copies
+// them): `*out_headers` is borrowed until the next change to the object or its free, and
+// `*out_count` is the number of records (0 for an empty list, with a pointer that must not
+// be read).
+gw_status gw_headers_items(const struct gw_headers *headers,
+                           const struct gw_header **out_headers,
+                           size_t *out_count);
+
+// `bytes(headers)`: each header as `name: value\r\n` in order, then `\r\n` (an empty list
+// gives `\r\n`), written into `out` (`out_cap` bytes, no NUL added) with its length in
+// `*out_len`. When it does not fit, GW_STATUS_TOO_LARGE and `*out_len` is the length
+// needed; `out` may be NULL with `out_cap` 0 to ask for the length that way.
+gw_status gw_headers_format(const struct gw_headers *headers,
+                            char *out,
+                            size_t out_cap,
+                            size_t *out_len);
 
 // read(size): reads up to `cap` bytes into `buf`, fewer only at the end of the body.
 // `*out_len` 0 means the end.
@@ -1037,6 +1190,72 @@ gw_status gw_error_response(uint16_t status_code, char *out, size_t out_cap, siz
 gw_status gw_handler_set_validate(struct gw_handler *handler, bool value);
 
 gw_status gw_handler_get_validate(const struct gw_handler *handler, bool *out);
+
+// wsgiref.util.guess_scheme: `https` when the environ's HTTPS is exactly `yes`, `on` or
+// `1` (case-sensitive), else `http`. `*out_scheme` is a static string (NUL-terminated too)
+// of `*out_len` bytes.
+gw_status gw_environ_guess_scheme(const struct gw_environ *environ,
+                                  const char **out_scheme,
+                                  size_t *out_len);
+
+// wsgiref.util.application_uri: the application's base URI, written into `out` (`out_cap`
+// bytes, no NUL added) with its length in `*out_len`: wsgi.url_scheme, `://`, HTTP_HOST
+// when non-empty, else SERVER_NAME and `:`SERVER_PORT unless it is the scheme's default
+// (`443` for https, `80` otherwise, compared as strings), then SCRIPT_NAME (or `/`)
+// percent-encoded as `quote(..., encoding='latin1')` (letters, digits, `_.-~/` kept, other
+// bytes `%XX` in upper case). GW_STATUS_NOT_FOUND when wsgi.url_scheme, or SERVER_NAME or
+// SERVER_PORT when needed, is missing (wsgiref's KeyError; the message names it). When the
+// URI does not fit, GW_STATUS_TOO_LARGE and `*out_len` is the length needed; `out` may be
+// NULL with `out_cap` 0 to ask for the length that way.
+gw_status gw_environ_application_uri(const struct gw_environ *environ,
+                                     char *out,
+                                     size_t out_cap,
+                                     size_t *out_len);
+
+// wsgiref.util.request_uri: gw_environ_application_uri, then PATH_INFO percent-encoded with
+// `/;=,` also kept (its first byte dropped when SCRIPT_NAME is empty or absent, as wsgiref
+// does), then, when `include_query` is true and QUERY_STRING is non-empty, `?` and
+// QUERY_STRING as it is. Output, length and statuses as gw_environ_application_uri.
+gw_status gw_environ_request_uri(const struct gw_environ *environ,
+                                 bool include_query,
+                                 char *out,
+                                 size_t out_cap,
+                                 size_t *out_len);
+
+// wsgiref.util.shift_path_info: moves the first segment of PATH_INFO to SCRIPT_NAME and
+// returns it. Empty and `.` segments in the middle of PATH_INFO are dropped first; the new
+// SCRIPT_NAME is `posixpath.normpath(SCRIPT_NAME + "/" + name)` without a trailing `/`
+// (with one when the name is empty, so `/x` and `/x/` stay apart); PATH_INFO keeps the
+// rest. On GW_STATUS_OK, `*out_has_name` says whether a name came back: false where
+// wsgiref returns None, which is when PATH_INFO is empty or absent (nothing changes) or the
+// shifted segment was a final `.` (SCRIPT_NAME and PATH_INFO are still updated); with a
+// name, it is copied into `out` (`out_cap` bytes, no NUL) and its length is in
+// `*out_name_len` (0 without one). A buffer as long as PATH_INFO always suffices; a shorter
+// one that does not fit gives GW_STATUS_TOO_LARGE with the length needed in
+// `*out_name_len`, and the environ unchanged. A non-empty PATH_INFO with no `/` is
+// GW_STATUS_INVALID_ARGUMENT (wsgiref's IndexError), nothing changed.
+gw_status gw_environ_shift_path_info(struct gw_environ *environ,
+                                     char *out,
+                                     size_t out_cap,
+                                     size_t *out_name_len,
+                                     bool *out_has_name);
+
+// wsgiref.util.setup_testing_defaults: sets, only where absent, SERVER_NAME `127.0.0.1`,
+// SERVER_PROTOCOL `HTTP/1.0`, HTTP_HOST (SERVER_NAME's value), REQUEST_METHOD `GET`,
+// SCRIPT_NAME `` and PATH_INFO `/` (only when both are absent), then the wsgi.* keys with
+// the byte-string values a handler gives a request's environ: wsgi.version `1.0`,
+// wsgi.run_once, wsgi.multithread and wsgi.multiprocess `0`, wsgi.input `gw_request_input`
+// and wsgi.errors `gw_request_errors` (wsgiref puts an empty BytesIO and a StringIO there),
+// wsgi.url_scheme from gw_environ_guess_scheme, and SERVER_PORT `80` for http or `443` for
+// https. Existing keys are never replaced, even empty ones. For tests, as wsgiref says: the
+// data is fake.
+gw_status gw_environ_setup_testing_defaults(struct gw_environ *environ);
+
+// wsgiref.util.is_hop_by_hop: `*out` is true when `name` is, ignoring ASCII case, one of
+// Connection, Keep-Alive, Proxy-Authenticate, Proxy-Authorization, TE, Trailers,
+// Transfer-Encoding, Upgrade (wsgiref's set: `Trailers`, not `Trailer`). These are the
+// names gw_request_start_response refuses with GW_STATUS_HOP_BY_HOP_HEADER.
+gw_status gw_is_hop_by_hop(const char *name, size_t name_len, bool *out);
 
 #ifdef __cplusplus
 }  // extern "C"

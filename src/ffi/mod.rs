@@ -17,14 +17,17 @@ pub mod bytes;
 pub mod environ;
 pub mod errors;
 pub mod fd_host;
+pub mod file_wrapper;
 pub mod handler;
 pub mod head;
+pub mod header_map;
 pub mod hooks;
 pub mod input;
 pub mod nonblocking;
 pub mod request;
 pub mod request_head;
 pub mod validate;
+pub mod util;
 
 // The whole C surface in one Rust namespace too (`gateway::ffi::gw_request_write`), for Rust
 // code that drives the library the way C does (tests, fuzzing, bindings).
@@ -32,14 +35,17 @@ pub use self::body::*;
 pub use self::bytes::*;
 pub use self::environ::*;
 pub use self::errors::*;
+pub use self::file_wrapper::*;
 pub use self::handler::*;
 pub use self::head::*;
+pub use self::header_map::*;
 pub use self::hooks::*;
 pub use self::input::*;
 pub use self::nonblocking::*;
 pub use self::request::*;
 pub use self::request_head::*;
 pub use self::validate::*;
+pub use self::util::*;
 
 thread_local! {
     /// This thread's last error message, NUL-terminated; reused, so recording one allocates
