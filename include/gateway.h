@@ -1172,25 +1172,6 @@ gw_status gw_environ_set_from_request_head(struct gw_environ *environ,
 // `*out_len` is the length needed (the one out-parameter written on failure).
 gw_status gw_error_response(uint16_t status_code, char *out, size_t out_cap, size_t *out_len);
 
-// Validation mode (default false), wsgiref.validate's checks on both sides, for development
-// and tests. Before the application runs, the host's environ is checked (the required keys
-// REQUEST_METHOD, SERVER_NAME and SERVER_PORT; no HTTP_CONTENT_TYPE or HTTP_CONTENT_LENGTH;
-// SCRIPT_NAME and PATH_INFO empty or starting with '/', one of them present, SCRIPT_NAME
-// not '/'; CONTENT_LENGTH a non-negative integer): a broken rule is logged with the
-// validator's message and answered with the error page, without calling the application
-// (GW_STATUS_APP_ERROR). A missing QUERY_STRING or an unknown REQUEST_METHOD is logged as
-// a warning. Then gw_request_start_response also refuses (GW_STATUS_INVALID_HEADER, message
-// "validate: ...") a `Status` header, header names ending in '-' or '_', a response without
-// Content-Type other than 204 and 304, and a 204 or 304 with one; and a body iterator whose
-// first block comes before start_response fails the request. Every other rule of the
-// validator is enforced in every mode (status and header syntax, hop-by-hop headers) or
-// guaranteed by the library (the wsgi.* keys, no write or iteration after close, close
-// exactly once). Log lines read `gateway: validate warning: <message>`, or for errors
-// `gateway: application error: validate: <message>`.
-gw_status gw_handler_set_validate(struct gw_handler *handler, bool value);
-
-gw_status gw_handler_get_validate(const struct gw_handler *handler, bool *out);
-
 // wsgiref.util.guess_scheme: `https` when the environ's HTTPS is exactly `yes`, `on` or
 // `1` (case-sensitive), else `http`. `*out_scheme` is a static string (NUL-terminated too)
 // of `*out_len` bytes.
@@ -1256,6 +1237,25 @@ gw_status gw_environ_setup_testing_defaults(struct gw_environ *environ);
 // Transfer-Encoding, Upgrade (wsgiref's set: `Trailers`, not `Trailer`). These are the
 // names gw_request_start_response refuses with GW_STATUS_HOP_BY_HOP_HEADER.
 gw_status gw_is_hop_by_hop(const char *name, size_t name_len, bool *out);
+
+// Validation mode (default false), wsgiref.validate's checks on both sides, for development
+// and tests. Before the application runs, the host's environ is checked (the required keys
+// REQUEST_METHOD, SERVER_NAME and SERVER_PORT; no HTTP_CONTENT_TYPE or HTTP_CONTENT_LENGTH;
+// SCRIPT_NAME and PATH_INFO empty or starting with '/', one of them present, SCRIPT_NAME
+// not '/'; CONTENT_LENGTH a non-negative integer): a broken rule is logged with the
+// validator's message and answered with the error page, without calling the application
+// (GW_STATUS_APP_ERROR). A missing QUERY_STRING or an unknown REQUEST_METHOD is logged as
+// a warning. Then gw_request_start_response also refuses (GW_STATUS_INVALID_HEADER, message
+// "validate: ...") a `Status` header, header names ending in '-' or '_', a response without
+// Content-Type other than 204 and 304, and a 204 or 304 with one; and a body iterator whose
+// first block comes before start_response fails the request. Every other rule of the
+// validator is enforced in every mode (status and header syntax, hop-by-hop headers) or
+// guaranteed by the library (the wsgi.* keys, no write or iteration after close, close
+// exactly once). Log lines read `gateway: validate warning: <message>`, or for errors
+// `gateway: application error: validate: <message>`.
+gw_status gw_handler_set_validate(struct gw_handler *handler, bool value);
+
+gw_status gw_handler_get_validate(const struct gw_handler *handler, bool *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -26,8 +26,8 @@ pub mod input;
 pub mod nonblocking;
 pub mod request;
 pub mod request_head;
-pub mod validate;
 pub mod util;
+pub mod validate;
 
 // The whole C surface in one Rust namespace too (`gateway::ffi::gw_request_write`), for Rust
 // code that drives the library the way C does (tests, fuzzing, bindings).
@@ -44,8 +44,8 @@ pub use self::input::*;
 pub use self::nonblocking::*;
 pub use self::request::*;
 pub use self::request_head::*;
-pub use self::validate::*;
 pub use self::util::*;
+pub use self::validate::*;
 
 thread_local! {
     /// This thread's last error message, NUL-terminated; reused, so recording one allocates
