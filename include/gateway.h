@@ -1018,9 +1018,10 @@ gw_status gw_handler_cancel(struct gw_handler *handler);
 // The request's environ, borrowed for the request. The application may read and change it.
 // PEP 3333's keys are there, with byte-string values: wsgi.version "1.0", wsgi.url_scheme
 // "http"/"https", wsgi.multithread/multiprocess/run_once/input_terminated "1" or "0",
-// wsgi.input "gw_input" and wsgi.errors "gw_errors" (read them with gw_request_input_* and
+// wsgi.input "gw_request_input" and wsgi.errors "gw_request_errors" (read them with gw_request_input_* and
 // gw_request_errors_*), wsgi.file_wrapper "gw_request_set_body_file" when offered.
-gw_status gw_request_environ(struct gw_request *req, struct gw_environ **out);
+gw_status gw_request_environ(struct gw_request *req,
+                             struct gw_environ **out);
 
 // start_response(status, headers, exc_info). The status is 3 ASCII digits (100-599), a
 // space and a reason without control bytes; header names are tokens, values have no control

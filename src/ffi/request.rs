@@ -38,7 +38,7 @@ pub(crate) unsafe fn request<'a>(
 /// The request's environ, borrowed for the request. The application may read and change it.
 /// PEP 3333's keys are there, with byte-string values: wsgi.version "1.0", wsgi.url_scheme
 /// "http"/"https", wsgi.multithread/multiprocess/run_once/input_terminated "1" or "0",
-/// wsgi.input "gw_input" and wsgi.errors "gw_errors" (read them with gw_request_input_* and
+/// wsgi.input "gw_request_input" and wsgi.errors "gw_request_errors" (read them with gw_request_input_* and
 /// gw_request_errors_*), wsgi.file_wrapper "gw_request_set_body_file" when offered.
 #[no_mangle]
 pub unsafe extern "C" fn gw_request_environ(
