@@ -182,6 +182,13 @@ test-examples: $(BUILD)/demo_server $(BUILD)/hello_cgi $(BUILD)/hello_host $(BUI
 test-demo: $(BUILD)/demo_server
 	$(PYTHON) tests/demo_server.py $(BUILD)/demo_server
 
+# The epoll example: 500 concurrent keep-alive clients beside a slow reader, a 200 MiB body
+# to a slow reader in bounded memory, bodies a byte at a time, files through sendfile,
+# pipelining, clients leaving mid-cycle (cancelled), limits; then again under valgrind
+# (tests/epoll_server.py, about 15 s).
+test-epoll: $(BUILD)/epoll_server
+	$(PYTHON) tests/epoll_server.py $(BUILD)/epoll_server
+
 demo: $(BUILD)/demo_server
 	$(BUILD)/demo_server $(PORT)
 
