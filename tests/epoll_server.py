@@ -22,7 +22,7 @@ Starts the server (port 0, a scratch file directory, idle timeout 3 s) and check
   7. SIGTERM: exit status 0 and a summary where body iterators opened == closed and the
      cycles cut short were cancelled;
 then the connection limit (-c 3: a fourth client waits, without the server spinning, and is
-served once one closes); and again, shorter, with the server under valgrind (a pending cycle
+served once one closes), and SIGINT; and again, shorter, with the server under valgrind (a pending cycle
 left open at SIGTERM is cancelled at shutdown): valgrind must report no error and no leak.
 Every socket has a timeout, every response a deadline, the server is killed at the end
 whatever happens; the whole test takes about 15 s.
@@ -110,9 +110,9 @@ class Server:
         s.connect(("127.0.0.1", self.port))
         return s
 
-    def stop(self):
-        """SIGTERM; returns (exit status, the summary's numbers)."""
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, sig=signal.SIGTERM):
+        """Sends `sig`; returns (exit status, the summary's numbers)."""
+        self.proc.send_signal(sig)
         try:
             code = self.proc.wait(60)
         except subprocess.TimeoutExpired:
@@ -290,6 +290,7 @@ async def many_clients(server, slow):
     held = await asyncio.get_running_loop().run_in_executor(
         None, lambda: wait_until(lambda: sum(p.startswith("socket:") for p in server.fds()) >= CLIENTS + 2, TIMEOUT))
     sockets = sum(p.startswith("socket:") for p in server.fds())
+    print("   VmRSS with %d connections held: %.1f MiB" % (sockets - 1, server.status("VmRSS") / 1024))
     check(held, "the server holds %d connections at once (%d sockets)" % (CLIENTS, sockets))
     check(server.status("Threads") == 1, "with one thread", "Threads: %d" % server.status("Threads"))
     start = time.monotonic()
@@ -300,6 +301,7 @@ async def many_clients(server, slow):
 
 
 def test_many_clients(server):
+    print("   VmRSS at the start: %.1f MiB" % (server.status("VmRSS") / 1024))
     slow = SlowStream(server, 100000)  # 6.5 GB: it never ends during the test
     wait_until(lambda: slow.received > 0, TIMEOUT)
     time.sleep(0.3)  # its socket buffers are full: its cycle is pending on EPOLLOUT
@@ -572,6 +574,9 @@ def test_connection_limit(binary, files):
         response, body = read_response(fourth, conn)
         check(response.status_code == 200 and b"QUERY_STRING = fourth\n" in body,
               "and it is served %.2f s after one of them closed" % (time.monotonic() - start))
+        code, summary = server.stop(signal.SIGINT)  # with the connections still open
+        check(code == 0 and summary is not None and summary["connections"] == 4,
+              "SIGINT: exit status 0 and the summary", "status %r, %r" % (code, summary))
         for s in held + [fourth]:
             s.close()
     finally:
