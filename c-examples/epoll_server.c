@@ -91,7 +91,8 @@ static struct {
     conn *all;
     gw_environ *scratch; /* where the loop checks heads before running a cycle */
     gw_request_head_options head_options;
-    unsigned long accepted, requests, cancelled, files, iters_opened, iters_closed;
+    unsigned long accepted, requests, files, iters_opened, iters_closed;
+    unsigned long cancelled[3]; /* by what the cycle waited for: indexed by gw_wait */
 } srv = { .max_conns = 1000, .idle_s = 10 };
 
 /* epoll_event.data.ptr of the two descriptors that are not connections */
@@ -408,7 +409,7 @@ static void close_conn(conn *c) {
     gw_wait wait = GW_WAIT_NONE;
     if (gw_handler_pending(c->h, &wait) == GW_STATUS_OK && wait != GW_WAIT_NONE) {
         gw_handler_cancel(c->h); /* closes the body once; nothing more is sent or read */
-        srv.cancelled++;
+        srv.cancelled[wait == GW_WAIT_READ ? GW_WAIT_READ : GW_WAIT_WRITE]++;
     }
     gw_handler_free(c->h);
     close(c->fd); /* also leaves the epoll set */
@@ -709,8 +710,9 @@ int main(int argc, char **argv) {
     close(srv.sigfd);
     close(srv.dirfd);
     fprintf(stderr,
-            "epoll_server: stopped: %lu connections, %lu requests, %lu cancelled, %lu files, "
-            "iterators opened %lu closed %lu\n",
-            srv.accepted, srv.requests, srv.cancelled, srv.files, srv.iters_opened, srv.iters_closed);
+            "epoll_server: stopped: %lu connections, %lu requests, %lu cancelled (%lu reading, %lu writing), "
+            "%lu files, iterators opened %lu closed %lu\n",
+            srv.accepted, srv.requests, srv.cancelled[GW_WAIT_READ] + srv.cancelled[GW_WAIT_WRITE],
+            srv.cancelled[GW_WAIT_READ], srv.cancelled[GW_WAIT_WRITE], srv.files, srv.iters_opened, srv.iters_closed);
     return 0;
 }
