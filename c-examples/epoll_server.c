@@ -17,14 +17,16 @@
  * answer EAGAIN when the socket is full, read_stdin when it is empty, and the cycle then
  * returns GW_STATUS_PENDING instead of waiting. The loop arms EPOLLIN or EPOLLOUT as
  * gw_handler_pending says and calls gw_handler_resume when the socket is ready. So a slow
- * client costs its connection's memory (a head buffer, a handler and what the library
- * queued: the write high-water mark plus one block) and never the thread.
+ * client costs its connection's memory (a head buffer, a handler, and what the library
+ * queued for it: a body iterator's next block is pulled only once the last one went out)
+ * and never the thread.
  *
  * Request heads are gathered in the connection's buffer and checked with
  * gw_environ_set_from_request_head (a bad one is answered with gw_error_response and the
  * connection closed); the add_cgi_vars hook parses the head again into the handler's
- * environ. Request bodies are read by the library before the application runs (it is
- * non-blocking mode), first from the bytes that came with the head, then from the socket.
+ * environ. In non-blocking mode the library reads a request body before the application
+ * runs (so the application never waits for it): first the bytes that came with the head,
+ * then the socket.
  * After a response, gw_handler_last_keep_alive says whether the connection goes on; the
  * next request may already be in the buffer (pipelining).
  *
