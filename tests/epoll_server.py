@@ -289,7 +289,7 @@ async def one_client(port, i, go, errors):
         writer.close()
 
 
-async def many_clients(server, slow):
+async def many_clients(server):
     go = asyncio.Event()
     errors = []
     tasks = [asyncio.ensure_future(one_client(server.port, i, go, errors)) for i in range(CLIENTS)]
@@ -313,7 +313,7 @@ def test_many_clients(server):
     wait_until(lambda: slow.received > 0, TIMEOUT)
     time.sleep(0.3)  # its socket buffers are full: its cycle is pending on EPOLLOUT
     received_before = slow.received
-    took, errors = asyncio.run(many_clients(server, slow))
+    took, errors = asyncio.run(many_clients(server))
     done = time.monotonic()
     check(not errors, "%d clients x 2 requests (GET /, POST /echo) answered and checked by h11" % CLIENTS,
           "%d errors, first: %s" % (len(errors), errors[:3]))
