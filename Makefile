@@ -30,7 +30,7 @@ TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
         test-symbols test-cxx lint demo bench install clean test-faults test-endurance test-keepalive \
-        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay test-nonblocking test-validate test-util
+        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay test-nonblocking test-validate test-util test-epoll
 
 all: lib
 
@@ -62,6 +62,10 @@ $(BUILD)/test_shared: $(TEST_SOURCES) $(TEST_HEADERS) lib | $(BUILD)
 $(BUILD)/demo_server: c-examples/demo_server.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< -L$(RELEASE) -lgateway -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread -o $@
 
+# The event-loop example: Linux only (epoll, sendfile, signalfd), built with the same CFLAGS.
+$(BUILD)/epoll_server: c-examples/epoll_server.c include/gateway.h lib | $(BUILD)
+	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
+
 $(BUILD)/mhd_host: c-examples/mhd_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a -lmicrohttpd -lpthread $(STATIC_LIBS) -o $@
 
@@ -76,7 +80,7 @@ $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
 test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-util test-alloc test-faults test-nonblocking test-validate test-endurance \
-      test-keepalive test-mhd test-examples test-demo test-install
+      test-keepalive test-mhd test-examples test-demo test-epoll test-install
 	@echo "make test: all checks passed"
 
 test-rust:
@@ -193,13 +197,20 @@ lint:
 	  $(CARGO) fmt --check; \
 	else echo "lint: cargo fmt is not installed; skipped"; fi
 
-test-examples: $(BUILD)/demo_server $(BUILD)/hello_cgi $(BUILD)/hello_host
+test-examples: $(BUILD)/demo_server $(BUILD)/hello_cgi $(BUILD)/hello_host $(BUILD)/epoll_server
 	sh tests/examples.sh $(BUILD)
 
 # The demo against real clients (curl, h11, pipelining) and attacks (idle and one-byte-a-second
 # connections, slowloris), its deadlines, connection limit and SIGINT (about 20 s).
 test-demo: $(BUILD)/demo_server
 	$(PYTHON) tests/demo_server.py $(BUILD)/demo_server
+
+# The epoll example: 500 concurrent keep-alive clients beside a slow reader, a 200 MiB body
+# to a slow reader in bounded memory, bodies a byte at a time, files through sendfile,
+# pipelining, clients leaving mid-cycle (cancelled), limits; then again under valgrind
+# (tests/epoll_server.py, about 15 s).
+test-epoll: $(BUILD)/epoll_server
+	$(PYTHON) tests/epoll_server.py $(BUILD)/epoll_server
 
 demo: $(BUILD)/demo_server
 	$(BUILD)/demo_server $(PORT)
