@@ -58,6 +58,9 @@ pub enum BodyShape {
     Whole(u64),
     /// A first block; more may follow.
     Streamed,
+    /// A file of this many bytes the host sends itself: its length is the representation's,
+    /// whatever the method (a HEAD request's too, even when it is 0).
+    File(u64),
 }
 
 /// What became of the request body by the time the head goes out.
@@ -164,6 +167,7 @@ pub fn decide(f: &Facts) -> Framing {
         _ if length_forbidden => LengthHeader::Absent,
         _ if f.app_length.is_some() => LengthHeader::AppOwn,
         BodyShape::Whole(len) if !bodiless_status && !empty_head => LengthHeader::Computed(len),
+        BodyShape::File(len) if !bodiless_status => LengthHeader::Computed(len),
         _ => LengthHeader::Absent,
     };
     let chunkable = f.origin_server && f.server_http11 && f.client == Protocol::Http11;
@@ -291,6 +295,36 @@ mod tests {
                 |f| {
                     f.head_request = true;
                     f.body = Whole(0)
+                },
+                Omitted,
+                Absent,
+                C::None,
+                true,
+            ),
+            (
+                "HEAD of an empty file: its length, 0",
+                |f| {
+                    f.head_request = true;
+                    f.body = BodyShape::File(0)
+                },
+                Omitted,
+                Computed(0),
+                C::None,
+                true,
+            ),
+            (
+                "a file: its length",
+                |f| f.body = BodyShape::File(7),
+                Length(7),
+                Computed(7),
+                C::None,
+                true,
+            ),
+            (
+                "a 304 file: no length of its own",
+                |f| {
+                    f.code = 304;
+                    f.body = BodyShape::File(7)
                 },
                 Omitted,
                 Absent,

@@ -518,13 +518,14 @@ static int make_file(size_t skip) {
 
 static bool file_app_write_first;
 static bool file_app_head;
+static size_t file_app_skip = 1000;
 
 static int32_t file_app(void *ud, gw_request *req) {
     (void)ud;
     gw_status st = gw_request_start_response(req, "200 OK", 6, FH_HEADERS, 1, 0);
     if (st == GW_STATUS_OK && file_app_write_first) st = gw_request_write(req, "first ", 6);
     if (st != GW_STATUS_OK) return st;
-    return gw_request_set_body_file(req, make_file(1000), 0, true);
+    return gw_request_set_body_file(req, make_file(file_app_skip), 0, true);
 }
 
 static int32_t file_cgi(void *ud, gw_environ *env) {
@@ -598,6 +599,35 @@ static void test_send_file_hook(void **state) {
         assert_true(keep);
         gw_handler_free(h);
     }
+}
+
+/* An empty file's length is 0, for HEAD too (an app's empty HEAD body says nothing). */
+static void test_send_file_empty_file(void **state) {
+    (void)state;
+    file_app_skip = FILE_LEN;
+    file_app_write_first = false;
+    for (int head = 0; head < 2; head++) {
+        file_app_head = head;
+        nb_reset(&C, A_BYTES, M_ORIGIN, S_NONE, H_NONE, 0);
+        C.send_file_eagain_each = false;
+        C.send_file_cap = 0;
+        gw_handler_hooks hooks = fh_hooks(&C.fh);
+        hooks.userdata = &C;
+        hooks.write = nb_write;
+        hooks.send_file = nb_send_file;
+        hooks.add_cgi_vars = file_cgi;
+        gw_handler *h = NULL;
+        assert_int_equal(gw_handler_new(&hooks, &h), GW_STATUS_OK);
+        assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+        assert_int_equal(gw_handler_run(h, file_app, NULL), GW_STATUS_OK);
+        const char *end = fh_find(C.fh.wire, C.fh.wire_len, "\r\n\r\n");
+        assert_non_null(end);
+        assert_int_equal(C.fh.wire_len, (size_t)(end - C.fh.wire) + 4);
+        assert_non_null(fh_find(C.fh.wire, C.fh.wire_len, "Content-Length: 0\r\n"));
+        assert_int_equal(C.send_file_calls, 0);
+        gw_handler_free(h);
+    }
+    file_app_skip = 1000;
 }
 
 /* ---- a borrowed body ------------------------------------------------------------------------ */
@@ -693,6 +723,7 @@ int main(void) {
         cmocka_unit_test(test_large_body_spooled_to_a_file),
         cmocka_unit_test(test_send_file_hook),
         cmocka_unit_test(test_borrowed_body_equals_copied_body),
+        cmocka_unit_test(test_send_file_empty_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -199,7 +199,7 @@ impl<H: Host> Request<'_, H> {
                     "write() before start_response()",
                 ))
             }
-            Phase::StatusSet => self.start_head(BodyShape::Whole(range.length), false)?,
+            Phase::StatusSet => self.start_head(BodyShape::File(range.length), false)?,
             Phase::HeadSent(_) => self.st.out.clear(),
         }
         let length = self.body_allowance(range.length);
