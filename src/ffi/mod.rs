@@ -21,6 +21,7 @@ pub mod handler;
 pub mod head;
 pub mod hooks;
 pub mod input;
+pub mod packed;
 pub mod request;
 pub mod request_head;
 
@@ -34,6 +35,7 @@ pub use self::handler::*;
 pub use self::head::*;
 pub use self::hooks::*;
 pub use self::input::*;
+pub use self::packed::*;
 pub use self::request::*;
 pub use self::request_head::*;
 
