@@ -732,7 +732,7 @@ gw_status gw_request_input_readlines(struct gw_request *req,
                                      const struct gw_bytes **out_lines,
                                      size_t *out_count);
 
-// How many bytes gw_environ_pack needs for `environ` (at least the size of its buffer).
+// The size of the buffer gw_environ_pack needs for `environ`, in bytes.
 gw_status gw_environ_packed_size(const struct gw_environ *environ, size_t *out_size);
 
 // The whole environ in one call: every entry in the environ's order, packed into `buf`
@@ -751,6 +751,29 @@ gw_status gw_environ_pack(const struct gw_environ *environ,
                           size_t *out_len,
                           size_t *out_count,
                           bool *out_nul_in_value);
+
+// What a binding does not know yet of an environ it filled itself: like gw_environ_pack,
+// but only the entries that differ from what the caller knows, so it can copy its own
+// dictionaries and add the difference instead of rebuilding every entry. An entry is
+// known when the last pair in `sent` (`sent_count` packed pairs, as given to
+// gw_environ_set_packed) with its name has its value, or, when `sent` does not name it,
+// when `known` (an environ such as the handler's os_environ; NULL for none) holds the name
+// with the same value. The unknown entries are packed into `buf` in the environ's order.
+// `*out_environ_len` is the number of entries of `environ`, so the caller can tell that a
+// known entry was removed (its own merge is then longer) and fall back to gw_environ_pack.
+// The other out-parameters, the buffer and GW_STATUS_TOO_LARGE are gw_environ_pack's (a
+// buffer of gw_environ_packed_size bytes is always enough). Allocates nothing.
+gw_status gw_environ_pack_changes(const struct gw_environ *environ,
+                                  const struct gw_environ *known,
+                                  const char *sent,
+                                  size_t sent_len,
+                                  size_t sent_count,
+                                  char *buf,
+                                  size_t cap,
+                                  size_t *out_len,
+                                  size_t *out_count,
+                                  size_t *out_environ_len,
+                                  bool *out_nul_in_value);
 
 // Sets `count` entries at once from `data` (`len` bytes packed as `name NUL value NUL`
 // pairs, see gw_environ_pack), in order, as gw_environ_set would one by one: a later pair

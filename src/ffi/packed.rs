@@ -75,7 +75,7 @@ fn packed_size(env: &Environ) -> (usize, bool) {
     (size, nul_in_value)
 }
 
-/// How many bytes gw_environ_pack needs for `environ` (at least the size of its buffer).
+/// The size of the buffer gw_environ_pack needs for `environ`, in bytes.
 #[no_mangle]
 pub unsafe extern "C" fn gw_environ_packed_size(
     environ: *const gw_environ,
@@ -136,6 +136,134 @@ pub unsafe extern "C" fn gw_environ_pack(
         }
         *out_len = at;
         *out_count = count;
+        *out_nul_in_value = nul_in_value;
+        Ok(())
+    })
+}
+
+/// The pairs of a checked packed buffer, indexed once so that each lookup compares lengths
+/// before bytes: on the stack for up to 64 pairs (a request's CGI variables), on the heap
+/// past that.
+struct SentIndex<'a> {
+    small: [(&'a [u8], &'a [u8]); 64],
+    large: Vec<(&'a [u8], &'a [u8])>,
+    len: usize,
+}
+
+impl<'a> SentIndex<'a> {
+    fn new(pairs: Pairs<'a>, count: usize) -> SentIndex<'a> {
+        let mut index = SentIndex {
+            small: [(&[][..], &[][..]); 64],
+            large: Vec::new(),
+            len: count,
+        };
+        if count <= index.small.len() {
+            for (slot, pair) in index.small.iter_mut().zip(pairs) {
+                *slot = pair;
+            }
+        } else {
+            index.large.extend(pairs);
+        }
+        index
+    }
+
+    /// The value of the last pair named `name` (the one gw_environ_set_packed leaves).
+    fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
+        let pairs = if self.large.is_empty() {
+            &self.small[..self.len]
+        } else {
+            &self.large[..]
+        };
+        pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n.len() == name.len() && *n == name)
+            .map(|&(_, v)| v)
+    }
+}
+
+/// What a binding does not know yet of an environ it filled itself: like gw_environ_pack,
+/// but only the entries that differ from what the caller knows, so it can copy its own
+/// dictionaries and add the difference instead of rebuilding every entry. An entry is
+/// known when the last pair in `sent` (`sent_count` packed pairs, as given to
+/// gw_environ_set_packed) with its name has its value, or, when `sent` does not name it,
+/// when `known` (an environ such as the handler's os_environ; NULL for none) holds the name
+/// with the same value. The unknown entries are packed into `buf` in the environ's order.
+/// `*out_environ_len` is the number of entries of `environ`, so the caller can tell that a
+/// known entry was removed (its own merge is then longer) and fall back to gw_environ_pack.
+/// The other out-parameters, the buffer and GW_STATUS_TOO_LARGE are gw_environ_pack's (a
+/// buffer of gw_environ_packed_size bytes is always enough). Allocates nothing.
+#[no_mangle]
+pub unsafe extern "C" fn gw_environ_pack_changes(
+    environ: *const gw_environ,
+    known: *const gw_environ,
+    sent: *const c_char,
+    sent_len: usize,
+    sent_count: usize,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+    out_count: *mut usize,
+    out_environ_len: *mut usize,
+    out_nul_in_value: *mut bool,
+) -> Status {
+    boundary(|| {
+        let env = unsafe { env_ref(environ) }?;
+        let known = if known.is_null() {
+            None
+        } else {
+            Some(unsafe { env_ref(known) }?)
+        };
+        let sent = unsafe { bytes_arg(sent, sent_len, "sent") }?;
+        let sent = SentIndex::new(Pairs::new(sent, sent_count)?, sent_count);
+        let buf = unsafe { buffer_arg(buf, cap, "buf") }?;
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
+        let out_count = unsafe { out_arg(out_count, "out_count") }?;
+        let out_environ_len = unsafe { out_arg(out_environ_len, "out_environ_len") }?;
+        let out_nul_in_value = unsafe { out_arg(out_nul_in_value, "out_nul_in_value") }?;
+        let mut cursor = 0;
+        let mut at = 0;
+        let mut count = 0;
+        let mut nul_in_value = false;
+        // `known` is usually the environ's own base, whose entries come first and in the
+        // same order: walk it alongside, and look a name up only when they part.
+        let mut known_cursor = 0;
+        while let Some((name, value)) = env.next(&mut cursor) {
+            let mut in_step = None;
+            if let Some(k) = known {
+                let mut peek = known_cursor;
+                if let Some((known_name, known_value)) = k.next(&mut peek) {
+                    if known_name == name {
+                        known_cursor = peek;
+                        in_step = Some(known_value);
+                    }
+                }
+            }
+            let expected = match sent.get(name) {
+                Some(v) => Some(v),
+                None => in_step.or_else(|| known.and_then(|k| k.get(name))),
+            };
+            if expected == Some(value) {
+                continue;
+            }
+            let end = at + name.len() + value.len() + 2;
+            if end > buf.len() {
+                return Err(too_small(packed_size(env).0, cap));
+            }
+            buf[at..at + name.len()].copy_from_slice(name);
+            at += name.len();
+            buf[at] = 0;
+            at += 1;
+            buf[at..at + value.len()].copy_from_slice(value);
+            at += value.len();
+            buf[at] = 0;
+            at += 1;
+            count += 1;
+            nul_in_value |= value.contains(&0);
+        }
+        *out_len = at;
+        *out_count = count;
+        *out_environ_len = env.len();
         *out_nul_in_value = nul_in_value;
         Ok(())
     })

@@ -65,6 +65,10 @@ gw_status gw_environ_next(const gw_environ *environ, size_t *cursor,
 gw_status gw_environ_packed_size(const gw_environ *environ, size_t *out_size);
 gw_status gw_environ_pack(const gw_environ *environ, char *buf, size_t cap,
                           size_t *out_len, size_t *out_count, bool *out_nul_in_value);
+gw_status gw_environ_pack_changes(const gw_environ *environ, const gw_environ *known,
+                                  const char *sent, size_t sent_len, size_t sent_count,
+                                  char *buf, size_t cap, size_t *out_len, size_t *out_count,
+                                  size_t *out_environ_len, bool *out_nul_in_value);
 gw_status gw_environ_set_packed(gw_environ *environ, const char *data, size_t len,
                                 size_t count);
 

@@ -136,13 +136,15 @@ def _encode_pairs(mapping):
 
 def _set_environ(env_ptr, mapping):
     """Puts a str dict into a gw_environ in one call (entry by entry only when a value holds
-    a NUL, which the packed form cannot carry). Returns the overlay of _encode_pairs."""
+    a NUL, which the packed form cannot carry). Returns what was sent as packed pairs (empty
+    when sent entry by entry), their count, and the overlay of _encode_pairs."""
     if not mapping:
-        return None
+        return b"", 0, None
     data, overlay = _encode_pairs(mapping)
     count = data.count(0) // 2 if overlay else len(mapping)
     st = lib.gw_environ_set_packed(env_ptr, data, len(data), count)
     if st == INVALID_ARGUMENT and data.count(0) != 2 * count:
+        data, count = b"", 0
         for name, value in mapping.items():
             if type(value) is not str:
                 continue
@@ -156,7 +158,7 @@ def _set_environ(env_ptr, mapping):
                 break
     if st != OK:
         raise ValueError("environ refused by gateway: %s" % last_error())
-    return overlay
+    return data, count, overlay
 
 
 def _apply_overlay(environ, overlay):
@@ -176,7 +178,11 @@ class _BaseEnviron:
         if lib.gw_environ_new(out) != OK:
             raise MemoryError(last_error())
         self.ptr = ffi.gc(out[0], lib.gw_environ_free)
-        self.overlay = _set_environ(self.ptr, self.copy)
+        self.overlay = _set_environ(self.ptr, self.copy)[2]
+
+
+class _Holder:
+    __slots__ = ("ref",)
 
 
 class _Stream:
@@ -324,6 +330,7 @@ class BaseHandler:
     _base = None
     _hook_exc = None
     _reraise = None
+    _last_packed = None
 
     def run(self, application):
         """Invoke the application: one request cycle run by the library."""
@@ -331,17 +338,17 @@ class BaseHandler:
         if gw is None:
             gw = self._make_handler()
         self._sync_settings(gw)
-        handle = ffi.new_handle(self)
-        lib.gw_handler_set_userdata(gw, handle)
-        self._iter.userdata = handle
+        self._self.ref = self
         self._application = application
         self._hook_exc = self._reraise = None
-        self._overlay = None
+        self._overlay = self._cgi = None
+        self._sent, self._sent_count = b"", 0
         self._quiet_app_error = False
         self._stdin = None
         try:
-            st = lib.gw_handler_run(gw, lib_app, handle)
+            st = lib.gw_handler_run(gw, lib_app, self._handle)
         finally:
+            self._self.ref = None
             self._req = None
             self._application = None
             self._body = self._chunk = None
@@ -377,8 +384,13 @@ class BaseHandler:
     # ---- what the library is given ----------------------------------------------------
 
     def _make_handler(self):
+        # The hooks' userdata: a handle on a holder that points at this handler only while
+        # it runs, so the handle (kept for the handler's life) makes no reference cycle.
+        self._self = _Holder()
+        self._handle = ffi.new_handle(self._self)
         hooks = ffi.new("gw_handler_hooks *")
         hooks.size = ffi.sizeof("gw_handler_hooks")
+        hooks.userdata = self._handle
         hooks.write = lib_write
         hooks.flush = lib_flush
         hooks.read_stdin = lib_read
@@ -392,6 +404,7 @@ class BaseHandler:
         self._out_ptr = ffi.new("const char **")
         self._out_len = ffi.new("size_t *")
         self._out_count = ffi.new("size_t *")
+        self._out_size = ffi.new("size_t *")
         self._out_bool = ffi.new("bool *")
         self._out_code = ffi.new("uint16_t *")
         self._out_u64 = ffi.new("uint64_t *")
@@ -400,6 +413,7 @@ class BaseHandler:
         self._pack_buf = ffi.new("char[]", self._pack_cap)
         self._iter = ffi.new("gw_body_iter *")
         self._iter.size = ffi.sizeof("gw_body_iter")
+        self._iter.userdata = self._handle
         self._iter.next = lib_body_next
         self._iter.block_count = lib_body_count
         self._iter.close = lib_body_close
@@ -461,16 +475,70 @@ class BaseHandler:
                "error page")
 
     def _environ_of(self, req):
-        """The request's environ as a PEP 3333 dict: the library's in one call."""
+        """The request's environ as a PEP 3333 dict, in one call: the handler's own dicts
+        (os_environ, what add_cgi_vars gave) copied, plus what the library set or changed
+        (gw_environ_pack_changes), so only the library's own entries are decoded."""
         lib.gw_request_environ(req, self._env_out)
         env_ptr = self._env_out[0]
+        base = self._base
+        sent = self._sent
+        n = self._out_len
+        st = lib.gw_environ_pack_changes(env_ptr, base.ptr, sent, len(sent), self._sent_count,
+                                         self._pack_buf, self._pack_cap, n, self._out_count,
+                                         self._out_size, self._out_bool)
+        if st == TOO_LARGE:
+            self._grow_pack_buffer(env_ptr)
+            st = lib.gw_environ_pack_changes(env_ptr, base.ptr, sent, len(sent),
+                                             self._sent_count, self._pack_buf, self._pack_cap,
+                                             n, self._out_count, self._out_size,
+                                             self._out_bool)
+        if st != OK:
+            raise RuntimeError("gw_environ_pack_changes: %s" % last_error())
+        environ = base.copy.copy()
+        cgi = self._cgi
+        if cgi:
+            environ.update(cgi)
+        if self._out_bool[0]:
+            environ = self._full_environ(env_ptr)
+        else:
+            packed = ffi.unpack(self._pack_buf, n[0])
+            if packed == self._last_packed:
+                # The library's own entries are mostly the same from request to request.
+                changes = self._last_changes
+            else:
+                fields = packed.decode("latin-1").split("\0")
+                fields.pop()
+                it = iter(fields)
+                changes = self._last_changes = dict(zip(it, it))
+                self._last_packed = packed
+            environ.update(changes)
+            extra = 0
+            if self._overlay:
+                # Values that never went to the library (not str) are only in our dict.
+                for name, _, sent_as in self._overlay:
+                    if sent_as is None and name not in changes and name not in base.copy:
+                        extra += 1
+            if len(environ) - extra != self._out_size[0]:
+                # The library removed an entry we know: take its environ whole.
+                environ = self._full_environ(env_ptr)
+        environ.update(self._wsgi_values)
+        self._input = environ["wsgi.input"] = InputStream(self)
+        self._errors = environ["wsgi.errors"] = ErrorStream(self)
+        return environ
+
+    def _grow_pack_buffer(self, env_ptr):
+        lib.gw_environ_packed_size(env_ptr, self._out_len)
+        self._pack_cap = max(self._out_len[0], 2 * self._pack_cap)
+        self._pack_buf = ffi.new("char[]", self._pack_cap)
+
+    def _full_environ(self, env_ptr):
+        """The library's whole environ (gw_environ_pack), with the values latin-1 could not
+        carry given back as they were."""
         n = self._out_len
         st = lib.gw_environ_pack(env_ptr, self._pack_buf, self._pack_cap, n,
                                  self._out_count, self._out_bool)
         if st == TOO_LARGE:
-            lib.gw_environ_packed_size(env_ptr, n)
-            self._pack_cap = max(n[0], 2 * self._pack_cap)
-            self._pack_buf = ffi.new("char[]", self._pack_cap)
+            self._grow_pack_buffer(env_ptr)
             st = lib.gw_environ_pack(env_ptr, self._pack_buf, self._pack_cap, n,
                                      self._out_count, self._out_bool)
         if st != OK:
@@ -486,9 +554,6 @@ class BaseHandler:
             _apply_overlay(environ, self._base.overlay)
         if self._overlay:
             _apply_overlay(environ, self._overlay)
-        environ.update(self._wsgi_values)
-        self._input = environ["wsgi.input"] = InputStream(self)
-        self._errors = environ["wsgi.errors"] = ErrorStream(self)
         return environ
 
     def _environ_by_entry(self, env_ptr):
@@ -737,7 +802,7 @@ _BASES = {}
 
 @export("py_app", APP_ERROR)
 def _app_callback(userdata, req):
-    self = ffi.from_handle(userdata)
+    self = ffi.from_handle(userdata).ref
     self._req = req
     try:
         environ = self.environ = self._environ_of(req)
@@ -761,7 +826,7 @@ def _app_callback(userdata, req):
 
 @export("py_body_next", APP_ERROR)
 def _body_next(userdata, req, out_data, out_len, out_end):
-    self = ffi.from_handle(userdata)
+    self = ffi.from_handle(userdata).ref
     try:
         body = self._body
         i = self._index
@@ -793,7 +858,7 @@ def _body_next(userdata, req, out_data, out_len, out_end):
 
 @export("py_body_count", False)
 def _body_count(userdata, out_count):
-    self = ffi.from_handle(userdata)
+    self = ffi.from_handle(userdata).ref
     try:
         out_count[0] = len(self._body)
         return True
@@ -803,7 +868,7 @@ def _body_count(userdata, out_count):
 
 @export("py_body_close", APP_ERROR)
 def _body_close(userdata):
-    self = ffi.from_handle(userdata)
+    self = ffi.from_handle(userdata).ref
     try:
         close = getattr(self._body, "close", None)
         if close is not None:
@@ -816,7 +881,7 @@ def _body_close(userdata):
 
 @export("py_write", errno.EIO)
 def _write_hook(userdata, data, length, out_written):
-    self = ffi.from_handle(userdata)
+    self = ffi.from_handle(userdata).ref
     try:
         self._write(ffi.buffer(data, length)[:])
         out_written[0] = length
@@ -827,7 +892,7 @@ def _write_hook(userdata, data, length, out_written):
 
 @export("py_flush", errno.EIO)
 def _flush_hook(userdata):
-    self = ffi.from_handle(userdata)
+    self = ffi.from_handle(userdata).ref
     try:
         self._flush()
         return 0
@@ -837,7 +902,7 @@ def _flush_hook(userdata):
 
 @export("py_read", errno.EIO)
 def _read_hook(userdata, buf, length, out_read):
-    self = ffi.from_handle(userdata)
+    self = ffi.from_handle(userdata).ref
     try:
         stdin = self._stdin
         if stdin is None:
@@ -861,7 +926,7 @@ def _read_hook(userdata, buf, length, out_read):
 
 @export("py_write_stderr", errno.EIO)
 def _write_stderr_hook(userdata, data, length, out_written):
-    self = ffi.from_handle(userdata)
+    self = ffi.from_handle(userdata).ref
     try:
         text = ffi.buffer(data, length)[:].decode("utf-8", "backslashreplace")
         if self._quiet_app_error and text.startswith("gateway: application error: "):
@@ -877,7 +942,7 @@ def _write_stderr_hook(userdata, data, length, out_written):
 
 @export("py_flush_stderr", errno.EIO)
 def _flush_stderr_hook(userdata):
-    self = ffi.from_handle(userdata)
+    self = ffi.from_handle(userdata).ref
     try:
         self.get_stderr().flush()
         return 0
@@ -887,11 +952,12 @@ def _flush_stderr_hook(userdata):
 
 @export("py_add_cgi_vars", APP_ERROR)
 def _add_cgi_vars_hook(userdata, env_ptr):
-    self = ffi.from_handle(userdata)
+    self = ffi.from_handle(userdata).ref
     try:
         self.environ = {}
         self.add_cgi_vars()
-        self._overlay = _set_environ(env_ptr, self.environ)
+        cgi = self._cgi = self.environ
+        self._sent, self._sent_count, self._overlay = _set_environ(env_ptr, cgi)
         return OK
     except BaseException as exc:
         if isinstance(exc, _DISCONNECTS):
