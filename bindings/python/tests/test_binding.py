@@ -1,0 +1,268 @@
+"""gateway.handlers' own contract: the PEP 3333 environ, wsgi.input and wsgi.errors over the
+library's streams, failures that never look like success, and the values the packed form
+cannot carry."""
+
+import io
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway import handlers  # noqa: E402
+
+BASE = {"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.0", "PATH_INFO": "/p",
+        "SERVER_NAME": "localhost", "SERVER_PORT": "80"}
+
+
+def run(app, body=b"", cgi=None, cls=handlers.BaseCGIHandler, os_environ=None, **attrs):
+    environ = dict(BASE, **(cgi or {}))
+    out, err = io.BytesIO(), io.StringIO()
+    h = cls(io.BytesIO(body), out, err, environ)
+    h.os_environ = {} if os_environ is None else os_environ
+    for name, value in attrs.items():
+        setattr(h, name, value)
+    h.run(app)
+    return out.getvalue(), err.getvalue(), h
+
+
+def capture(seen):
+    def app(environ, start_response):
+        seen.update(environ)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+    return app
+
+
+def test_environ_is_pep3333():
+    seen = {}
+    out, err, h = run(capture(seen), os_environ={"HOME": "/h", "PATH_INFO": "/os"},
+                      cgi={"HTTPS": "on"})
+    assert out == b"Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+    assert err == ""
+    assert seen["wsgi.version"] == (1, 0)
+    for flag in ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once",
+                 "wsgi.input_terminated"):
+        assert type(seen[flag]) is bool
+    assert seen["wsgi.multithread"] is True and seen["wsgi.run_once"] is False
+    assert seen["wsgi.url_scheme"] == "https"  # computed by the library from HTTPS
+    assert seen["wsgi.file_wrapper"] is h.wsgi_file_wrapper
+    assert isinstance(seen["wsgi.input"], handlers.InputStream)
+    assert isinstance(seen["wsgi.errors"], handlers.ErrorStream)
+    assert seen["HOME"] == "/h" and seen["PATH_INFO"] == "/p"  # the request wins over os
+    assert all(type(v) is str for k, v in seen.items() if not k.startswith("wsgi."))
+    # The order: os_environ, then the request's variables, then the wsgi.* keys.
+    keys = list(seen)
+    assert keys[:2] == ["HOME", "PATH_INFO"] and keys.index("HTTPS") < keys.index("wsgi.input")
+    # The streams die with the request.
+    with pytest.raises(ValueError):
+        seen["wsgi.input"].read()
+
+
+def test_environ_follows_the_attributes_and_os_environ():
+    seen = {}
+    base = {"A": "1"}
+    app = capture(seen)
+    run(app, os_environ=base, wsgi_multithread=False, wsgi_file_wrapper=None)
+    assert seen["A"] == "1" and seen["wsgi.multithread"] is False
+    assert "wsgi.file_wrapper" not in seen
+    base["A"] = "2"  # changed in place: seen at the next run
+    seen.clear()
+    run(app, os_environ=base)
+    assert seen["A"] == "2"
+
+
+def test_values_the_packed_form_cannot_carry():
+    seen = {}
+    marker = object()
+    out, err, _ = run(capture(seen), os_environ={"WIDE": "\u20ac uro"},
+                      cgi={"NUL": "a\0b", "OBJ": marker, "HTTP_X": "caf\xe9"})
+    assert err == ""
+    assert seen["WIDE"] == "\u20ac uro"  # not latin-1: given back as it was
+    assert seen["NUL"] == "a\0b"
+    assert seen["OBJ"] is marker
+    assert seen["HTTP_X"] == "caf\xe9"
+
+
+def test_input_stream():
+    body = b"line one\nline two\nthree"
+    got = {}
+
+    def app(environ, start_response):
+        inp = environ["wsgi.input"]
+        got["first"] = inp.readline()
+        got["part"] = inp.read(4)
+        got["line"] = inp.readline(100)
+        got["rest"] = inp.read()
+        got["after"] = inp.read(10)
+        start_response("200 OK", [])
+        return []
+
+    out, err, _ = run(app, body, cgi={"CONTENT_LENGTH": str(len(body))})
+    assert got == {"first": b"line one\n", "part": b"line", "line": b" two\n",
+                   "rest": b"three", "after": b""}
+
+    def lines_app(environ, start_response):
+        got["lines"] = environ["wsgi.input"].readlines()
+        start_response("200 OK", [])
+        return []
+
+    run(lines_app, body, cgi={"CONTENT_LENGTH": str(len(body))})
+    assert got["lines"] == [b"line one\n", b"line two\n", b"three"]
+
+    def iter_app(environ, start_response):
+        got["iter"] = list(environ["wsgi.input"])
+        start_response("200 OK", [])
+        return []
+
+    # Never past CONTENT_LENGTH.
+    run(iter_app, body, cgi={"CONTENT_LENGTH": "9"})
+    assert got["iter"] == [b"line one\n"]
+
+
+def test_a_body_cut_short_is_an_error_not_a_shorter_body():
+    def app(environ, start_response):
+        environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [b"never"]
+
+    out, err, _ = run(app, b"short", cgi={"CONTENT_LENGTH": "100"})
+    assert out.startswith(b"Status: 500 Internal Server Error")
+    assert "OSError" in err
+
+
+def test_errors_stream_goes_to_get_stderr():
+    def app(environ, start_response):
+        environ["wsgi.errors"].write("note: caf\xe9\n")
+        environ["wsgi.errors"].writelines(["a", "b\n"])
+        environ["wsgi.errors"].flush()
+        start_response("200 OK", [])
+        return []
+
+    out, err, _ = run(app)
+    assert err == "note: caf\xe9\nab\n"
+
+
+@pytest.mark.parametrize("where", ["app", "iterator", "close", "add_cgi_vars", "start"])
+def test_a_python_exception_is_never_a_silent_ok(where):
+    class Result:
+        def __iter__(self):
+            if where == "iterator":
+                raise KeyError("in the iterator")
+            yield b"body"
+
+        def close(self):
+            if where == "close":
+                raise KeyError("in close")
+
+    def app(environ, start_response):
+        if where == "app":
+            raise KeyError("in the app")
+        start_response("200 OK", [] if where != "start" else [("Bad Name", "x")])
+        return Result()
+
+    class Handler(handlers.BaseCGIHandler):
+        def add_cgi_vars(self):
+            if where == "add_cgi_vars":
+                raise KeyError("in add_cgi_vars")
+            super().add_cgi_vars()
+
+    out, err, _ = run(app, cls=Handler)
+    assert "Traceback (most recent call last)" in err
+    if where == "close":
+        # The response went out; the failing close is logged, nothing more.
+        assert out.endswith(b"body")
+        assert "KeyError: 'in close'" in err
+    elif where == "start":
+        assert out.startswith(b"Status: 500 ")
+        assert "AssertionError" in err and "Bad Name" in err
+    else:
+        assert out.startswith(b"Status: 500 ")
+        assert "KeyError" in err
+
+
+def test_failure_after_the_headers_cuts_the_response_short():
+    def app(environ, start_response):
+        write = start_response("200 OK", [("Content-Length", "10")])
+        write(b"12345")
+        raise RuntimeError("half way")
+
+    out, err, h = run(app)
+    assert out == b"Status: 200 OK\r\nContent-Length: 10\r\n\r\n12345"
+    assert "RuntimeError: half way" in err
+    assert "response cut short" in err
+
+
+def test_start_response_rules():
+    results = {}
+
+    def app(environ, start_response):
+        try:
+            start_response(200, [])
+        except AssertionError as e:
+            results["type"] = str(e)
+        try:
+            start_response("200 OK", [("X-Nul", "a\0b")])
+        except AssertionError as e:
+            results["nul"] = str(e)
+        # A refused call counts (PEP 3333, and wsgiref alike): a second one without
+        # exc_info fails; with exc_info before any output it replaces the response.
+        try:
+            start_response("200 OK", [])
+        except AssertionError as e:
+            results["twice"] = str(e)
+        start_response("500 Oops", [], (None, None, None))
+        write = start_response.__self__.write
+        write(b"x")
+        try:
+            raise ValueError("reported")
+        except ValueError:
+            try:
+                start_response("500 Oops", [], sys.exc_info())
+            except ValueError as e:
+                results["reraised"] = str(e)
+        return []
+
+    out, err, _ = run(app)
+    assert results["type"].startswith("Status must be of type str")
+    assert "control characters" in results["nul"].lower()
+    assert results["twice"] == "Headers already set!"
+    assert results["reraised"] == "reported"
+    assert out == b"Status: 500 Oops\r\n\r\nx"
+
+
+def test_disconnects_end_quietly():
+    class Gone:
+        def write(self, data):
+            raise BrokenPipeError
+
+        def flush(self):
+            pass
+
+    err = io.StringIO()
+    h = handlers.SimpleHandler(io.BytesIO(), Gone(), err, dict(BASE))
+    h.run(lambda e, s: (s("200 OK", []), [b"x"])[1])
+    assert err.getvalue() == ""
+
+
+def test_a_handler_is_reused():
+    out, err = io.BytesIO(), io.StringIO()
+    h = handlers.SimpleHandler(io.BytesIO(), out, err, dict(BASE))
+    h.os_environ = {}
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    for _ in range(50):
+        h.run(app)
+    responses = re.sub(rb"Date: [^\r]*", b"Date: D", out.getvalue()).split(b"HTTP/1.0 ")[1:]
+    assert responses == [b"200 OK\r\nDate: D\r\nContent-Type: text/plain\r\n"
+                         b"Content-Length: 2\r\n\r\n/p"] * 50
+    assert h.status is None and h.headers is None  # close() reset the state
+
+
+def test_format_date_time():
+    assert handlers.format_date_time(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
