@@ -32,7 +32,11 @@ impl<'a> Pairs<'a> {
 
     fn field(&mut self) -> &'a [u8] {
         // Pairs::new proved that every field ends with a NUL.
-        let end = self.rest.iter().position(|&b| b == 0).unwrap_or(self.rest.len());
+        let end = self
+            .rest
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.rest.len());
         let field = &self.rest[..end];
         self.rest = self.rest.get(end + 1..).unwrap_or(&[]);
         field

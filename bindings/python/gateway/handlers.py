@@ -391,8 +391,8 @@ class BaseHandler:
         hooks = ffi.new("gw_handler_hooks *")
         hooks.size = ffi.sizeof("gw_handler_hooks")
         hooks.userdata = self._handle
+        # The write hook flushes after each write, as wsgiref's write() does: one crossing.
         hooks.write = lib_write
-        hooks.flush = lib_flush
         hooks.read_stdin = lib_read
         hooks.write_stderr = lib_write_stderr
         hooks.flush_stderr = lib_flush_stderr
@@ -884,6 +884,7 @@ def _write_hook(userdata, data, length, out_written):
     self = ffi.from_handle(userdata).ref
     try:
         self._write(ffi.buffer(data, length)[:])
+        self._flush()
         out_written[0] = length
         return 0
     except BaseException as exc:
