@@ -356,6 +356,12 @@ class BaseHandler:
                 self._input._handler = None
                 self._errors._handler = None
                 self._input = self._errors = None
+        if st == OK and self._hook_exc is None and self._reraise is None and \
+                type(self).close is BaseHandler.close and "close" not in self.__dict__:
+            # wsgiref's close() resets what the response left (status, bytes_sent): with
+            # nobody overriding it to read them first, skip fetching them.
+            self._discard_state()
+            return
         if st in (OK, APP_ERROR, RESPONSE_INCOMPLETE):
             code = self._out_code
             lib.gw_handler_last_response(gw, code, self._out_u64)
@@ -409,7 +415,7 @@ class BaseHandler:
         self._out_code = ffi.new("uint16_t *")
         self._out_u64 = ffi.new("uint64_t *")
         self._env_out = ffi.new("gw_environ **")
-        self._pack_cap = 8192
+        self._pack_cap = 2048
         self._pack_buf = ffi.new("char[]", self._pack_cap)
         self._iter = ffi.new("gw_body_iter *")
         self._iter.size = ffi.sizeof("gw_body_iter")
@@ -425,13 +431,13 @@ class BaseHandler:
         settings = (
             self.wsgi_multithread, self.wsgi_multiprocess, self.wsgi_run_once,
             self.origin_server, self.http_version, self.server_software,
-            self.wsgi_file_wrapper is not None, self.error_status, self.error_headers,
-            self.error_body,
+            self.wsgi_file_wrapper, self.error_status, self.error_headers,
+            self.error_body, self.wsgi_version,
         )
         if settings != self._settings:
-            self._push_settings(gw, settings)
+            self._push_settings(gw, settings, self._settings or _LIBRARY_DEFAULTS)
             # A copy: error_headers is a list the caller may change in place.
-            self._settings = settings[:8] + (list(settings[8]), settings[9])
+            self._settings = settings[:8] + (list(settings[8]),) + settings[9:]
             self._wsgi_values = {
                 "wsgi.version": self.wsgi_version,
                 "wsgi.multithread": self.wsgi_multithread,
@@ -450,29 +456,38 @@ class BaseHandler:
                 _BASES[id(os_environ)] = base
             _check(lib.gw_handler_set_os_environ(gw, base.ptr), "os_environ")
 
-    def _push_settings(self, gw, s):
-        multithread, multiprocess, run_once, origin, version, software, wrapper = s[:7]
-        _check(lib.gw_handler_set_multithread(gw, bool(multithread)), "wsgi_multithread")
-        _check(lib.gw_handler_set_multiprocess(gw, bool(multiprocess)), "wsgi_multiprocess")
-        _check(lib.gw_handler_set_run_once(gw, bool(run_once)), "wsgi_run_once")
-        _check(lib.gw_handler_set_origin_server(gw, bool(origin)), "origin_server")
-        _check(lib.gw_handler_set_file_wrapper(gw, wrapper), "wsgi_file_wrapper")
-        v = str(version).encode("latin-1")
-        _check(lib.gw_handler_set_http_version(gw, v, len(v)), "http_version")
-        sw = software.encode("latin-1") if software else b""
-        _check(lib.gw_handler_set_server_software(gw, sw, len(sw)), "server_software")
-        status = self.error_status.encode("latin-1")
-        keep = []
-        headers = ffi.new("gw_header[]", max(len(self.error_headers), 1))
-        for i, (name, value) in enumerate(self.error_headers):
-            n, v = name.encode("latin-1"), value.encode("latin-1")
-            keep += (n, v)
-            headers[i].name, headers[i].name_len = ffi.from_buffer(n), len(n)
-            headers[i].value, headers[i].value_len = ffi.from_buffer(v), len(v)
-        body = bytes(self.error_body)
-        _check(lib.gw_handler_set_error_page(gw, status, len(status), headers,
-                                             len(self.error_headers), body, len(body)),
-               "error page")
+    @staticmethod
+    def _push_settings(gw, new, old):
+        """Sets on `gw` the settings of `new` that differ from `old` (what it has)."""
+        flags = (lib.gw_handler_set_multithread, lib.gw_handler_set_multiprocess,
+                 lib.gw_handler_set_run_once, lib.gw_handler_set_origin_server)
+        names = ("wsgi_multithread", "wsgi_multiprocess", "wsgi_run_once", "origin_server")
+        for i, setter in enumerate(flags):
+            if bool(new[i]) != bool(old[i]):
+                _check(setter(gw, bool(new[i])), names[i])
+        version, software, wrapper = new[4:7]
+        if version != old[4]:
+            v = str(version).encode("latin-1")
+            _check(lib.gw_handler_set_http_version(gw, v, len(v)), "http_version")
+        if software != old[5]:
+            sw = software.encode("latin-1") if software else b""
+            _check(lib.gw_handler_set_server_software(gw, sw, len(sw)), "server_software")
+        if (wrapper is None) != (old[6] is None):
+            _check(lib.gw_handler_set_file_wrapper(gw, wrapper is not None), "wsgi_file_wrapper")
+        error_status, error_headers, error_body = new[7:10]
+        if (error_status, error_headers, error_body) != old[7:10]:
+            status = error_status.encode("latin-1")
+            keep = []
+            headers = ffi.new("gw_header[]", max(len(error_headers), 1))
+            for i, (name, value) in enumerate(error_headers):
+                n, v = name.encode("latin-1"), value.encode("latin-1")
+                keep += (n, v)
+                headers[i].name, headers[i].name_len = ffi.from_buffer(n), len(n)
+                headers[i].value, headers[i].value_len = ffi.from_buffer(v), len(v)
+            body = bytes(error_body)
+            _check(lib.gw_handler_set_error_page(gw, status, len(status), headers,
+                                                 len(error_headers), body, len(body)),
+                   "error page")
 
     def _environ_of(self, req):
         """The request's environ as a PEP 3333 dict, in one call: the handler's own dicts
@@ -791,6 +806,14 @@ def _start_response_by_array(req, status, headers, flags):
         array[i].value, array[i].value_len = ffi.from_buffer(v), len(v)
     return lib.gw_request_start_response(req, status, len(status), array, len(headers), flags)
 
+
+# What gw_handler_new starts with (BaseHandler's defaults, gw_handler_new's doc), in
+# _sync_settings' order: only what differs from it is set on a new handler.
+_LIBRARY_DEFAULTS = (
+    True, True, False, True, "1.0", None, FileWrapper, "500 Internal Server Error",
+    [("Content-Type", "text/plain")],
+    b"A server error occurred.  Please contact the administrator.", (1, 0),
+)
 
 # Base environs by the id of the os_environ dict they were made from (each checked equal to
 # its dict before use), so handlers sharing an os_environ share one gw_environ.

@@ -266,3 +266,45 @@ def test_a_handler_is_reused():
 
 def test_format_date_time():
     assert handlers.format_date_time(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+def test_the_library_defaults_the_binding_relies_on():
+    # A new native handler is only told the settings that differ from these
+    # (handlers._LIBRARY_DEFAULTS): BaseHandler's own defaults.
+    class Plain(handlers.BaseHandler):
+        def __init__(self):
+            self.out, self.err = io.BytesIO(), io.StringIO()
+
+        def _write(self, data):
+            self.out.write(data)
+
+        def _flush(self):
+            pass
+
+        def get_stdin(self):
+            return io.BytesIO()
+
+        def get_stderr(self):
+            return self.err
+
+        def add_cgi_vars(self):
+            self.environ.update(BASE)
+
+    library_sees = {}
+
+    def app(environ, start_response):
+        h = start_response.__self__
+        library_sees.update(h._full_environ(h._env_out[0]))
+        raise KeyError("fails on purpose")
+
+    h = Plain()
+    h.os_environ = {}
+    h.run(app)
+    assert (library_sees["wsgi.multithread"], library_sees["wsgi.multiprocess"],
+            library_sees["wsgi.run_once"]) == ("1", "1", "0")
+    assert "wsgi.file_wrapper" in library_sees
+    out = h.out.getvalue()
+    assert out.startswith(b"HTTP/1.0 500 Internal Server Error\r\nDate: ")
+    assert b"Server:" not in out
+    assert out.endswith(b"\r\nContent-Type: text/plain\r\nContent-Length: 59\r\n\r\n"
+                        b"A server error occurred.  Please contact the administrator.")
