@@ -59,21 +59,21 @@ def check(module, app, expect):
 def reused(module, app, n):
     out = io.BytesIO()
     handler = module.SimpleHandler(io.BytesIO(), out, io.StringIO(), CGI_VARS)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         out.seek(0)
         out.truncate()
         handler.run(app)
-    return (time.perf_counter() - start) / n * 1e6
+    return ((time.perf_counter() - start) / n * 1e6, (time.process_time() - cpu) / n * 1e6)
 
 
 def fresh(module, app, n):
     cls = module.SimpleHandler
     stdin, err = io.BytesIO(), io.StringIO()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         cls(stdin, io.BytesIO(), err, CGI_VARS).run(app)
-    return (time.perf_counter() - start) / n * 1e6
+    return ((time.perf_counter() - start) / n * 1e6, (time.process_time() - cpu) / n * 1e6)
 
 
 def main():
@@ -94,13 +94,17 @@ def main():
                 times[(app_name, way.__name__, mod_name)].append(
                     way(module, apps[app_name][0], n))
     print("gateway %s (cffi %s mode), Python %s, %d requests x %d rounds, median us/request"
+          " (wall clock; CPU time of this process in brackets, steadier on a shared machine)"
           % (gateway.version(), gateway.cffi_mode, sys.version.split()[0], n, rounds))
     for app_name, way in cases:
-        w = statistics.median(times[(app_name, way.__name__, "wsgiref")])
-        g = statistics.median(times[(app_name, way.__name__, "gateway")])
+        w = [statistics.median(t[i] for t in times[(app_name, way.__name__, "wsgiref")])
+             for i in (0, 1)]
+        g = [statistics.median(t[i] for t in times[(app_name, way.__name__, "gateway")])
+             for i in (0, 1)]
         handler = "reused handler" if way is reused else "handler per request"
-        print("%-7s %-20s wsgiref %7.2f  gateway %7.2f  wsgiref/gateway %.2fx"
-              % (app_name, handler, w, g, w / g))
+        print("%-7s %-20s wsgiref %6.2f [%6.2f]  gateway %6.2f [%6.2f]  "
+              "wsgiref/gateway %.2fx [%.2fx]"
+              % (app_name, handler, w[0], w[1], g[0], g[1], w[0] / g[0], w[1] / g[1]))
 
 
 if __name__ == "__main__":
