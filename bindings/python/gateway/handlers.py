@@ -220,40 +220,40 @@ class InputStream(_Stream):
         req = self._req()
         h = self._handler
         if size is None or size < 0:
-            st = lib.gw_request_input_read_all(req, h._out_ptr, h._out_len)
+            st = lib.gw_request_input_read_all(req, h._n.out_ptr, h._n.out_len)
             if st != OK:
                 self._fail(st)
-            return ffi.unpack(h._out_ptr[0], h._out_len[0])
+            return ffi.unpack(h._n.out_ptr[0], h._n.out_len[0])
         buf = bytearray(size)
-        st = lib.gw_request_input_read(req, ffi.from_buffer(buf), size, h._out_len)
+        st = lib.gw_request_input_read(req, ffi.from_buffer(buf), size, h._n.out_len)
         if st != OK:
             self._fail(st)
-        del buf[h._out_len[0]:]
+        del buf[h._n.out_len[0]:]
         return bytes(buf)
 
     def readline(self, size=-1):
         req = self._req()
         h = self._handler
         if size is None or size < 0:
-            st = lib.gw_request_input_next_line(req, h._out_ptr, h._out_len)
+            st = lib.gw_request_input_next_line(req, h._n.out_ptr, h._n.out_len)
             if st != OK:
                 self._fail(st)
-            return ffi.unpack(h._out_ptr[0], h._out_len[0])
+            return ffi.unpack(h._n.out_ptr[0], h._n.out_len[0])
         buf = bytearray(size)
-        st = lib.gw_request_input_readline(req, ffi.from_buffer(buf), size, h._out_len)
+        st = lib.gw_request_input_readline(req, ffi.from_buffer(buf), size, h._n.out_len)
         if st != OK:
             self._fail(st)
-        del buf[h._out_len[0]:]
+        del buf[h._n.out_len[0]:]
         return bytes(buf)
 
     def readlines(self, hint=-1):
         req = self._req()
         h = self._handler
         lines = ffi.new("const gw_bytes **")
-        st = lib.gw_request_input_readlines(req, max(hint or 0, 0), lines, h._out_len)
+        st = lib.gw_request_input_readlines(req, max(hint or 0, 0), lines, h._n.out_len)
         if st != OK:
             self._fail(st)
-        return [ffi.unpack(lines[0][i].data, lines[0][i].len) for i in range(h._out_len[0])]
+        return [ffi.unpack(lines[0][i].data, lines[0][i].len) for i in range(h._n.out_len[0])]
 
     def __iter__(self):
         return self
@@ -286,6 +286,72 @@ class ErrorStream(_Stream):
         st = lib.gw_request_errors_flush(self._req())
         if st != OK:
             self._fail(st)
+
+
+class _Native:
+    """A native handler and what calling it needs: its hook userdata, out-parameters, the
+    environ buffer, the body iterator table, and the settings it was given. Python handlers
+    take one from their thread's free list for each run and give it back after, so a server
+    that makes a handler per request (wsgiref.simple_server) reuses native handlers too."""
+
+    __slots__ = ("gw", "self", "handle", "out_ptr", "out_len", "out_count", "out_size",
+                 "out_bool", "out_code", "out_u64", "env_out", "pack_cap", "pack_buf", "iter",
+                 "settings", "base", "wsgi_values", "last_packed", "last_changes")
+
+    def __init__(self):
+        # The hooks' userdata: a handle on a holder that points at the Python handler only
+        # while it runs.
+        self.self = _Holder()
+        self.handle = ffi.new_handle(self.self)
+        hooks = ffi.new("gw_handler_hooks *")
+        hooks.size = ffi.sizeof("gw_handler_hooks")
+        hooks.userdata = self.handle
+        # The write hook flushes after each write, as wsgiref's write() does: one crossing.
+        hooks.write = lib_write
+        hooks.read_stdin = lib_read
+        hooks.write_stderr = lib_write_stderr
+        hooks.flush_stderr = lib_flush_stderr
+        hooks.add_cgi_vars = lib_add_cgi_vars
+        out = ffi.new("gw_handler **")
+        if lib.gw_handler_new(hooks, out) != OK:
+            raise RuntimeError("gw_handler_new: %s" % last_error())
+        self.gw = ffi.gc(out[0], lib.gw_handler_free)
+        self.out_ptr = ffi.new("const char **")
+        self.out_len = ffi.new("size_t *")
+        self.out_count = ffi.new("size_t *")
+        self.out_size = ffi.new("size_t *")
+        self.out_bool = ffi.new("bool *")
+        self.out_code = ffi.new("uint16_t *")
+        self.out_u64 = ffi.new("uint64_t *")
+        self.env_out = ffi.new("gw_environ **")
+        self.pack_cap = 2048
+        self.pack_buf = ffi.new("char[]", self.pack_cap)
+        self.iter = ffi.new("gw_body_iter *")
+        self.iter.size = ffi.sizeof("gw_body_iter")
+        self.iter.userdata = self.handle
+        self.iter.next = lib_body_next
+        self.iter.block_count = lib_body_count
+        self.iter.close = lib_body_close
+        self.settings = self.base = self.wsgi_values = None
+        self.last_packed = self.last_changes = None
+
+
+# Native handlers not running. One list for every thread: a native handler may move between
+# threads (the library allows it), and list.pop and list.append are atomic.
+_FREE = []
+_FREE_MAX = 8
+
+
+def _take_native():
+    try:
+        return _FREE.pop()
+    except IndexError:
+        return _Native()
+
+
+def _give_native(native):
+    if len(_FREE) < _FREE_MAX:
+        _FREE.append(native)
 
 
 class BaseHandler:
@@ -323,54 +389,60 @@ class BaseHandler:
     bytes_sent = 0
     environ = None
 
-    # The library's side (made at the first run).
-    _gw = None
+    # The library's side: the native handler while running.
+    _n = None
     _req = None
-    _settings = None
-    _base = None
+    _input = _errors = None
     _hook_exc = None
     _reraise = None
-    _last_packed = None
 
     def run(self, application):
         """Invoke the application: one request cycle run by the library."""
-        gw = self._gw
-        if gw is None:
-            gw = self._make_handler()
-        self._sync_settings(gw)
-        self._self.ref = self
-        self._application = application
-        self._hook_exc = self._reraise = None
-        self._overlay = self._cgi = None
-        self._sent, self._sent_count = b"", 0
-        self._quiet_app_error = False
-        self._stdin = None
+        if self._n is not None:
+            raise RuntimeError("this handler is already running a request")
+        n = self._n = _take_native()
         try:
-            st = lib.gw_handler_run(gw, lib_app, self._handle)
+            gw = n.gw
+            self._sync_settings(gw)
+            n.self.ref = self
+            self._application = application
+            self._hook_exc = self._reraise = None
+            self._overlay = self._cgi = None
+            self._sent, self._sent_count = b"", 0
+            self._quiet_app_error = False
+            self._stdin = None
+            try:
+                st = lib.gw_handler_run(gw, lib_app, n.handle)
+            finally:
+                n.self.ref = None
+                self._req = None
+                self._application = None
+                self._body = self._chunk = None
+                if self._input is not None:
+                    self._input._handler = None
+                    self._errors._handler = None
+                    self._input = self._errors = None
+            if st == OK and self._hook_exc is None and self._reraise is None and \
+                    type(self).close is BaseHandler.close and "close" not in self.__dict__:
+                # wsgiref's close() resets what the response left (status, bytes_sent):
+                # with nobody overriding it to read them first, skip fetching them.
+                self._n = None
+                _give_native(n)
+                self._discard_state()
+                return
+            if st in (OK, APP_ERROR, RESPONSE_INCOMPLETE):
+                code = n.out_code
+                lib.gw_handler_last_response(gw, code, n.out_u64)
+                self.bytes_sent = n.out_u64[0]
+                if code[0]:
+                    self.headers_sent = True
+                if st == APP_ERROR:
+                    self.status = (self.error_status if code[0] != 413
+                                   else "413 Content Too Large")
         finally:
-            self._self.ref = None
-            self._req = None
-            self._application = None
-            self._body = self._chunk = None
-            if self._input is not None:
-                self._input._handler = None
-                self._errors._handler = None
-                self._input = self._errors = None
-        if st == OK and self._hook_exc is None and self._reraise is None and \
-                type(self).close is BaseHandler.close and "close" not in self.__dict__:
-            # wsgiref's close() resets what the response left (status, bytes_sent): with
-            # nobody overriding it to read them first, skip fetching them.
-            self._discard_state()
-            return
-        if st in (OK, APP_ERROR, RESPONSE_INCOMPLETE):
-            code = self._out_code
-            lib.gw_handler_last_response(gw, code, self._out_u64)
-            self.bytes_sent = self._out_u64[0]
-            if code[0]:
-                self.headers_sent = True
-            if st == APP_ERROR:
-                self.status = (self.error_status if code[0] != 413
-                               else "413 Content Too Large")
+            if self._n is n:
+                self._n = None
+                _give_native(n)
         if self._hook_exc is not None:
             # A hook failed after the application returned (the library was writing the
             # body): wsgiref's finish_response would have raised it into handle_error.
@@ -389,43 +461,6 @@ class BaseHandler:
 
     # ---- what the library is given ----------------------------------------------------
 
-    def _make_handler(self):
-        # The hooks' userdata: a handle on a holder that points at this handler only while
-        # it runs, so the handle (kept for the handler's life) makes no reference cycle.
-        self._self = _Holder()
-        self._handle = ffi.new_handle(self._self)
-        hooks = ffi.new("gw_handler_hooks *")
-        hooks.size = ffi.sizeof("gw_handler_hooks")
-        hooks.userdata = self._handle
-        # The write hook flushes after each write, as wsgiref's write() does: one crossing.
-        hooks.write = lib_write
-        hooks.read_stdin = lib_read
-        hooks.write_stderr = lib_write_stderr
-        hooks.flush_stderr = lib_flush_stderr
-        hooks.add_cgi_vars = lib_add_cgi_vars
-        out = ffi.new("gw_handler **")
-        if lib.gw_handler_new(hooks, out) != OK:
-            raise RuntimeError("gw_handler_new: %s" % last_error())
-        self._gw = ffi.gc(out[0], lib.gw_handler_free)
-        self._out_ptr = ffi.new("const char **")
-        self._out_len = ffi.new("size_t *")
-        self._out_count = ffi.new("size_t *")
-        self._out_size = ffi.new("size_t *")
-        self._out_bool = ffi.new("bool *")
-        self._out_code = ffi.new("uint16_t *")
-        self._out_u64 = ffi.new("uint64_t *")
-        self._env_out = ffi.new("gw_environ **")
-        self._pack_cap = 2048
-        self._pack_buf = ffi.new("char[]", self._pack_cap)
-        self._iter = ffi.new("gw_body_iter *")
-        self._iter.size = ffi.sizeof("gw_body_iter")
-        self._iter.userdata = self._handle
-        self._iter.next = lib_body_next
-        self._iter.block_count = lib_body_count
-        self._iter.close = lib_body_close
-        self._input = self._errors = None
-        return self._gw
-
     def _sync_settings(self, gw):
         """Gives the library the attributes that changed since the last run."""
         settings = (
@@ -434,11 +469,12 @@ class BaseHandler:
             self.wsgi_file_wrapper, self.error_status, self.error_headers,
             self.error_body, self.wsgi_version,
         )
-        if settings != self._settings:
-            self._push_settings(gw, settings, self._settings or _LIBRARY_DEFAULTS)
+        nat = self._n
+        if settings != nat.settings:
+            self._push_settings(gw, settings, nat.settings or _LIBRARY_DEFAULTS)
             # A copy: error_headers is a list the caller may change in place.
-            self._settings = settings[:8] + (list(settings[8]),) + settings[9:]
-            self._wsgi_values = {
+            nat.settings = settings[:8] + (list(settings[8]),) + settings[9:]
+            nat.wsgi_values = {
                 "wsgi.version": self.wsgi_version,
                 "wsgi.multithread": self.wsgi_multithread,
                 "wsgi.multiprocess": self.wsgi_multiprocess,
@@ -446,13 +482,13 @@ class BaseHandler:
                 "wsgi.input_terminated": True,
             }
             if self.wsgi_file_wrapper is not None:
-                self._wsgi_values["wsgi.file_wrapper"] = self.wsgi_file_wrapper
-        base = self._base
+                nat.wsgi_values["wsgi.file_wrapper"] = self.wsgi_file_wrapper
+        base = nat.base
         os_environ = self.os_environ
         if base is None or base.copy != os_environ:
-            base = self._base = _BASES.get(id(os_environ))
+            base = nat.base = _BASES.get(id(os_environ))
             if base is None or base.copy != os_environ:
-                base = self._base = _BaseEnviron(os_environ)
+                base = nat.base = _BaseEnviron(os_environ)
                 _BASES[id(os_environ)] = base
             _check(lib.gw_handler_set_os_environ(gw, base.ptr), "os_environ")
 
@@ -493,39 +529,39 @@ class BaseHandler:
         """The request's environ as a PEP 3333 dict, in one call: the handler's own dicts
         (os_environ, what add_cgi_vars gave) copied, plus what the library set or changed
         (gw_environ_pack_changes), so only the library's own entries are decoded."""
-        lib.gw_request_environ(req, self._env_out)
-        env_ptr = self._env_out[0]
-        base = self._base
+        nat = self._n
+        lib.gw_request_environ(req, nat.env_out)
+        env_ptr = nat.env_out[0]
+        base = nat.base
         sent = self._sent
-        n = self._out_len
+        length = nat.out_len
         st = lib.gw_environ_pack_changes(env_ptr, base.ptr, sent, len(sent), self._sent_count,
-                                         self._pack_buf, self._pack_cap, n, self._out_count,
-                                         self._out_size, self._out_bool)
+                                         nat.pack_buf, nat.pack_cap, length, nat.out_count,
+                                         nat.out_size, nat.out_bool)
         if st == TOO_LARGE:
             self._grow_pack_buffer(env_ptr)
             st = lib.gw_environ_pack_changes(env_ptr, base.ptr, sent, len(sent),
-                                             self._sent_count, self._pack_buf, self._pack_cap,
-                                             n, self._out_count, self._out_size,
-                                             self._out_bool)
+                                             self._sent_count, nat.pack_buf, nat.pack_cap,
+                                             length, nat.out_count, nat.out_size, nat.out_bool)
         if st != OK:
             raise RuntimeError("gw_environ_pack_changes: %s" % last_error())
         environ = base.copy.copy()
         cgi = self._cgi
         if cgi:
             environ.update(cgi)
-        if self._out_bool[0]:
+        if nat.out_bool[0]:
             environ = self._full_environ(env_ptr)
         else:
-            packed = ffi.unpack(self._pack_buf, n[0])
-            if packed == self._last_packed:
+            packed = ffi.unpack(nat.pack_buf, length[0])
+            if packed == nat.last_packed:
                 # The library's own entries are mostly the same from request to request.
-                changes = self._last_changes
+                changes = nat.last_changes
             else:
                 fields = packed.decode("latin-1").split("\0")
                 fields.pop()
                 it = iter(fields)
-                changes = self._last_changes = dict(zip(it, it))
-                self._last_packed = packed
+                changes = nat.last_changes = dict(zip(it, it))
+                nat.last_packed = packed
             environ.update(changes)
             extra = 0
             if self._overlay:
@@ -533,40 +569,40 @@ class BaseHandler:
                 for name, _, sent_as in self._overlay:
                     if sent_as is None and name not in changes and name not in base.copy:
                         extra += 1
-            if len(environ) - extra != self._out_size[0]:
+            if len(environ) - extra != nat.out_size[0]:
                 # The library removed an entry we know: take its environ whole.
                 environ = self._full_environ(env_ptr)
-        environ.update(self._wsgi_values)
+        environ.update(nat.wsgi_values)
         self._input = environ["wsgi.input"] = InputStream(self)
         self._errors = environ["wsgi.errors"] = ErrorStream(self)
         return environ
 
     def _grow_pack_buffer(self, env_ptr):
-        lib.gw_environ_packed_size(env_ptr, self._out_len)
-        self._pack_cap = max(self._out_len[0], 2 * self._pack_cap)
-        self._pack_buf = ffi.new("char[]", self._pack_cap)
+        lib.gw_environ_packed_size(env_ptr, self._n.out_len)
+        self._n.pack_cap = max(self._n.out_len[0], 2 * self._n.pack_cap)
+        self._n.pack_buf = ffi.new("char[]", self._n.pack_cap)
 
     def _full_environ(self, env_ptr):
         """The library's whole environ (gw_environ_pack), with the values latin-1 could not
         carry given back as they were."""
-        n = self._out_len
-        st = lib.gw_environ_pack(env_ptr, self._pack_buf, self._pack_cap, n,
-                                 self._out_count, self._out_bool)
+        n = self._n.out_len
+        st = lib.gw_environ_pack(env_ptr, self._n.pack_buf, self._n.pack_cap, n,
+                                 self._n.out_count, self._n.out_bool)
         if st == TOO_LARGE:
             self._grow_pack_buffer(env_ptr)
-            st = lib.gw_environ_pack(env_ptr, self._pack_buf, self._pack_cap, n,
-                                     self._out_count, self._out_bool)
+            st = lib.gw_environ_pack(env_ptr, self._n.pack_buf, self._n.pack_cap, n,
+                                     self._n.out_count, self._n.out_bool)
         if st != OK:
             raise RuntimeError("gw_environ_pack: %s" % last_error())
-        if self._out_bool[0]:
+        if self._n.out_bool[0]:
             environ = self._environ_by_entry(env_ptr)
         else:
-            fields = ffi.unpack(self._pack_buf, n[0]).decode("latin-1").split("\0")
+            fields = ffi.unpack(self._n.pack_buf, n[0]).decode("latin-1").split("\0")
             fields.pop()
             it = iter(fields)
             environ = dict(zip(it, it))
-        if self._base.overlay:
-            _apply_overlay(environ, self._base.overlay)
+        if self._n.base.overlay:
+            _apply_overlay(environ, self._n.base.overlay)
         if self._overlay:
             _apply_overlay(environ, self._overlay)
         return environ
@@ -839,7 +875,7 @@ def _app_callback(userdata, req):
             self._index = 0 if type(result) is list or type(result) is tuple else -1
             if self._index < 0:
                 self._body_iter = iter(result)
-            st = lib.gw_request_set_body_iter(req, self._iter)
+            st = lib.gw_request_set_body_iter(req, self._n.iter)
         if st != OK:
             raise AssertionError(last_error())
         return OK

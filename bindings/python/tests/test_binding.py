@@ -262,6 +262,7 @@ def test_a_handler_is_reused():
     assert responses == [b"200 OK\r\nDate: D\r\nContent-Type: text/plain\r\n"
                          b"Content-Length: 2\r\n\r\n/p"] * 50
     assert h.status is None and h.headers is None  # close() reset the state
+    assert h._n is None  # the native handler went back to the thread's free list
 
 
 def test_format_date_time():
@@ -294,9 +295,10 @@ def test_the_library_defaults_the_binding_relies_on():
 
     def app(environ, start_response):
         h = start_response.__self__
-        library_sees.update(h._full_environ(h._env_out[0]))
+        library_sees.update(h._full_environ(h._n.env_out[0]))
         raise KeyError("fails on purpose")
 
+    handlers._FREE.clear()  # a new native handler, as gw_handler_new made it
     h = Plain()
     h.os_environ = {}
     h.run(app)
