@@ -25,6 +25,7 @@ handler's ``wsgi_file_wrapper``.
 import errno
 import os
 import sys
+import threading
 import warnings
 from itertools import chain
 from wsgiref.headers import Headers
@@ -168,17 +169,26 @@ def _apply_overlay(environ, overlay):
 
 
 class _BaseEnviron:
-    """A gw_environ made from an os_environ dict, reused while the dict stays equal."""
+    """An os_environ dict as the library holds it, reused while the dict stays equal: `ptr`
+    for gw_handler_set_os_environ (which turns it into a layer over a shared snapshot, so it
+    is only given under _BASE_LOCK) and `known`, a twin never changed again, that any thread
+    may read (gw_environ_pack_changes)."""
 
-    __slots__ = ("copy", "ptr", "overlay")
+    __slots__ = ("copy", "ptr", "known", "overlay")
 
     def __init__(self, mapping):
         self.copy = dict(mapping)
-        out = ffi.new("gw_environ **")
-        if lib.gw_environ_new(out) != OK:
-            raise MemoryError(last_error())
-        self.ptr = ffi.gc(out[0], lib.gw_environ_free)
+        self.ptr = _new_environ()
+        self.known = _new_environ()
         self.overlay = _set_environ(self.ptr, self.copy)[2]
+        _set_environ(self.known, self.copy)
+
+
+def _new_environ():
+    out = ffi.new("gw_environ **")
+    if lib.gw_environ_new(out) != OK:
+        raise MemoryError(last_error())
+    return ffi.gc(out[0], lib.gw_environ_free)
 
 
 class _Holder:
@@ -489,8 +499,11 @@ class BaseHandler:
             base = nat.base = _BASES.get(id(os_environ))
             if base is None or base.copy != os_environ:
                 base = nat.base = _BaseEnviron(os_environ)
+                if len(_BASES) >= 64:
+                    _BASES.clear()
                 _BASES[id(os_environ)] = base
-            _check(lib.gw_handler_set_os_environ(gw, base.ptr), "os_environ")
+            with _BASE_LOCK:
+                _check(lib.gw_handler_set_os_environ(gw, base.ptr), "os_environ")
 
     @staticmethod
     def _push_settings(gw, new, old):
@@ -535,12 +548,12 @@ class BaseHandler:
         base = nat.base
         sent = self._sent
         length = nat.out_len
-        st = lib.gw_environ_pack_changes(env_ptr, base.ptr, sent, len(sent), self._sent_count,
+        st = lib.gw_environ_pack_changes(env_ptr, base.known, sent, len(sent), self._sent_count,
                                          nat.pack_buf, nat.pack_cap, length, nat.out_count,
                                          nat.out_size, nat.out_bool)
         if st == TOO_LARGE:
             self._grow_pack_buffer(env_ptr)
-            st = lib.gw_environ_pack_changes(env_ptr, base.ptr, sent, len(sent),
+            st = lib.gw_environ_pack_changes(env_ptr, base.known, sent, len(sent),
                                              self._sent_count, nat.pack_buf, nat.pack_cap,
                                              length, nat.out_count, nat.out_size, nat.out_bool)
         if st != OK:
@@ -850,6 +863,8 @@ _LIBRARY_DEFAULTS = (
     [("Content-Type", "text/plain")],
     b"A server error occurred.  Please contact the administrator.", (1, 0),
 )
+
+_BASE_LOCK = threading.Lock()
 
 # Base environs by the id of the os_environ dict they were made from (each checked equal to
 # its dict before use), so handlers sharing an os_environ share one gw_environ.

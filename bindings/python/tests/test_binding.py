@@ -72,6 +72,11 @@ def test_environ_follows_the_attributes_and_os_environ():
     seen.clear()
     run(app, os_environ=base)
     assert seen["A"] == "2"
+    # What the library computes follows each request, on a native handler used before.
+    for https, scheme in (("on", "https"), ("off", "http"), ("1", "https")):
+        seen.clear()
+        run(app, cgi={"HTTPS": https})
+        assert seen["wsgi.url_scheme"] == scheme
 
 
 def test_values_the_packed_form_cannot_carry():
@@ -145,7 +150,8 @@ def test_errors_stream_goes_to_get_stderr():
     assert err == "note: caf\xe9\nab\n"
 
 
-@pytest.mark.parametrize("where", ["app", "iterator", "close", "add_cgi_vars", "start"])
+@pytest.mark.parametrize("where", ["app", "after_start", "iterator", "close", "add_cgi_vars",
+                                   "start"])
 def test_a_python_exception_is_never_a_silent_ok(where):
     class Result:
         def __iter__(self):
@@ -161,6 +167,8 @@ def test_a_python_exception_is_never_a_silent_ok(where):
         if where == "app":
             raise KeyError("in the app")
         start_response("200 OK", [] if where != "start" else [("Bad Name", "x")])
+        if where == "after_start":
+            raise KeyError("after start_response")
         return Result()
 
     class Handler(handlers.BaseCGIHandler):
@@ -233,18 +241,25 @@ def test_start_response_rules():
     assert out == b"Status: 500 Oops\r\n\r\nx"
 
 
-def test_disconnects_end_quietly():
-    class Gone:
+@pytest.mark.parametrize("error", [BrokenPipeError, ConnectionResetError, ValueError])
+def test_a_failing_write_is_never_a_success(error):
+    class Failing:
         def write(self, data):
-            raise BrokenPipeError
+            raise error("the client")
 
         def flush(self):
             pass
 
     err = io.StringIO()
-    h = handlers.SimpleHandler(io.BytesIO(), Gone(), err, dict(BASE))
+    h = handlers.SimpleHandler(io.BytesIO(), Failing(), err, dict(BASE))
+    h.os_environ = {}
     h.run(lambda e, s: (s("200 OK", []), [b"x"])[1])
-    assert err.getvalue() == ""
+    # Not closed as a sent response: the state stays, as wsgiref leaves it.
+    assert h.status == "200 OK" and h.environ is not None
+    if error is ValueError:
+        assert "Traceback" in err.getvalue() and "ValueError: the client" in err.getvalue()
+    else:
+        assert err.getvalue() == ""  # a disconnect ends quietly
 
 
 def test_a_handler_is_reused():
@@ -310,3 +325,60 @@ def test_the_library_defaults_the_binding_relies_on():
     assert b"Server:" not in out
     assert out.endswith(b"\r\nContent-Type: text/plain\r\nContent-Length: 59\r\n\r\n"
                         b"A server error occurred.  Please contact the administrator.")
+
+
+def test_handlers_on_threads():
+    # The library runs without the GIL between callbacks: handlers on 4 threads at once,
+    # sharing an os_environ, each seeing its own request.
+    import threading
+    shared_os = {"SHARED": "yes"}
+    failures = []
+
+    def worker(k):
+        try:
+            for i in range(150):
+                path = "/t%d/%d" % (k, i)
+
+                def app(environ, start_response):
+                    start_response("200 OK", [("X-Path", environ["PATH_INFO"])])
+                    return [environ["SHARED"].encode(), environ["wsgi.input"].read()]
+
+                body = b"body%d" % i
+                out, err, _ = run(app, body, cgi={"PATH_INFO": path,
+                                                  "CONTENT_LENGTH": str(len(body))},
+                                  os_environ=shared_os)
+                want = ("Status: 200 OK\r\nX-Path: %s\r\n\r\nyes" % path).encode() + body
+                if out != want or err:
+                    failures.append((out, err))
+        except BaseException as e:  # pragma: no cover - reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert failures == []
+
+
+def test_each_write_is_flushed_as_wsgiref_does():
+    calls = []
+
+    class Recorder:
+        def write(self, data):
+            calls.append(("write", bytes(data)))
+
+        def flush(self):
+            calls.append(("flush",))
+
+    def app(environ, start_response):
+        write = start_response("200 OK", [])
+        write(b"one")
+        return [b"two", b"three"]
+
+    h = handlers.BaseCGIHandler(io.BytesIO(), Recorder(), io.StringIO(), dict(BASE))
+    h.os_environ = {}
+    h.run(app)
+    # The head goes with the first block; every block is flushed before the next is asked for.
+    assert calls == [("write", b"Status: 200 OK\r\n\r\none"), ("flush",),
+                     ("write", b"two"), ("flush",), ("write", b"three"), ("flush",)]
