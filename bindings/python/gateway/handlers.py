@@ -481,7 +481,12 @@ class BaseHandler:
         )
         nat = self._n
         if settings != nat.settings:
-            self._push_settings(gw, settings, nat.settings or _LIBRARY_DEFAULTS)
+            try:
+                self._push_settings(gw, settings, nat.settings or _LIBRARY_DEFAULTS)
+            except BaseException:
+                # Partly set: this native handler no longer matches any record of it.
+                self._n = None
+                raise
             # A copy: error_headers is a list the caller may change in place.
             nat.settings = settings[:8] + (list(settings[8]),) + settings[9:]
             nat.wsgi_values = {

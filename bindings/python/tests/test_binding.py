@@ -382,3 +382,13 @@ def test_each_write_is_flushed_as_wsgiref_does():
     # The head goes with the first block; every block is flushed before the next is asked for.
     assert calls == [("write", b"Status: 200 OK\r\n\r\none"), ("flush",),
                      ("write", b"two"), ("flush",), ("write", b"three"), ("flush",)]
+
+
+def test_a_refused_setting_fails_the_run_and_leaves_no_trace():
+    with pytest.raises(ValueError, match="http_version"):
+        run(capture({}), http_version="one.one", origin_server=True)
+    # The next handlers get native handlers whose settings match their attributes.
+    out, _, _ = run(capture({}))
+    assert out.startswith(b"Status: 200 OK\r\n")
+    out, _, _ = run(capture({}), cls=handlers.SimpleHandler)
+    assert out.startswith(b"HTTP/1.0 200 OK\r\n")
