@@ -759,8 +759,9 @@ gw_status gw_environ_pack(const struct gw_environ *environ,
 // gw_environ_set_packed) with its name has its value, or, when `sent` does not name it,
 // when `known` (an environ such as the handler's os_environ; NULL for none) holds the name
 // with the same value. The unknown entries are packed into `buf` in the environ's order.
-// `*out_environ_len` is the number of entries of `environ`, so the caller can tell that a
-// known entry was removed (its own merge is then longer) and fall back to gw_environ_pack.
+// `*out_missing` counts the pairs of `sent` and the entries of `known` whose name `environ`
+// no longer holds: 0 means nothing the caller knows was removed, so its own dictionaries
+// updated with the packed entries are the environ; otherwise fall back to gw_environ_pack.
 // The other out-parameters, the buffer and GW_STATUS_TOO_LARGE are gw_environ_pack's (a
 // buffer of gw_environ_packed_size bytes is always enough). Allocates nothing.
 gw_status gw_environ_pack_changes(const struct gw_environ *environ,
@@ -772,7 +773,7 @@ gw_status gw_environ_pack_changes(const struct gw_environ *environ,
                                   size_t cap,
                                   size_t *out_len,
                                   size_t *out_count,
-                                  size_t *out_environ_len,
+                                  size_t *out_missing,
                                   bool *out_nul_in_value);
 
 // Sets `count` entries at once from `data` (`len` bytes packed as `name NUL value NUL`

@@ -3715,7 +3715,7 @@ typedef struct changes_case {
     char packed[512];
     size_t len;
     size_t count;
-    size_t environ_len;
+    size_t missing;
     gw_status status;
     gw_status small_status;
 } changes_case;
@@ -3728,10 +3728,10 @@ static int32_t pack_changes_app(void *userdata, gw_request *req) {
     bool nul = true;
     size_t untouched = 5;
     c->small_status = gw_environ_pack_changes(env, c->known, c->sent, c->sent_len, c->sent_count, c->packed, 4,
-                                              &untouched, &c->count, &c->environ_len, &nul);
+                                              &untouched, &c->count, &c->missing, &nul);
     assert_int_equal(untouched, 5);
     c->status = gw_environ_pack_changes(env, c->known, c->sent, c->sent_len, c->sent_count, c->packed,
-                                        sizeof c->packed, &c->len, &c->count, &c->environ_len, &nul);
+                                        sizeof c->packed, &c->len, &c->count, &c->missing, &nul);
     if (c->status == GW_STATUS_OK) assert_false(nul);
     st = gw_request_start_response(req, "204 No Content", LEN("204 No Content"), NULL, 0, 0);
     return st;
@@ -3771,7 +3771,7 @@ static void test_environ_pack_changes(void **state) {
     assert_int_equal(c.len, LEN(want));
     assert_memory_equal(c.packed, want, LEN(want));
     assert_int_equal(c.count, 9);
-    assert_int_equal(c.environ_len, 12);
+    assert_int_equal(c.missing, 0);
 
     /* Without `known` the os_environ entries are unknown too; with nothing sent, all are. */
     c.known = NULL;
@@ -3783,7 +3783,23 @@ static void test_environ_pack_changes(void **state) {
     c.sent_count = 0;
     assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
     assert_int_equal(c.count, 12);
-    assert_int_equal(c.environ_len, 12);
+    assert_int_equal(c.missing, 0);
+    /* Names the caller knows that the environ does not hold are counted: one sent, one in
+     * `known`. */
+    static const char sent_gone[] = "PATH_INFO\0/p\0GONE\0x\0";
+    gw_environ *known = NULL;
+    assert_int_equal(gw_environ_new(&known), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(known, "LANG", 4, "C", 1), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(known, "EXTRA", 5, "e", 1), GW_STATUS_OK);
+    c.known = known;
+    c.sent = sent_gone;
+    c.sent_len = LEN(sent_gone);
+    c.sent_count = 2;
+    assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.missing, 2);
+    gw_environ_free(known);
+    c.known = NULL;
     /* A malformed `sent` is refused like set_packed's data. */
     c.sent = "A\0b";
     c.sent_len = 3;
@@ -3797,20 +3813,20 @@ static void test_environ_pack_changes(void **state) {
     gw_environ *env = NULL;
     assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
     char buf[16];
-    size_t len = 0, count = 0, env_len = 0;
+    size_t len = 0, count = 0, missing = 0;
     bool nul = false;
-    assert_int_equal(gw_environ_pack_changes(NULL, NULL, NULL, 0, 0, buf, sizeof buf, &len, &count, &env_len, &nul),
+    assert_int_equal(gw_environ_pack_changes(NULL, NULL, NULL, 0, 0, buf, sizeof buf, &len, &count, &missing, &nul),
                      GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 2, 0, buf, sizeof buf, &len, &count, &env_len, &nul),
+    assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 2, 0, buf, sizeof buf, &len, &count, &missing, &nul),
                      GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 0, 0, buf, sizeof buf, NULL, &count, &env_len, &nul),
+    assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 0, 0, buf, sizeof buf, NULL, &count, &missing, &nul),
                      GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 0, 0, buf, sizeof buf, &len, &count, NULL, &nul),
                      GW_STATUS_NULL_ARGUMENT);
-    assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 0, 0, buf, sizeof buf, &len, &count, &env_len, &nul),
+    assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 0, 0, buf, sizeof buf, &len, &count, &missing, &nul),
                      GW_STATUS_OK);
     assert_int_equal(count, 0);
-    assert_int_equal(env_len, 0);
+    assert_int_equal(missing, 0);
     gw_environ_free(env);
 }
 

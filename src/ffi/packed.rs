@@ -171,14 +171,21 @@ impl<'a> SentIndex<'a> {
         index
     }
 
-    /// The value of the last pair named `name` (the one gw_environ_set_packed leaves).
-    fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
-        let pairs = if self.large.is_empty() {
+    fn pairs(&self) -> &[(&'a [u8], &'a [u8])] {
+        if self.large.is_empty() {
             &self.small[..self.len]
         } else {
             &self.large[..]
-        };
-        pairs
+        }
+    }
+
+    fn names(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.pairs().iter().map(|&(name, _)| name)
+    }
+
+    /// The value of the last pair named `name` (the one gw_environ_set_packed leaves).
+    fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
+        self.pairs()
             .iter()
             .rev()
             .find(|(n, _)| n.len() == name.len() && *n == name)
@@ -193,8 +200,9 @@ impl<'a> SentIndex<'a> {
 /// gw_environ_set_packed) with its name has its value, or, when `sent` does not name it,
 /// when `known` (an environ such as the handler's os_environ; NULL for none) holds the name
 /// with the same value. The unknown entries are packed into `buf` in the environ's order.
-/// `*out_environ_len` is the number of entries of `environ`, so the caller can tell that a
-/// known entry was removed (its own merge is then longer) and fall back to gw_environ_pack.
+/// `*out_missing` counts the pairs of `sent` and the entries of `known` whose name `environ`
+/// no longer holds: 0 means nothing the caller knows was removed, so its own dictionaries
+/// updated with the packed entries are the environ; otherwise fall back to gw_environ_pack.
 /// The other out-parameters, the buffer and GW_STATUS_TOO_LARGE are gw_environ_pack's (a
 /// buffer of gw_environ_packed_size bytes is always enough). Allocates nothing.
 #[no_mangle]
@@ -208,7 +216,7 @@ pub unsafe extern "C" fn gw_environ_pack_changes(
     cap: usize,
     out_len: *mut usize,
     out_count: *mut usize,
-    out_environ_len: *mut usize,
+    out_missing: *mut usize,
     out_nul_in_value: *mut bool,
 ) -> Status {
     boundary(|| {
@@ -223,7 +231,7 @@ pub unsafe extern "C" fn gw_environ_pack_changes(
         let buf = unsafe { buffer_arg(buf, cap, "buf") }?;
         let out_len = unsafe { out_arg(out_len, "out_len") }?;
         let out_count = unsafe { out_arg(out_count, "out_count") }?;
-        let out_environ_len = unsafe { out_arg(out_environ_len, "out_environ_len") }?;
+        let out_missing = unsafe { out_arg(out_missing, "out_missing") }?;
         let out_nul_in_value = unsafe { out_arg(out_nul_in_value, "out_nul_in_value") }?;
         let mut cursor = 0;
         let mut at = 0;
@@ -267,7 +275,14 @@ pub unsafe extern "C" fn gw_environ_pack_changes(
         }
         *out_len = at;
         *out_count = count;
-        *out_environ_len = env.len();
+        let mut missing = sent.names().filter(|name| !env.contains(name)).count();
+        if let Some(k) = known {
+            let mut cursor = 0;
+            while let Some((name, _)) = k.next(&mut cursor) {
+                missing += usize::from(!env.contains(name));
+            }
+        }
+        *out_missing = missing;
         *out_nul_in_value = nul_in_value;
         Ok(())
     })

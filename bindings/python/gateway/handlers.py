@@ -25,7 +25,6 @@ handler's ``wsgi_file_wrapper``.
 import errno
 import os
 import sys
-import threading
 import warnings
 from itertools import chain
 from wsgiref.headers import Headers
@@ -168,29 +167,6 @@ def _apply_overlay(environ, overlay):
             environ[name] = original
 
 
-class _BaseEnviron:
-    """An os_environ dict as the library holds it, reused while the dict stays equal: `ptr`
-    for gw_handler_set_os_environ (which turns it into a layer over a shared snapshot, so it
-    is only given under _BASE_LOCK) and `known`, a twin never changed again, that any thread
-    may read (gw_environ_pack_changes)."""
-
-    __slots__ = ("copy", "ptr", "known", "overlay")
-
-    def __init__(self, mapping):
-        self.copy = dict(mapping)
-        self.ptr = _new_environ()
-        self.known = _new_environ()
-        self.overlay = _set_environ(self.ptr, self.copy)[2]
-        _set_environ(self.known, self.copy)
-
-
-def _new_environ():
-    out = ffi.new("gw_environ **")
-    if lib.gw_environ_new(out) != OK:
-        raise MemoryError(last_error())
-    return ffi.gc(out[0], lib.gw_environ_free)
-
-
 class _Holder:
     __slots__ = ("ref",)
 
@@ -306,7 +282,7 @@ class _Native:
 
     __slots__ = ("gw", "self", "handle", "out_ptr", "out_len", "out_count", "out_size",
                  "out_bool", "out_code", "out_u64", "env_out", "pack_cap", "pack_buf", "iter",
-                 "settings", "base", "wsgi_values", "last_packed", "last_changes")
+                 "settings", "wsgi_values", "last_packed", "last_changes")
 
     def __init__(self):
         # The hooks' userdata: a handle on a holder that points at the Python handler only
@@ -342,7 +318,7 @@ class _Native:
         self.iter.next = lib_body_next
         self.iter.block_count = lib_body_count
         self.iter.close = lib_body_close
-        self.settings = self.base = self.wsgi_values = None
+        self.settings = self.wsgi_values = None
         self.last_packed = self.last_changes = None
 
 
@@ -498,17 +474,6 @@ class BaseHandler:
             }
             if self.wsgi_file_wrapper is not None:
                 nat.wsgi_values["wsgi.file_wrapper"] = self.wsgi_file_wrapper
-        base = nat.base
-        os_environ = self.os_environ
-        if base is None or base.copy != os_environ:
-            base = nat.base = _BASES.get(id(os_environ))
-            if base is None or base.copy != os_environ:
-                base = nat.base = _BaseEnviron(os_environ)
-                if len(_BASES) >= 64:
-                    _BASES.clear()
-                _BASES[id(os_environ)] = base
-            with _BASE_LOCK:
-                _check(lib.gw_handler_set_os_environ(gw, base.ptr), "os_environ")
 
     @staticmethod
     def _push_settings(gw, new, old):
@@ -544,30 +509,27 @@ class BaseHandler:
                    "error page")
 
     def _environ_of(self, req):
-        """The request's environ as a PEP 3333 dict, in one call: the handler's own dicts
-        (os_environ, what add_cgi_vars gave) copied, plus what the library set or changed
-        (gw_environ_pack_changes), so only the library's own entries are decoded."""
+        """The request's environ as a PEP 3333 dict, in one call: os_environ and what
+        add_cgi_vars gave, copied, then what the library set or changed
+        (gw_environ_pack_changes), so only the library's own entries are decoded. os_environ
+        stays on the Python side: the library decides from the request's variables only."""
         nat = self._n
         lib.gw_request_environ(req, nat.env_out)
         env_ptr = nat.env_out[0]
-        base = nat.base
         sent = self._sent
         length = nat.out_len
-        st = lib.gw_environ_pack_changes(env_ptr, base.known, sent, len(sent), self._sent_count,
+        st = lib.gw_environ_pack_changes(env_ptr, ffi.NULL, sent, len(sent), self._sent_count,
                                          nat.pack_buf, nat.pack_cap, length, nat.out_count,
                                          nat.out_size, nat.out_bool)
         if st == TOO_LARGE:
             self._grow_pack_buffer(env_ptr)
-            st = lib.gw_environ_pack_changes(env_ptr, base.known, sent, len(sent),
+            st = lib.gw_environ_pack_changes(env_ptr, ffi.NULL, sent, len(sent),
                                              self._sent_count, nat.pack_buf, nat.pack_cap,
                                              length, nat.out_count, nat.out_size, nat.out_bool)
         if st != OK:
             raise RuntimeError("gw_environ_pack_changes: %s" % last_error())
-        environ = base.copy.copy()
-        cgi = self._cgi
-        if cgi:
-            environ.update(cgi)
-        if nat.out_bool[0]:
+        if nat.out_bool[0] or nat.out_size[0]:
+            # A value holding a NUL, or an entry add_cgi_vars gave that the library removed.
             environ = self._full_environ(env_ptr)
         else:
             packed = ffi.unpack(nat.pack_buf, length[0])
@@ -580,16 +542,16 @@ class BaseHandler:
                 it = iter(fields)
                 changes = nat.last_changes = dict(zip(it, it))
                 nat.last_packed = packed
+            os_environ = self.os_environ
+            environ = os_environ.copy()
+            cgi = self._cgi
+            if cgi:
+                environ.update(cgi)
             environ.update(changes)
-            extra = 0
-            if self._overlay:
-                # Values that never went to the library (not str) are only in our dict.
-                for name, _, sent_as in self._overlay:
-                    if sent_as is None and name not in changes and name not in base.copy:
-                        extra += 1
-            if len(environ) - extra != nat.out_size[0]:
-                # The library removed an entry we know: take its environ whole.
-                environ = self._full_environ(env_ptr)
+            if "SERVER_SOFTWARE" in changes and "SERVER_SOFTWARE" in os_environ and \
+                    not (cgi and "SERVER_SOFTWARE" in cgi):
+                # wsgiref's setdefault: a SERVER_SOFTWARE from os_environ stays.
+                environ["SERVER_SOFTWARE"] = os_environ["SERVER_SOFTWARE"]
         environ.update(nat.wsgi_values)
         self._input = environ["wsgi.input"] = InputStream(self)
         self._errors = environ["wsgi.errors"] = ErrorStream(self)
@@ -601,8 +563,8 @@ class BaseHandler:
         self._n.pack_buf = ffi.new("char[]", self._n.pack_cap)
 
     def _full_environ(self, env_ptr):
-        """The library's whole environ (gw_environ_pack), with the values latin-1 could not
-        carry given back as they were."""
+        """os_environ, then the library's whole environ (gw_environ_pack), with the values
+        latin-1 could not carry given back as they were."""
         n = self._n.out_len
         st = lib.gw_environ_pack(env_ptr, self._n.pack_buf, self._n.pack_cap, n,
                                  self._n.out_count, self._n.out_bool)
@@ -613,16 +575,16 @@ class BaseHandler:
         if st != OK:
             raise RuntimeError("gw_environ_pack: %s" % last_error())
         if self._n.out_bool[0]:
-            environ = self._environ_by_entry(env_ptr)
+            library = self._environ_by_entry(env_ptr)
         else:
             fields = ffi.unpack(self._n.pack_buf, n[0]).decode("latin-1").split("\0")
             fields.pop()
             it = iter(fields)
-            environ = dict(zip(it, it))
-        if self._n.base.overlay:
-            _apply_overlay(environ, self._n.base.overlay)
+            library = dict(zip(it, it))
         if self._overlay:
-            _apply_overlay(environ, self._overlay)
+            _apply_overlay(library, self._overlay)
+        environ = self.os_environ.copy()
+        environ.update(library)
         return environ
 
     def _environ_by_entry(self, env_ptr):
@@ -868,13 +830,6 @@ _LIBRARY_DEFAULTS = (
     [("Content-Type", "text/plain")],
     b"A server error occurred.  Please contact the administrator.", (1, 0),
 )
-
-_BASE_LOCK = threading.Lock()
-
-# Base environs by the id of the os_environ dict they were made from (each checked equal to
-# its dict before use), so handlers sharing an os_environ share one gw_environ.
-_BASES = {}
-
 
 # ---- the callbacks the library calls ---------------------------------------------------------
 # Each catches everything: an exception turns into an error status (never a silent OK).

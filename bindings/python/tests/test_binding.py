@@ -392,3 +392,21 @@ def test_a_refused_setting_fails_the_run_and_leaves_no_trace():
     assert out.startswith(b"Status: 200 OK\r\n")
     out, _, _ = run(capture({}), cls=handlers.SimpleHandler)
     assert out.startswith(b"HTTP/1.0 200 OK\r\n")
+
+
+def test_os_environ_is_passed_on_but_decides_nothing():
+    seen = {}
+    os_environ = {"HTTPS": "on", "SERVER_SOFTWARE": "from-os", "CONTENT_LENGTH": "5",
+                  "WIDE": "\u20ac"}
+    out, err, h = run(capture(seen), b"12345", os_environ=os_environ,
+                      cls=handlers.SimpleHandler, server_software="gw-test/1")
+    # The app sees os_environ (wsgiref's order and setdefault for SERVER_SOFTWARE)...
+    assert seen["HTTPS"] == "on" and seen["WIDE"] == "\u20ac"
+    assert seen["SERVER_SOFTWARE"] == "from-os"
+    # ... but the library decides from the request's variables: no https from the process
+    # environment (wsgiref weakness 8.3.7), no body from an os_environ CONTENT_LENGTH.
+    assert seen["wsgi.url_scheme"] == "http"
+    assert b"Server: gw-test/1\r\n" in out
+    seen.clear()
+    run(capture(seen), cgi={"HTTPS": "on"}, os_environ=os_environ)
+    assert seen["wsgi.url_scheme"] == "https"
