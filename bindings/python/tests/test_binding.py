@@ -410,3 +410,31 @@ def test_os_environ_is_passed_on_but_decides_nothing():
     seen.clear()
     run(capture(seen), cgi={"HTTPS": "on"}, os_environ=os_environ)
     assert seen["wsgi.url_scheme"] == "https"
+
+
+@pytest.mark.parametrize("cls, path", [("CGIHandler", "/sub/x"), ("IISCGIHandler", "/x")])
+def test_cgi_handlers_in_a_cgi_process(cls, path):
+    # The process environment and streams are the request, as a web server's CGI gives them.
+    import os
+    import subprocess
+    script = (
+        "import sys\n"
+        "from gateway.handlers import %s\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    body = environ['wsgi.input'].read()\n"
+        "    return [('%%s %%s %%r %%r ' %% (environ['PATH_INFO'], environ['REQUEST_METHOD'],\n"
+        "             environ['wsgi.run_once'], environ['wsgi.multithread'])).encode() + body]\n"
+        "%s().run(app)\n" % (cls, cls))
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(Path(__file__).parents[1]),
+           "REQUEST_METHOD": "POST", "SCRIPT_NAME": "/sub", "PATH_INFO": "/sub/x",
+           "SERVER_PROTOCOL": "HTTP/1.1", "CONTENT_LENGTH": "4"}
+    for name in ("GATEWAY_LIBRARY", "GATEWAY_CFFI_MODE"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    done = subprocess.run([sys.executable, "-c", script], input=b"data", env=env,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    body = ("%s POST True False data" % path).encode()
+    assert done.stdout == (b"Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                           b"\r\n%s" % (len(body), body))
