@@ -699,10 +699,13 @@ class BaseHandler:
         return self.environ["SERVER_PROTOCOL"].upper() != "HTTP/0.9"
 
     def log_exception(self, exc_info):
-        """Log the 'exc_info' tuple in the server log (``get_stderr()``)."""
+        """Log the 'exc_info' tuple in the server log: through the request's wsgi.errors
+        (the library's error stream, which ends in ``get_stderr()``) while a request is
+        running, else to ``get_stderr()``."""
         try:
             from traceback import print_exception
-            stderr = self.get_stderr()
+            stderr = self._errors if self._req is not None and self._errors is not None \
+                else self.get_stderr()
             print_exception(exc_info[0], exc_info[1], exc_info[2],
                             self.traceback_limit, stderr)
             stderr.flush()

@@ -438,3 +438,22 @@ def test_cgi_handlers_in_a_cgi_process(cls, path):
     body = ("%s POST True False data" % path).encode()
     assert done.stdout == (b"Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
                            b"\r\n%s" % (len(body), body))
+
+
+def test_the_traceback_goes_through_wsgi_errors(monkeypatch):
+    through = []
+    original = handlers.ErrorStream.write
+
+    def spy(self, s):
+        through.append(s)
+        return original(self, s)
+
+    monkeypatch.setattr(handlers.ErrorStream, "write", spy)
+
+    def app(environ, start_response):
+        raise LookupError("logged through the library")
+
+    out, err, _ = run(app)
+    assert out.startswith(b"Status: 500 ")
+    assert "LookupError: logged through the library" in "".join(through)
+    assert "".join(through) in err  # and from there to get_stderr()
