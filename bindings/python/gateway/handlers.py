@@ -210,12 +210,26 @@ class InputStream(_Stream):
             if st != OK:
                 self._fail(st)
             return ffi.unpack(h._n.out_ptr[0], h._n.out_len[0])
-        buf = bytearray(size)
-        st = lib.gw_request_input_read(req, ffi.from_buffer(buf), size, h._n.out_len)
-        if st != OK:
-            self._fail(st)
-        del buf[h._n.out_len[0]:]
-        return bytes(buf)
+        return self._read_bounded(req, size, lib.gw_request_input_read, False)
+
+    def _read_bounded(self, req, size, call, line):
+        """read(size) / readline(size) in blocks of at most 64 KiB, so a large `size`
+        allocates only what the body has."""
+        out_len = self._handler._n.out_len
+        parts = []
+        while size > 0:
+            cap = min(size, 65536)
+            buf = bytearray(cap)
+            st = call(req, ffi.from_buffer(buf), cap, out_len)
+            if st != OK:
+                self._fail(st)
+            got = out_len[0]
+            del buf[got:]
+            parts.append(bytes(buf))
+            size -= got
+            if got < cap or (line and buf.endswith(b"\n")):
+                break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def readline(self, size=-1):
         req = self._req()
@@ -225,12 +239,7 @@ class InputStream(_Stream):
             if st != OK:
                 self._fail(st)
             return ffi.unpack(h._n.out_ptr[0], h._n.out_len[0])
-        buf = bytearray(size)
-        st = lib.gw_request_input_readline(req, ffi.from_buffer(buf), size, h._n.out_len)
-        if st != OK:
-            self._fail(st)
-        del buf[h._n.out_len[0]:]
-        return bytes(buf)
+        return self._read_bounded(req, size, lib.gw_request_input_readline, True)
 
     def readlines(self, hint=-1):
         req = self._req()

@@ -457,3 +457,22 @@ def test_the_traceback_goes_through_wsgi_errors(monkeypatch):
     assert out.startswith(b"Status: 500 ")
     assert "LookupError: logged through the library" in "".join(through)
     assert "".join(through) in err  # and from there to get_stderr()
+
+
+def test_large_sizes_read_what_the_body_has():
+    body = b"x" * 70000 + b"\n" + b"y" * 10
+    got = {}
+
+    def app(environ, start_response):
+        inp = environ["wsgi.input"]
+        got["line"] = inp.readline(10 ** 12)  # no terabyte buffer: blocks of 64 KiB
+        got["small"] = inp.read(4)
+        got["rest"] = inp.read(10 ** 12)
+        got["end"] = inp.read(0), inp.read(5), inp.readline(5)
+        start_response("200 OK", [])
+        return []
+
+    out, err, _ = run(app, body, cgi={"CONTENT_LENGTH": str(len(body))})
+    assert err == ""
+    assert got == {"line": b"x" * 70000 + b"\n", "small": b"yyyy", "rest": b"yyyyyy",
+                   "end": (b"", b"", b"")}
