@@ -30,7 +30,8 @@ TEST_HEADERS := tests/host.h include/gateway.h
 
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
         test-symbols test-cxx lint demo bench install clean test-faults test-endurance test-keepalive \
-        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay test-nonblocking test-validate test-util test-epoll
+        test-mhd test-demo test-sanitizers miri fuzz fuzz-replay test-nonblocking test-validate test-util test-epoll \
+        python test-python bench-python
 
 all: lib
 
@@ -80,7 +81,7 @@ $(BUILD)/hello_host: c-examples/hello_host.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
 
 test: check-header test-symbols test-cxx lint test-rust fuzz-replay test-c test-valgrind test-util test-alloc test-faults test-nonblocking test-validate test-endurance \
-      test-keepalive test-mhd test-examples test-demo test-epoll test-install
+      test-keepalive test-mhd test-examples test-demo test-epoll test-install test-python
 	@echo "make test: all checks passed"
 
 test-rust:
@@ -99,6 +100,30 @@ $(BUILD)/keepalive_host: tests/keepalive_host.c include/gateway.h lib | $(BUILD)
 # Keep-alive over real sockets, checked by a strict HTTP/1.1 client (h11, from PyPI).
 test-keepalive: $(BUILD)/keepalive_host
 	$(PYTHON) tests/h11_keepalive.py $(BUILD)/keepalive_host
+
+# The Python binding (bindings/python): its cffi extension in API mode, compiled against
+# include/gateway.h (it fails when the binding's declarations disagree with the header) and
+# loading target/release/libgateway.so (or $$GATEWAY_LIBRARY) at import.
+PY_BINDING := bindings/python
+
+python: lib
+	cd $(PY_BINDING) && $(PYTHON) gateway/_build.py
+
+# CPython's own Lib/test/test_wsgiref.py with wsgiref.handlers replaced by gateway.handlers
+# (only the documented differences may fail), then the binding's tests and bottle and Flask
+# in memory and over loopback sockets checked with h11 (pytest), in API mode and ABI mode.
+test-python: python
+	cd $(PY_BINDING) && $(PYTHON) tests/run_test_wsgiref.py
+	cd $(PY_BINDING) && GATEWAY_CFFI_MODE=abi $(PYTHON) tests/run_test_wsgiref.py --quiet
+	cd $(PY_BINDING) && $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	cd $(PY_BINDING) && GATEWAY_CFFI_MODE=abi $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+# A hello and a bottle request in memory through gateway.handlers against wsgiref's
+# SimpleHandler, interleaved, medians and ratios (not part of `make test`).
+PY_REQUESTS ?= 5000
+PY_ROUNDS   ?= 7
+bench-python: python
+	cd $(PY_BINDING) && $(PYTHON) bench.py $(PY_REQUESTS) $(PY_ROUNDS)
 
 FAULTS_DEPS := tests/faults_host.h include/gateway.h
 ENDURANCE_REQUESTS ?= 1000000

@@ -1015,6 +1015,78 @@ gw_status gw_handler_resume(struct gw_handler *handler);
 // connection it closes).
 gw_status gw_handler_cancel(struct gw_handler *handler);
 
+// The size of the buffer gw_environ_pack needs for `environ`, in bytes.
+gw_status gw_environ_packed_size(const struct gw_environ *environ, size_t *out_size);
+
+// The whole environ in one call: every entry in the environ's order, packed into `buf`
+// (`cap` bytes, the caller's) as `name NUL value NUL` pairs, so a binding can split it
+// into a dictionary at once instead of calling gw_environ_next per entry. On GW_STATUS_OK,
+// `*out_len` is the number of bytes written, `*out_count` the number of pairs, and
+// `*out_nul_in_value` true when some value itself holds a NUL: the pairs cannot then be
+// told apart by splitting at NULs (read that environ with gw_environ_next instead).
+// GW_STATUS_TOO_LARGE when `cap` is too small (gw_environ_packed_size tells the size to
+// give); the out-parameters are then untouched, and `buf` may have been written. The bytes
+// are a copy: they stay valid for as long as the caller keeps `buf`, whatever happens to
+// the environ. Allocates nothing.
+gw_status gw_environ_pack(const struct gw_environ *environ,
+                          char *buf,
+                          size_t cap,
+                          size_t *out_len,
+                          size_t *out_count,
+                          bool *out_nul_in_value);
+
+// What a binding does not know yet of an environ it filled itself: like gw_environ_pack,
+// but only the entries that differ from what the caller knows, so it can copy its own
+// dictionaries and add the difference instead of rebuilding every entry. An entry is
+// known when the last pair in `sent` (`sent_count` packed pairs, as given to
+// gw_environ_set_packed) with its name has its value, or, when `sent` does not name it,
+// when `known` (an environ such as the handler's os_environ; NULL for none) holds the name
+// with the same value. The unknown entries are packed into `buf` in the environ's order.
+// `*out_missing` counts the pairs of `sent` and the entries of `known` whose name `environ`
+// no longer holds: 0 means nothing the caller knows was removed, so its own dictionaries
+// updated with the packed entries are the environ; otherwise fall back to gw_environ_pack.
+// The other out-parameters, the buffer and GW_STATUS_TOO_LARGE are gw_environ_pack's (a
+// buffer of gw_environ_packed_size bytes is always enough). Allocates nothing.
+gw_status gw_environ_pack_changes(const struct gw_environ *environ,
+                                  const struct gw_environ *known,
+                                  const char *sent,
+                                  size_t sent_len,
+                                  size_t sent_count,
+                                  char *buf,
+                                  size_t cap,
+                                  size_t *out_len,
+                                  size_t *out_count,
+                                  size_t *out_missing,
+                                  bool *out_nul_in_value);
+
+// Sets `count` entries at once from `data` (`len` bytes packed as `name NUL value NUL`
+// pairs, see gw_environ_pack), in order, as gw_environ_set would one by one: a later pair
+// with the same name replaces the earlier value. Everything is checked before anything is
+// set, so a malformed buffer (NULs that do not make exactly `count` pairs: a value holding
+// a NUL cannot be packed, use gw_environ_set for it), an empty name, a name holding '=', or
+// a name or value past its limit (GW_STATUS_TOO_LARGE) changes nothing; only the environ's
+// total size limit (64 MiB) can stop it part way.
+gw_status gw_environ_set_packed(struct gw_environ *environ,
+                                const char *data,
+                                size_t len,
+                                size_t count);
+
+// gw_request_start_response with the headers packed in one buffer: `header_count` pairs,
+// `name NUL value NUL` each, in `headers_len` bytes at `headers` (see gw_environ_pack), for
+// bindings that would otherwise build an array of gw_header. Every rule of
+// gw_request_start_response applies. A buffer whose NULs do not make exactly
+// `header_count` pairs (a NUL inside a name or value, which no valid header holds) fails
+// with GW_STATUS_INVALID_ARGUMENT before start_response is attempted: it does not count as
+// a call (a caller that wants the refusal counted passes such a header to
+// gw_request_start_response, which refuses it as GW_STATUS_INVALID_HEADER).
+gw_status gw_request_start_response_packed(struct gw_request *req,
+                                           const char *status,
+                                           size_t status_len,
+                                           const char *headers,
+                                           size_t headers_len,
+                                           size_t header_count,
+                                           uint32_t flags);
+
 // The request's environ, borrowed for the request. The application may read and change it.
 // PEP 3333's keys are there, with byte-string values: wsgi.version "1.0", wsgi.url_scheme
 // "http"/"https", wsgi.multithread/multiprocess/run_once/input_terminated "1" or "0",

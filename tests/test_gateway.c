@@ -3612,6 +3612,289 @@ static void test_error_response_bytes(void **state) {
     assert_int_equal(gw_error_response(400, buf, SIZE_MAX, &len), GW_STATUS_INVALID_ARGUMENT);
 }
 
+/* ---- packed name/value pairs (src/ffi/packed.rs): the bulk calls of language bindings ------ */
+
+/* "A\0x\0B\0\0" as pairs: the exact bytes gw_environ_pack gives and set_packed takes. */
+static void test_environ_pack(void **state) {
+    (void)state;
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    char buf[64];
+    size_t len = 99, count = 99, size = 0;
+    bool nul = true;
+    /* Empty. */
+    assert_int_equal(gw_environ_pack(env, buf, sizeof buf, &len, &count, &nul), GW_STATUS_OK);
+    assert_int_equal(len, 0);
+    assert_int_equal(count, 0);
+    assert_false(nul);
+    assert_int_equal(gw_environ_set(env, "B", 1, "2", 1), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "A", 1, "x", 1), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "E", 1, "", 0), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "B", 1, "22", 2), GW_STATUS_OK); /* keeps its place */
+    assert_int_equal(gw_environ_pack(env, buf, sizeof buf, &len, &count, &nul), GW_STATUS_OK);
+    assert_int_equal(len, LEN("B\0" "22\0" "A\0x\0E\0\0"));
+    assert_memory_equal(buf, "B\0" "22\0" "A\0x\0E\0\0", len);
+    assert_int_equal(count, 3);
+    assert_false(nul);
+    assert_int_equal(gw_environ_packed_size(env, &size), GW_STATUS_OK);
+    assert_int_equal(size, len);
+    /* Too small: TOO_LARGE, the out-parameters untouched, and the size to give is known. */
+    len = count = 77;
+    assert_int_equal(gw_environ_pack(env, buf, size - 1, &len, &count, &nul), GW_STATUS_TOO_LARGE);
+    assert_int_equal(len, 77);
+    assert_int_equal(count, 77);
+    assert_non_null(strstr(gw_last_error_message(), "needs 12 bytes"));
+    assert_int_equal(gw_environ_pack(env, buf, size, &len, &count, &nul), GW_STATUS_OK);
+    /* A value holding a NUL is packed as it is, and said so. */
+    assert_int_equal(gw_environ_set(env, "N", 1, "a\0b", 3), GW_STATUS_OK);
+    assert_int_equal(gw_environ_pack(env, buf, sizeof buf, &len, &count, &nul), GW_STATUS_OK);
+    assert_true(nul);
+    assert_int_equal(count, 4);
+    assert_memory_equal(buf + len - 6, "N\0a\0b\0", 6);
+    /* NULL and length checks. */
+    assert_int_equal(gw_environ_pack(NULL, buf, sizeof buf, &len, &count, &nul), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_pack(env, NULL, 8, &len, &count, &nul), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_pack(env, NULL, 0, &len, &count, &nul), GW_STATUS_TOO_LARGE);
+    assert_int_equal(gw_environ_pack(env, buf, sizeof buf, NULL, &count, &nul), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_pack(env, buf, sizeof buf, &len, NULL, &nul), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_pack(env, buf, sizeof buf, &len, &count, NULL), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_pack(env, buf, (size_t)PTRDIFF_MAX + 1, &len, &count, &nul),
+                     GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_environ_packed_size(NULL, &size), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_packed_size(env, NULL), GW_STATUS_NULL_ARGUMENT);
+    gw_environ_free(env);
+}
+
+static void assert_environ_is(const gw_environ *env, const char *packed, size_t packed_len) {
+    char buf[256];
+    size_t len = 0, count = 0;
+    bool nul = false;
+    assert_int_equal(gw_environ_pack(env, buf, sizeof buf, &len, &count, &nul), GW_STATUS_OK);
+    assert_int_equal(len, packed_len);
+    assert_memory_equal(buf, packed, packed_len);
+}
+
+static void test_environ_set_packed(void **state) {
+    (void)state;
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "A", 1, "old", 3), GW_STATUS_OK);
+    /* Set in order, an existing name keeps its place, a later pair of a name wins. */
+    static const char pairs[] = "B\0" "1\0" "A\0" "new\0" "B\0" "2\0" "E\0";
+    assert_int_equal(gw_environ_set_packed(env, pairs, sizeof pairs, 4), GW_STATUS_OK);
+    static const char want[] = "A\0new\0B\0" "2\0E\0";
+    assert_environ_is(env, want, sizeof want);
+    /* Refused whole, nothing set: NULs that do not make `count` pairs (a NUL in a value),
+     * a last field without its NUL, an empty name, a name with '='. */
+    static const char nul_in_value[] = "C\0x\0y\0"; /* C = "x\0y" cannot be packed */
+    assert_int_equal(gw_environ_set_packed(env, nul_in_value, LEN(nul_in_value), 1), GW_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(gw_last_error_message(), "1 name/value pairs"));
+    assert_int_equal(gw_environ_set_packed(env, "C\0x", 3, 1), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_environ_set_packed(env, "C\0x\0", 4, 2), GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(gw_environ_set_packed(env, "C\0x\0", 4, 0), GW_STATUS_INVALID_ARGUMENT);
+    static const char empty_name[] = "C\0x\0\0y\0";
+    assert_int_equal(gw_environ_set_packed(env, empty_name, LEN(empty_name), 2), GW_STATUS_INVALID_ARGUMENT);
+    static const char equals[] = "C\0x\0D=E\0y\0";
+    assert_int_equal(gw_environ_set_packed(env, equals, LEN(equals), 2), GW_STATUS_INVALID_ARGUMENT);
+    assert_environ_is(env, want, sizeof want);
+    /* Nothing is fine; NULL and length checks. */
+    assert_int_equal(gw_environ_set_packed(env, NULL, 0, 0), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set_packed(env, NULL, 4, 1), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_set_packed(NULL, pairs, sizeof pairs, 4), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_set_packed(env, pairs, (size_t)PTRDIFF_MAX + 1, 4), GW_STATUS_INVALID_ARGUMENT);
+    assert_environ_is(env, want, sizeof want);
+    gw_environ_free(env);
+}
+
+/* The request environ against what the caller knows: its os_environ and what it sent. */
+typedef struct changes_case {
+    const gw_environ *known;
+    const char *sent;
+    size_t sent_len;
+    size_t sent_count;
+    char packed[512];
+    size_t len;
+    size_t count;
+    size_t missing;
+    gw_status status;
+    gw_status small_status;
+} changes_case;
+
+static int32_t pack_changes_app(void *userdata, gw_request *req) {
+    changes_case *c = userdata;
+    gw_environ *env = NULL;
+    gw_status st = gw_request_environ(req, &env);
+    if (st != GW_STATUS_OK) return st;
+    bool nul = true;
+    size_t untouched = 5;
+    c->small_status = gw_environ_pack_changes(env, c->known, c->sent, c->sent_len, c->sent_count, c->packed, 4,
+                                              &untouched, &c->count, &c->missing, &nul);
+    assert_int_equal(untouched, 5);
+    c->status = gw_environ_pack_changes(env, c->known, c->sent, c->sent_len, c->sent_count, c->packed,
+                                        sizeof c->packed, &c->len, &c->count, &c->missing, &nul);
+    if (c->status == GW_STATUS_OK) assert_false(nul);
+    st = gw_request_start_response(req, "204 No Content", LEN("204 No Content"), NULL, 0, 0);
+    return st;
+}
+
+static void test_environ_pack_changes(void **state) {
+    (void)state;
+    /* The host sends three variables; one of them it then overrides with a different value
+     * it does not tell about (as if a middle layer changed it). */
+    static const char *const vars[] = { "PATH_INFO=/p", "HOME=/cgi-home", "X=1", NULL };
+    test_host host;
+    host_init(&host);
+    host.vars = vars;
+    gw_handler *h = host_handler(&host, false);
+    gw_environ *os = NULL;
+    assert_int_equal(gw_environ_new(&os), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(os, "HOME", 4, "/root", 5), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(os, "LANG", 4, "C", 1), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_os_environ(h, os), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_multithread(h, false), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_file_wrapper(h, false), GW_STATUS_OK);
+    static const char sent[] = "PATH_INFO\0/p\0HOME\0/cgi-home\0X\0" "2\0";
+    changes_case c;
+    memset(&c, 0, sizeof c);
+    c.known = os;
+    c.sent = sent;
+    c.sent_len = LEN(sent);
+    c.sent_count = 3;
+    assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.small_status, GW_STATUS_TOO_LARGE);
+    /* Known and skipped: LANG (os), HOME and PATH_INFO (sent). Unknown: X (sent as 2, is 1)
+     * and the library's own wsgi.* keys, in the environ's order. */
+    static const char want[] = "X\0" "1\0wsgi.input\0gw_request_input\0wsgi.errors\0gw_request_errors\0"
+                               "wsgi.version\0" "1.0\0wsgi.run_once\0" "0\0wsgi.url_scheme\0http\0"
+                               "wsgi.multithread\0" "0\0wsgi.multiprocess\0" "1\0wsgi.input_terminated\0" "1\0";
+    assert_int_equal(c.len, LEN(want));
+    assert_memory_equal(c.packed, want, LEN(want));
+    assert_int_equal(c.count, 9);
+    assert_int_equal(c.missing, 0);
+
+    /* Without `known` the os_environ entries are unknown too; with nothing sent, all are. */
+    c.known = NULL;
+    assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.count, 10);
+    assert_memory_equal(c.packed, "LANG\0C\0X\0", 9);
+    c.sent = NULL;
+    c.sent_len = 0;
+    c.sent_count = 0;
+    assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.count, 12);
+    assert_int_equal(c.missing, 0);
+    /* Names the caller knows that the environ does not hold are counted: one sent, one in
+     * `known`. */
+    static const char sent_gone[] = "PATH_INFO\0/p\0GONE\0x\0";
+    gw_environ *known = NULL;
+    assert_int_equal(gw_environ_new(&known), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(known, "LANG", 4, "C", 1), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(known, "EXTRA", 5, "e", 1), GW_STATUS_OK);
+    c.known = known;
+    c.sent = sent_gone;
+    c.sent_len = LEN(sent_gone);
+    c.sent_count = 2;
+    assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.missing, 2);
+    gw_environ_free(known);
+    c.known = NULL;
+    /* A malformed `sent` is refused like set_packed's data. */
+    c.sent = "A\0b";
+    c.sent_len = 3;
+    c.sent_count = 1;
+    assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_INVALID_ARGUMENT);
+    gw_environ_free(os);
+    gw_handler_free(h);
+
+    /* NULL checks, outside a request. */
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    char buf[16];
+    size_t len = 0, count = 0, missing = 0;
+    bool nul = false;
+    assert_int_equal(gw_environ_pack_changes(NULL, NULL, NULL, 0, 0, buf, sizeof buf, &len, &count, &missing, &nul),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 2, 0, buf, sizeof buf, &len, &count, &missing, &nul),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 0, 0, buf, sizeof buf, NULL, &count, &missing, &nul),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 0, 0, buf, sizeof buf, &len, &count, NULL, &nul),
+                     GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_pack_changes(env, NULL, NULL, 0, 0, buf, sizeof buf, &len, &count, &missing, &nul),
+                     GW_STATUS_OK);
+    assert_int_equal(count, 0);
+    assert_int_equal(missing, 0);
+    gw_environ_free(env);
+}
+
+typedef struct packed_start_case {
+    const char *headers;
+    size_t headers_len;
+    size_t count;
+    uint32_t flags;
+    gw_status first;
+    gw_status second;
+    gw_status after_write;
+} packed_start_case;
+
+static int32_t packed_start_app(void *userdata, gw_request *req) {
+    packed_start_case *c = userdata;
+    c->first = gw_request_start_response_packed(req, "200 OK", 6, c->headers, c->headers_len, c->count, c->flags);
+    static const char good[] = "Content-Type\0text/plain\0X-Two\0a b\0";
+    c->second = gw_request_start_response_packed(req, "201 Created", 11, good, LEN(good), 2, 0);
+    if (c->second != GW_STATUS_OK && c->first != GW_STATUS_OK) return c->second;
+    gw_status st = gw_request_write(req, "hi", 2);
+    if (st != GW_STATUS_OK) return st;
+    c->after_write = gw_request_start_response_packed(req, "500 Oops", 8, NULL, 0, 0, GW_START_RESPONSE_EXC_INFO);
+    return GW_STATUS_OK;
+}
+
+static void test_start_response_packed(void **state) {
+    (void)state;
+    static const char two[] = "Content-Type\0text/plain\0X-Two\0a b\0";
+    test_host host;
+    host_init(&host);
+    packed_start_case c = { two, LEN(two), 2, 0, 0, 0, 0 };
+    gw_handler *h = host_handler(&host, false);
+    assert_int_equal(gw_handler_run(h, packed_start_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.first, GW_STATUS_OK);
+    assert_int_equal(c.second, GW_STATUS_HEADERS_ALREADY_SET);
+    assert_int_equal(c.after_write, GW_STATUS_HEADERS_ALREADY_SENT);
+    assert_string_equal(host_out(&host), "Status: 200 OK\r\nContent-Type: text/plain\r\nX-Two: a b\r\n\r\nhi");
+
+    /* A malformed buffer fails before start_response is attempted: the next call is a first. */
+    static const char nul_in_value[] = "X-A\0a\0b\0";
+    packed_start_case bad = { nul_in_value, LEN(nul_in_value), 1, 0, 0, 0, 0 };
+    host_clear_output(&host);
+    assert_int_equal(gw_handler_run(h, packed_start_app, &bad), GW_STATUS_OK);
+    assert_int_equal(bad.first, GW_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(bad.second, GW_STATUS_OK);
+    assert_string_equal(host_out(&host), "Status: 201 Created\r\nContent-Type: text/plain\r\nX-Two: a b\r\n\r\nhi");
+
+    /* start_response's own rules hold: a hop-by-hop header, a bad name, unknown flags, no
+     * status; these do count as the call. */
+    static const char hop[] = "Connection\0close\0";
+    static const char badname[] = "Bad Name\0v\0";
+    const struct { const char *h; size_t len; size_t n; uint32_t flags; gw_status want; } refusals[] = {
+        { hop, LEN(hop), 1, 0, GW_STATUS_HOP_BY_HOP_HEADER },
+        { badname, LEN(badname), 1, 0, GW_STATUS_INVALID_HEADER },
+        { two, LEN(two), 2, 4, GW_STATUS_INVALID_ARGUMENT },
+        { NULL, 3, 1, 0, GW_STATUS_NULL_ARGUMENT },
+        { two, (size_t)PTRDIFF_MAX + 1, 2, 0, GW_STATUS_INVALID_ARGUMENT },
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        packed_start_case r = { refusals[i].h, refusals[i].len, refusals[i].n, refusals[i].flags, 0, 0, 0 };
+        host_clear_output(&host);
+        gw_handler_run(h, packed_start_app, &r);
+        assert_int_equal(r.first, refusals[i].want);
+    }
+    assert_int_equal(gw_request_start_response_packed(NULL, "200 OK", 6, NULL, 0, 0, 0), GW_STATUS_NULL_ARGUMENT);
+    gw_handler_free(h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_cgi),
@@ -3709,6 +3992,10 @@ int main(void) {
         cmocka_unit_test(test_fd_preset_retries_eintr),
         cmocka_unit_test(test_last_error_is_per_thread),
         cmocka_unit_test(test_handlers_on_threads_share_a_base_environ),
+        cmocka_unit_test(test_environ_pack),
+        cmocka_unit_test(test_environ_set_packed),
+        cmocka_unit_test(test_environ_pack_changes),
+        cmocka_unit_test(test_start_response_packed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

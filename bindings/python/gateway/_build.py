@@ -1,0 +1,35 @@
+"""Builds the API-mode extension gateway._gateway_cffi in place (``make python`` runs
+``python3 gateway/_build.py`` in bindings/python). It compiles against the repository's
+include/gateway.h, so a declaration in _cdef.CDEF that disagrees with the header fails the
+build, and it does not link libgateway: _ffi loads the library first (GATEWAY_LIBRARY or
+target/release/libgateway.so) with RTLD_GLOBAL."""
+
+import sys
+from pathlib import Path
+
+import cffi
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import _cdef  # noqa: E402  (the module alone: importing the package would load the library)
+
+
+def main():
+    ffibuilder = cffi.FFI()
+    ffibuilder.cdef(_cdef.CDEF + _cdef.callback_cdef())
+    ffibuilder.set_source(
+        "gateway._gateway_cffi",
+        '#include "gateway.h"',
+        include_dirs=[str(HERE.parents[2] / "include")],
+        extra_compile_args=["-O2"],
+    )
+    tmp = HERE.parent / "build"
+    ffibuilder.compile(tmpdir=str(tmp), verbose=False)
+    # compile() leaves the module in tmpdir/gateway: move it beside this file.
+    for built in (tmp / "gateway").glob("_gateway_cffi*.so"):
+        built.replace(HERE / built.name)
+        print("built", HERE / built.name)
+
+
+if __name__ == "__main__":
+    main()
