@@ -21,6 +21,7 @@ typedef int (*gw_hook_read_fn)(void *userdata, void *buf, size_t len, size_t *ou
 typedef int32_t (*gw_hook_add_cgi_vars_fn)(void *userdata, gw_environ *environ);
 typedef int (*gw_hook_send_head_fn)(void *userdata, const gw_response_head *head);
 typedef int (*gw_hook_end_body_fn)(void *userdata, bool complete);
+typedef int (*gw_hook_send_file_fn)(void *userdata, int fd, uint64_t offset, uint64_t length, uint64_t *out_sent);
 
 typedef struct gw_handler_hooks {
     size_t size;
@@ -34,6 +35,7 @@ typedef struct gw_handler_hooks {
     gw_hook_send_head_fn send_head;
     gw_hook_send_head_fn send_interim;
     gw_hook_end_body_fn end_body;
+    gw_hook_send_file_fn send_file;
 } gw_handler_hooks;
 
 typedef int32_t (*gw_application_fn)(void *userdata, gw_request *request);
