@@ -98,11 +98,12 @@ class Headers:
 
     def __setitem__(self, name, val):
         """Set the value of a header."""
-        name = self._convert_string_type(name)
-        val = self._convert_string_type(val)
-        _check(name, val)
+        if type(name) is str and type(val) is str:
+            _check(name, val)  # before anything changes
+        # wsgiref's order: a value of the wrong type is refused after the old ones went.
         del self[name]
-        self._headers.append((name, val))
+        self._headers.append(
+            (self._convert_string_type(name), self._convert_string_type(val)))
 
     def __delitem__(self, name):
         """Delete all occurrences of a header, if present.

@@ -210,12 +210,12 @@ def _carry(environ, keys):
 
 def application_uri(environ):
     """Return the application's base URI (no PATH_INFO or QUERY_STRING)."""
-    missing = _missing_key(environ)
-    if missing is not None:
-        raise missing
     packed, count = _carry(environ, _APP_KEYS)
     if packed is None:
         return _wsgiref_application_uri(environ)
+    missing = _missing_key(environ)
+    if missing is not None:
+        raise missing
     env = _scratch(packed, count)
     try:
         st, uri = _text_out(lib.gw_environ_application_uri, env)
@@ -228,13 +228,13 @@ def application_uri(environ):
 
 def request_uri(environ, include_query=True):
     """Return the full request URI, optionally including the query string."""
-    missing = _missing_key(environ)
-    if missing is not None:
-        raise missing
     keys = _REQ_KEYS if include_query else _REQ_KEYS[:-1]
     packed, count = _carry(environ, keys)
     if packed is None:
         return _wsgiref_request_uri(environ, include_query)
+    missing = _missing_key(environ)
+    if missing is not None:
+        raise missing
     env = _scratch(packed, count)
     try:
         st, uri = _text_out(lib.gw_environ_request_uri, env, bool(include_query))
