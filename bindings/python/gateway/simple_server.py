@@ -21,7 +21,6 @@ LF with 400, as it does for every other host).
 """
 
 import sys
-import urllib.parse  # noqa: F401  (wsgiref's module imports it; kept for subclasses)
 from email.parser import Parser
 from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler, HTTPServer
