@@ -308,7 +308,9 @@ def test_over_a_loopback_socket():
     server = simple_server.make_server("127.0.0.1", 0, echo_app, handler_class=Quiet)
     try:
         port = server.server_address[1]
-        t = threading.Thread(target=lambda: [server.handle_request() for _ in range(2)])
+        server.timeout = 10  # handle_request gives up rather than hang the run
+        t = threading.Thread(target=lambda: [server.handle_request() for _ in range(2)],
+                             daemon=True)
         t.start()
         out = request(port, b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok")
         assert out.startswith(b"HTTP/1.0 200 OK\r\n") and b"\r\n\r\n2:ok\n" in out
