@@ -48,6 +48,15 @@ static PyObject *s_environ, *s_add_cgi_vars, *s__write, *s__flush, *s_os_environ
     *s__req_of, *s__start_response_failed, *s__hook_failed, *s_SERVER_SOFTWARE,
     *s_wsgi_input, *s_wsgi_errors, *s_start_response;
 static PyObject *g_input_type, *g_errors_type, *g_start_response; /* set by setup() */
+static PyObject *g_headers_type, *g_headers_init, *s___init__, *s__headers;
+/* The attributes BaseHandler._sync_settings reads, in its order. */
+static const char *const settings_names[] = {
+    "wsgi_multithread", "wsgi_multiprocess", "wsgi_run_once", "origin_server",
+    "http_version", "server_software", "wsgi_file_wrapper", "error_status", "error_headers",
+    "error_body", "wsgi_version",
+};
+#define N_SETTINGS (sizeof settings_names / sizeof settings_names[0])
+static PyObject *s_settings[N_SETTINGS];
 static PyTypeObject *g_sr_type;
 
 #define ST_OK 0
@@ -474,7 +483,18 @@ static PyObject *sr_call(PyObject *o, PyObject *args, PyObject *kwargs)
     PyObject *hc = PyObject_GetAttr(h, s_headers_class);
     if (hc == NULL)
         return NULL;
-    PyObject *hobj = PyObject_CallOneArg(hc, headers);
+    PyObject *hobj;
+    if (hc == g_headers_type && PyDict_GetItemWithError(((PyTypeObject *)hc)->tp_dict,
+                                                        s___init__) == g_headers_init) {
+        /* wsgiref.headers.Headers(headers) as its __init__ makes it, for a list of str
+         * pairs (checked above): the list kept as _headers. */
+        PyTypeObject *t = (PyTypeObject *)hc;
+        hobj = t->tp_alloc(t, 0);
+        if (hobj != NULL && PyObject_SetAttr(hobj, s__headers, headers) != 0)
+            Py_CLEAR(hobj);
+    } else {
+        hobj = PyErr_Occurred() ? NULL : PyObject_CallOneArg(hc, headers);
+    }
     Py_DECREF(hc);
     if (hobj == NULL)
         return NULL;
@@ -715,14 +735,54 @@ static PyObject *sp_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLong(st);
 }
 
-/* setup(InputStream, ErrorStream, BaseHandler.start_response) */
+/* same_settings(handler, settings) -> bool: whether the handler's settings attributes are
+ * those of the tuple `settings` (BaseHandler._sync_settings' comparison, without building
+ * the tuple). */
+static PyObject *sp_same_settings(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    size_t i;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "same_settings(handler, settings)");
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(args[1]) || PyTuple_GET_SIZE(args[1]) != (Py_ssize_t)N_SETTINGS)
+        Py_RETURN_FALSE;
+    for (i = 0; i < N_SETTINGS; i++) {
+        PyObject *v = PyObject_GetAttr(args[0], s_settings[i]);
+        if (v == NULL)
+            return NULL;
+        PyObject *known = PyTuple_GET_ITEM(args[1], i);
+        int same = v == known ? 1 : PyObject_RichCompareBool(v, known, Py_EQ);
+        Py_DECREF(v);
+        if (same < 0)
+            return NULL;
+        if (!same)
+            Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
+/* setup(InputStream, ErrorStream, BaseHandler.start_response, wsgiref.headers.Headers) */
 static PyObject *sp_setup(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)mod;
-    if (nargs != 3 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "setup(InputStream, ErrorStream, start_response)");
+    if (nargs != 4 || !PyType_Check(args[0]) || !PyType_Check(args[1])
+        || !PyType_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "setup(InputStream, ErrorStream, start_response, Headers)");
         return NULL;
     }
+    PyObject *init = PyDict_GetItemWithError(((PyTypeObject *)args[3])->tp_dict, s___init__);
+    if (init == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "Headers has no __init__ of its own");
+        return NULL;
+    }
+    Py_INCREF(init);
+    Py_XSETREF(g_headers_init, init);
+    Py_INCREF(args[3]);
+    Py_XSETREF(g_headers_type, args[3]);
     Py_INCREF(args[0]);
     Py_XSETREF(g_input_type, args[0]);
     Py_INCREF(args[1]);
@@ -737,7 +797,9 @@ static PyMethodDef sp_methods[] = {
     {"run", (PyCFunction)(void (*)(void))sp_run, METH_FASTCALL,
      "run(ctx, handler, application, wsgi_values, fast_start_response) -> status"},
     {"setup", (PyCFunction)(void (*)(void))sp_setup, METH_FASTCALL,
-     "setup(InputStream, ErrorStream, BaseHandler.start_response)"},
+     "setup(InputStream, ErrorStream, BaseHandler.start_response, Headers)"},
+    {"same_settings", (PyCFunction)(void (*)(void))sp_same_settings, METH_FASTCALL,
+     "same_settings(handler, settings) -> bool"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -761,8 +823,13 @@ static int intern_all(void)
     S(s__start_response_failed, "_start_response_failed");
     S(s__hook_failed, "_hook_failed"); S(s_SERVER_SOFTWARE, "SERVER_SOFTWARE");
     S(s_wsgi_input, "wsgi.input"); S(s_wsgi_errors, "wsgi.errors");
-    S(s_start_response, "start_response");
+    S(s_start_response, "start_response"); S(s___init__, "__init__");
+    S(s__headers, "_headers");
 #undef S
+    size_t i;
+    for (i = 0; i < N_SETTINGS; i++)
+        if ((s_settings[i] = PyUnicode_InternFromString(settings_names[i])) == NULL)
+            return -1;
     return 0;
 }
 

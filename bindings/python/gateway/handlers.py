@@ -418,6 +418,9 @@ class BaseHandler:
     _input = _errors = None
     _hook_exc = None
     _reraise = None
+    _application = _body = _chunk = None
+    _overlay = _cgi = None
+    _sent, _sent_count = b"", 0
 
     def run(self, application):
         """Invoke the application: one request cycle run by the library."""
@@ -426,27 +429,30 @@ class BaseHandler:
         n = self._n = _take_native()
         try:
             gw = n.gw
-            self._sync_settings(gw)
+            if _sp is None or not _sp.same_settings(self, n.settings):
+                self._sync_settings(gw)
             n.self.ref = self
-            self._application = application
             self._hook_exc = self._reraise = None
-            self._overlay = self._cgi = None
-            self._sent, self._sent_count = b"", 0
             self._quiet_app_error = False
             self._stdin = None
             try:
                 if _sp is not None:
-                    cls = type(self)
+                    # The C path: what it hands back to Python (_cgi_store, _environ_slow)
+                    # sets the state the Python path sets here.
                     st = _sp.run(n.cap, self, application, n.wsgi_values,
-                                 cls.start_response is _start_response and
+                                 type(self).start_response is _start_response and
                                  "start_response" not in self.__dict__)
                 else:
+                    self._application = application
+                    self._overlay = self._cgi = None
+                    self._sent, self._sent_count = b"", 0
                     st = lib.gw_handler_run(gw, lib_app, n.handle)
             finally:
                 n.self.ref = None
                 self._req = None
                 self._application = None
-                self._body = self._chunk = None
+                if self._body is not None:
+                    self._body = self._chunk = None
                 if self._input is not None:
                     self._input._handler = None
                     self._errors._handler = None
@@ -1098,7 +1104,7 @@ lib_add_cgi_vars = _add_cgi_vars_hook
 
 _start_response = BaseHandler.start_response
 if _sp is not None:
-    _sp.setup(InputStream, ErrorStream, _start_response)
+    _sp.setup(InputStream, ErrorStream, _start_response, Headers)
 
 
 class SimpleHandler(BaseHandler):
