@@ -36,6 +36,8 @@ typedef struct gwpy_ctx {
     char *pack; size_t pack_cap;                          /* gw_environ_pack_changes' */
     char *last; size_t last_len, last_cap;                /* the changes last decoded */
     PyObject *last_changes;             /* strong: those changes as a dict */
+    PyObject *merged;                   /* strong: last_changes updated with merged_from */
+    PyObject *merged_from;              /* strong: the wsgi_values merged was made with */
     gw_request *req_cached;             /* the address req_obj is a cdata for */
     PyObject *req_obj;                  /* strong: a cffi `gw_request *` for Python */
     char *hdr; size_t hdr_cap;          /* start_response's packed headers */
@@ -167,6 +169,20 @@ static PyObject *address(const void *p)
 
 /* ---- the CGI variables --------------------------------------------------------------- */
 
+/* Copies `n` bytes and a NUL after them; 0 when the bytes hold a NUL. Short strings (CGI
+ * names and values) are copied faster byte by byte than through memchr and memcpy. */
+static int copy_field(char *dst, const char *src, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    unsigned char any_nul = 1;
+    for (i = 0; i < n; i++) {
+        dst[i] = src[i];
+        any_nul &= (unsigned char)(src[i] != 0);
+    }
+    dst[n] = 0;
+    return any_nul;
+}
+
 /* `cgi` packed into c->sent as gw_environ_set_packed wants it; 0 when it cannot be (a
  * value that is not a str, latin-1 cannot carry, or holds a NUL: Python's way then). */
 static int pack_cgi(gwpy_ctx *c, PyObject *cgi)
@@ -176,19 +192,18 @@ static int pack_cgi(gwpy_ctx *c, PyObject *cgi)
     size_t len = 0, count = 0;
     while (PyDict_Next(cgi, &pos, &k, &v)) {
         const char *kd = latin1(k, &kl), *vd = latin1(v, &vl);
-        if (kd == NULL || vd == NULL || memchr(vd, 0, (size_t)vl) != NULL
-            || memchr(kd, 0, (size_t)kl) != NULL)
+        if (kd == NULL || vd == NULL)
             return 0;
         if (grow(&c->sent, &c->sent_cap, len + (size_t)kl + (size_t)vl + 2) != 0) {
             PyErr_Clear();
             return 0;
         }
-        memcpy(c->sent + len, kd, (size_t)kl);
-        len += (size_t)kl;
-        c->sent[len++] = 0;
-        memcpy(c->sent + len, vd, (size_t)vl);
-        len += (size_t)vl;
-        c->sent[len++] = 0;
+        if (!copy_field(c->sent + len, kd, kl))
+            return 0;
+        len += (size_t)kl + 1;
+        if (!copy_field(c->sent + len, vd, vl))
+            return 0;
+        len += (size_t)vl + 1;
         count++;
     }
     c->sent_len = len;
@@ -287,6 +302,7 @@ static PyObject *changes_dict(gwpy_ctx *c, size_t len)
     memcpy(c->last, c->pack, len);
     c->last_len = len;
     Py_XSETREF(c->last_changes, d);
+    Py_CLEAR(c->merged);
     Py_INCREF(d);
     return d;
 }
@@ -355,7 +371,20 @@ static PyObject *build_environ(gwpy_ctx *c, gw_request *req)
         goto fail;
     if (c->cgi != NULL && PyDict_GET_SIZE(c->cgi) && PyDict_Update(environ, c->cgi) != 0)
         goto fail;
-    if (PyDict_Update(environ, changes) != 0)
+    /* The library's changes then the wsgi.* values, merged once for as long as both stay
+     * the same: the same entries in the same order as updating with one then the other
+     * (the SERVER_SOFTWARE below is not a wsgi.* value). */
+    if (c->merged == NULL || c->merged_from != c->wsgi_values) {
+        PyObject *merged = PyDict_Copy(changes);
+        if (merged == NULL || PyDict_Update(merged, c->wsgi_values) != 0) {
+            Py_XDECREF(merged);
+            goto fail;
+        }
+        Py_XSETREF(c->merged, merged);
+        Py_INCREF(c->wsgi_values);
+        Py_XSETREF(c->merged_from, c->wsgi_values);
+    }
+    if (PyDict_Update(environ, c->merged) != 0)
         goto fail;
     if (PyDict_Contains(changes, s_SERVER_SOFTWARE) == 1
         && !(c->cgi != NULL && PyDict_Contains(c->cgi, s_SERVER_SOFTWARE) == 1)) {
@@ -366,8 +395,6 @@ static PyObject *build_environ(gwpy_ctx *c, gw_request *req)
         if (PyErr_Occurred())
             goto fail;
     }
-    if (PyDict_Update(environ, c->wsgi_values) != 0)
-        goto fail;
     PyObject *in = new_stream(g_input_type, h);
     if (in == NULL)
         goto fail;
@@ -663,6 +690,8 @@ static void ctx_free(PyObject *capsule)
         return;
     Py_XDECREF(c->cgi);
     Py_XDECREF(c->last_changes);
+    Py_XDECREF(c->merged);
+    Py_XDECREF(c->merged_from);
     Py_XDECREF(c->req_obj);
     free(c->sent);
     free(c->pack);
@@ -697,14 +726,27 @@ static PyObject *sp_new_ctx(PyObject *mod, PyObject *unused)
     return Py_BuildValue("(NN)", cap, addr);
 }
 
-/* run(ctx, handler, application, wsgi_values, fast_start_response) -> gw_handler_run's
- * status. The GIL stays held: the hooks are C functions called by the library. */
+/* Whether handler.start_response is BaseHandler.start_response bound to the handler (not
+ * overridden by its class or on the instance). Looking at the instance's __dict__ instead
+ * would make CPython 3.11 give it a dict of its own, which slows every attribute access. */
+static int plain_start_response(PyObject *h)
+{
+    PyObject *m = PyObject_GetAttr(h, s_start_response);
+    if (m == NULL)
+        return -1;
+    int plain = PyMethod_Check(m) && PyMethod_GET_FUNCTION(m) == g_start_response
+                && PyMethod_GET_SELF(m) == h;
+    Py_DECREF(m);
+    return plain;
+}
+
+/* run(ctx, handler, application, wsgi_values) -> gw_handler_run's status. The GIL stays
+ * held: the hooks are C functions called by the library. */
 static PyObject *sp_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)mod;
-    if (nargs != 5 || !PyDict_CheckExact(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "run(ctx, handler, application, wsgi_values: dict, "
-                                         "fast_start_response)");
+    if (nargs != 4 || !PyDict_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "run(ctx, handler, application, wsgi_values: dict)");
         return NULL;
     }
     gwpy_ctx *c = PyCapsule_GetPointer(args[0], "gateway._speedups.ctx");
@@ -714,7 +756,7 @@ static PyObject *sp_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "this native handler is already running");
         return NULL;
     }
-    int fast = PyObject_IsTrue(args[4]);
+    int fast = plain_start_response(args[1]);
     if (fast < 0)
         return NULL;
     c->handler = args[1];
@@ -795,7 +837,7 @@ static PyObject *sp_setup(PyObject *mod, PyObject *const *args, Py_ssize_t nargs
 static PyMethodDef sp_methods[] = {
     {"new_ctx", sp_new_ctx, METH_NOARGS, "new_ctx() -> (capsule, address)"},
     {"run", (PyCFunction)(void (*)(void))sp_run, METH_FASTCALL,
-     "run(ctx, handler, application, wsgi_values, fast_start_response) -> status"},
+     "run(ctx, handler, application, wsgi_values) -> status"},
     {"setup", (PyCFunction)(void (*)(void))sp_setup, METH_FASTCALL,
      "setup(InputStream, ErrorStream, BaseHandler.start_response, Headers)"},
     {"same_settings", (PyCFunction)(void (*)(void))sp_same_settings, METH_FASTCALL,

@@ -439,9 +439,7 @@ class BaseHandler:
                 if _sp is not None:
                     # The C path: what it hands back to Python (_cgi_store, _environ_slow)
                     # sets the state the Python path sets here.
-                    st = _sp.run(n.cap, self, application, n.wsgi_values,
-                                 type(self).start_response is _start_response and
-                                 "start_response" not in self.__dict__)
+                    st = _sp.run(n.cap, self, application, n.wsgi_values)
                 else:
                     self._application = application
                     self._overlay = self._cgi = None
@@ -451,14 +449,13 @@ class BaseHandler:
                 n.self.ref = None
                 self._req = None
                 self._application = None
-                if self._body is not None:
-                    self._body = self._chunk = None
+                self._body = self._chunk = None
                 if self._input is not None:
                     self._input._handler = None
                     self._errors._handler = None
                     self._input = self._errors = None
             if st == OK and self._hook_exc is None and self._reraise is None and \
-                    type(self).close is BaseHandler.close and "close" not in self.__dict__:
+                    getattr(self.close, "__func__", None) is _close:
                 # wsgiref's close() resets what the response left (status, bytes_sent):
                 # with nobody overriding it to read them first, skip fetching them.
                 self._n = None
@@ -1103,6 +1100,7 @@ lib_flush_stderr = _flush_stderr_hook
 lib_add_cgi_vars = _add_cgi_vars_hook
 
 _start_response = BaseHandler.start_response
+_close = BaseHandler.close
 if _sp is not None:
     _sp.setup(InputStream, ErrorStream, _start_response, Headers)
 
