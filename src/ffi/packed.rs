@@ -551,11 +551,15 @@ mod tests {
             assert_eq!(count_nuls(&vec![0x01u8; len]), 0);
             assert_eq!(count_nuls(&vec![0u8; len]), len);
         }
+        // A 0x01 after a NUL is no NUL (no borrow crosses bytes), nor is 0x80.
+        let tricky = [0u8, 1, 1, 0x80, 1, 0x81, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0x80];
+        assert_eq!(count_nuls(&tricky), 2);
+        assert_eq!(find_nul(&tricky[1..]), Some(7));
     }
 
     #[test]
     fn the_index_keeps_the_last_pair_of_each_name() {
-        let data = b"A\01\0B\02\0A\03\0\0\0";
+        let data = b"A\0\x31\0B\0\x32\0A\0\x33\0\0\0";
         let index = SentIndex::new(Pairs::new(data, 4).unwrap(), 4);
         assert_eq!(index.get(b"A"), Some((&b"3"[..], 2)));
         assert_eq!(index.get(b"B"), Some((&b"2"[..], 1)));
@@ -569,7 +573,10 @@ mod tests {
         let index = SentIndex::new(Pairs::new(&big, 200).unwrap(), 200);
         for i in 0..200 {
             let v = format!("v{i}");
-            assert_eq!(index.get(format!("N{i}").as_bytes()), Some((v.as_bytes(), 1)));
+            assert_eq!(
+                index.get(format!("N{i}").as_bytes()),
+                Some((v.as_bytes(), 1))
+            );
         }
         assert_eq!(index.get(b"N200"), None);
     }
