@@ -427,13 +427,30 @@ typedef struct {
     unsigned long gen;
 } gwpy_sr;
 
+/* A start_response refers to its handler, which an application may make refer back to it:
+ * the type takes part in the cycle collector, as a bound method does. */
+static int sr_traverse(PyObject *o, visitproc visit, void *arg)
+{
+    gwpy_sr *s = (gwpy_sr *)o;
+    Py_VISIT(s->handler);
+    Py_VISIT(Py_TYPE(o));
+    return 0;
+}
+
+static int sr_clear(PyObject *o)
+{
+    Py_CLEAR(((gwpy_sr *)o)->handler);
+    return 0;
+}
+
 static void sr_dealloc(PyObject *o)
 {
     gwpy_sr *s = (gwpy_sr *)o;
     PyTypeObject *t = Py_TYPE(o);
+    PyObject_GC_UnTrack(o);
     Py_XDECREF(s->owner);
     Py_XDECREF(s->handler);
-    t->tp_free(o);
+    PyObject_GC_Del(o);
     Py_DECREF(t);
 }
 
@@ -461,6 +478,10 @@ static PyObject *sr_call(PyObject *o, PyObject *args, PyObject *kwargs)
     gwpy_sr *s = (gwpy_sr *)o;
     gwpy_ctx *c = s->c;
     Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (s->handler == NULL) { /* cleared by the cycle collector */
+        PyErr_SetString(PyExc_AssertionError, "start_response() called outside of a request");
+        return NULL;
+    }
     if ((kwargs != NULL && PyDict_GET_SIZE(kwargs)) || n < 2 || n > 3
         || (n == 3 && PyTuple_GET_ITEM(args, 2) != Py_None)
         || c->gen != s->gen || c->req == NULL || c->handler != s->handler)
@@ -540,13 +561,16 @@ static PyMemberDef sr_members[] = {
 static PyType_Slot sr_slots[] = {
     {Py_tp_members, (void *)sr_members},
     {Py_tp_dealloc, (void *)sr_dealloc},
+    {Py_tp_traverse, (void *)sr_traverse},
+    {Py_tp_clear, (void *)sr_clear},
     {Py_tp_call, (void *)sr_call},
     {Py_tp_doc, (void *)"start_response() of one request (PEP 3333), in C."},
     {0, NULL},
 };
 
 static PyType_Spec sr_spec = {
-    "gateway._speedups.start_response", sizeof(gwpy_sr), 0, Py_TPFLAGS_DEFAULT, sr_slots,
+    "gateway._speedups.start_response", sizeof(gwpy_sr), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, sr_slots,
 };
 
 /* ---- the application -------------------------------------------------------------------- */
@@ -575,7 +599,7 @@ static int32_t gwpy_app(void *userdata, gw_request *req)
     if (environ == NULL || PyObject_SetAttr(h, s_environ, environ) != 0)
         goto fail;
     if (c->fast_sr) {
-        gwpy_sr *s = PyObject_New(gwpy_sr, g_sr_type);
+        gwpy_sr *s = PyObject_GC_New(gwpy_sr, g_sr_type);
         if (s == NULL)
             goto fail;
         Py_INCREF(c->capsule);
@@ -585,6 +609,7 @@ static int32_t gwpy_app(void *userdata, gw_request *req)
         Py_INCREF(h);
         s->handler = h;
         sr = (PyObject *)s;
+        PyObject_GC_Track(sr);
     } else {
         sr = PyObject_GetAttr(h, s_start_response);
         if (sr == NULL)

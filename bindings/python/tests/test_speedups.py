@@ -217,3 +217,23 @@ def test_start_response_overridden_or_kept_after_the_request(python_path):
     assert b"X-Over: 1" in c[0] and b"X-Instance: 1" in c[1] and b"X-" not in c[2].split(
         b"X-Q")[0]
     assert c == python_path(runs)
+
+
+def test_a_handler_keeping_its_start_response_is_collected():
+    # handler -> start_response -> handler: a cycle the collector must be able to break.
+    import gc
+    import weakref
+
+    refs = []
+    for _ in range(3):
+        h = Handler(io.BytesIO(), io.BytesIO(), io.StringIO(), dict(BASE))
+
+        def app(environ, start_response, h=h):
+            h.kept = start_response
+            return hello(environ, start_response)
+
+        h.run(app)
+        refs.append(weakref.ref(h))
+        del h, app
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]
