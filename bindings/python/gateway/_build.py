@@ -16,10 +16,14 @@ import _cdef  # noqa: E402  (the module alone: importing the package would load 
 
 def main():
     ffibuilder = cffi.FFI()
-    ffibuilder.cdef(_cdef.CDEF + _cdef.SPEEDUPS_CDEF + _cdef.callback_cdef())
+    # The C path needs the vectorcall API (CPython 3.9+); without it the extension holds the
+    # cffi callbacks only and gateway.handlers runs the Python path.
+    speedups = sys.version_info >= (3, 9) and sys.implementation.name == "cpython"
+    ffibuilder.cdef(_cdef.CDEF + (_cdef.SPEEDUPS_CDEF if speedups else "")
+                    + _cdef.callback_cdef())
     ffibuilder.set_source(
         "gateway._gateway_cffi",
-        '#include "gateway.h"\n' + (HERE / "_speedups.c").read_text(),
+        '#include "gateway.h"\n' + ((HERE / "_speedups.c").read_text() if speedups else ""),
         include_dirs=[str(HERE.parents[2] / "include")],
         # _speedups.c uses the full CPython API (vectorcall, str internals).
         define_macros=[("_CFFI_NO_LIMITED_API", None)],

@@ -153,11 +153,14 @@ static int grow(char **buf, size_t *cap, size_t need)
 /* The latin-1 bytes of an exact str whose every character fits in one byte; NULL if not. */
 static const char *latin1(PyObject *s, Py_ssize_t *len)
 {
-    if (!PyUnicode_CheckExact(s) || PyUnicode_READY(s) != 0
-        || PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) {
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_CheckExact(s) && PyUnicode_READY(s) != 0) {
         PyErr_Clear();
         return NULL;
     }
+#endif
+    if (!PyUnicode_CheckExact(s) || PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND)
+        return NULL;
     *len = PyUnicode_GET_LENGTH(s);
     return (const char *)PyUnicode_1BYTE_DATA(s);
 }
