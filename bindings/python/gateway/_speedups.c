@@ -237,8 +237,7 @@ static int32_t cgi_locked(void *userdata, gw_environ *env)
         return fail_with(c, s__cgi_failed, NULL, ST_APP_ERROR);
     }
     Py_DECREF(d);
-    PyObject *r = PyObject_VectorcallMethod(s_add_cgi_vars, &h,
-                                            1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyObject *r = PyObject_VectorcallMethod(s_add_cgi_vars, &h, 1, NULL);
     if (r == NULL)
         return fail_with(c, s__cgi_failed, NULL, ST_APP_ERROR);
     Py_DECREF(r);
