@@ -3895,6 +3895,66 @@ static void test_start_response_packed(void **state) {
     gw_handler_free(h);
 }
 
+/* gw_environ_pack_changes walks `sent` alongside the environ and falls back to looking
+ * every name up when they part: the result must be the same whatever the order of `sent`,
+ * and a name sent twice is known by its last value, not by the pair met in step. */
+static void test_environ_pack_changes_order_and_repeats(void **state) {
+    (void)state;
+    static const char *const vars[] = { "PATH_INFO=/p", "HOME=/h", "X=1", NULL };
+    test_host host;
+    host_init(&host);
+    host.vars = vars;
+    gw_handler *h = host_handler(&host, false);
+    changes_case c;
+    memset(&c, 0, sizeof c);
+    /* In the environ's order: only the library's own entries are unknown. */
+    static const char in_order[] = "PATH_INFO\0/p\0HOME\0/h\0X\0" "1\0";
+    c.sent = in_order;
+    c.sent_len = LEN(in_order);
+    c.sent_count = 3;
+    assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.missing, 0);
+    size_t own = c.count, own_len = c.len;
+    char own_packed[512];
+    memcpy(own_packed, c.packed, own_len);
+    assert_true(own > 0);
+    assert_memory_equal(own_packed, "wsgi.", 5); /* the host's variables are all known */
+    /* Reversed: the same answer. */
+    static const char reversed[] = "X\0" "1\0HOME\0/h\0PATH_INFO\0/p\0";
+    c.sent = reversed;
+    c.sent_len = LEN(reversed);
+    assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.count, own);
+    assert_int_equal(c.len, own_len);
+    assert_memory_equal(c.packed, own_packed, own_len);
+    assert_int_equal(c.missing, 0);
+    /* X sent twice, last as 2: the environ's X=1 is unknown (the caller's dict says 2),
+     * though the first X pair matches it in step. Both X pairs are held. */
+    static const char repeated[] = "PATH_INFO\0/p\0HOME\0/h\0X\0" "1\0X\0" "2\0";
+    c.sent = repeated;
+    c.sent_len = LEN(repeated);
+    c.sent_count = 4;
+    assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.count, own + 1);
+    assert_int_equal(c.len, own_len + 4);
+    assert_memory_equal(c.packed, "X\0" "1\0", 4);
+    assert_memory_equal(c.packed + 4, own_packed, own_len);
+    assert_int_equal(c.missing, 0);
+    /* A name sent that the environ lacks, in the middle: counted, the rest exact. */
+    static const char gone[] = "PATH_INFO\0/p\0GONE\0g\0HOME\0/h\0X\0" "1\0";
+    c.sent = gone;
+    c.sent_len = LEN(gone);
+    assert_int_equal(gw_handler_run(h, pack_changes_app, &c), GW_STATUS_OK);
+    assert_int_equal(c.status, GW_STATUS_OK);
+    assert_int_equal(c.count, own);
+    assert_memory_equal(c.packed, own_packed, own_len);
+    assert_int_equal(c.missing, 1);
+    gw_handler_free(h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_cgi),
@@ -3996,6 +4056,7 @@ int main(void) {
         cmocka_unit_test(test_environ_set_packed),
         cmocka_unit_test(test_environ_pack_changes),
         cmocka_unit_test(test_start_response_packed),
+        cmocka_unit_test(test_environ_pack_changes_order_and_repeats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,48 @@ use super::{boundary, buffer_arg, bytes_arg, out_arg};
 use crate::environ::{Environ, MAX_VALUE_LEN};
 use crate::status::{Error, Status};
 
+/// The zero bytes of `word`, as its bytes' high bits (exact: no carry crosses a byte).
+fn zero_bytes(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((word & LOW7).wrapping_add(LOW7)) | word | LOW7)
+}
+
+fn word_at(chunk: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(chunk);
+    u64::from_le_bytes(bytes)
+}
+
+/// How many NULs `data` holds, eight bytes at a time.
+fn count_nuls(data: &[u8]) -> usize {
+    let mut chunks = data.chunks_exact(8);
+    let mut count = 0;
+    for chunk in &mut chunks {
+        count += zero_bytes(word_at(chunk)).count_ones() as usize;
+    }
+    count + chunks.remainder().iter().filter(|&&b| b == 0).count()
+}
+
+/// The index of the first NUL in `data`, eight bytes at a time.
+fn find_nul(data: &[u8]) -> Option<usize> {
+    let mut chunks = data.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let zeros = zero_bytes(word_at(chunk));
+        if zeros != 0 {
+            return Some(at + zeros.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == 0)
+        .map(|i| at + i)
+}
+
 /// The pairs of a packed buffer, checked whole before the first is handed out.
+#[derive(Clone)]
 struct Pairs<'a> {
     rest: &'a [u8],
 }
@@ -22,7 +63,7 @@ struct Pairs<'a> {
 impl<'a> Pairs<'a> {
     /// Checks that `data` is exactly `count` NUL-terminated name/value pairs.
     fn new(data: &'a [u8], count: usize) -> Result<Pairs<'a>, Error> {
-        let nuls = data.iter().filter(|&&b| b == 0).count();
+        let nuls = count_nuls(data);
         let whole = count.checked_mul(2) == Some(nuls) && data.last().is_none_or(|&b| b == 0);
         if !whole {
             return Err(malformed(count, nuls));
@@ -32,11 +73,7 @@ impl<'a> Pairs<'a> {
 
     fn field(&mut self) -> &'a [u8] {
         // Pairs::new proved that every field ends with a NUL.
-        let end = self
-            .rest
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(self.rest.len());
+        let end = find_nul(self.rest).unwrap_or(self.rest.len());
         let field = &self.rest[..end];
         self.rest = self.rest.get(end + 1..).unwrap_or(&[]);
         field
@@ -145,28 +182,58 @@ pub unsafe extern "C" fn gw_environ_pack(
     })
 }
 
-/// The pairs of a checked packed buffer, indexed once so that each lookup compares lengths
-/// before bytes: on the stack for up to 64 pairs (a request's CGI variables), on the heap
-/// past that.
+/// The pairs of a checked packed buffer, indexed once by name in an open-addressing table
+/// (FNV-1a, linear probing), which keeps the last pair of each name: a lookup hashes the
+/// name and compares one or two candidates. On the stack for up to 64 pairs (a request's
+/// CGI variables), on the heap past that.
 struct SentIndex<'a> {
-    small: [(&'a [u8], &'a [u8]); 64],
+    /// The pairs, in order.
+    small: [(&'a [u8], &'a [u8]); SMALL_PAIRS],
     large: Vec<(&'a [u8], &'a [u8])>,
+    /// Per name: index + 1 of its last pair (0 for an empty slot), and its number of pairs.
+    small_table: [(u32, u32); 2 * SMALL_PAIRS],
+    large_table: Vec<(u32, u32)>,
     len: usize,
+}
+
+const SMALL_PAIRS: usize = 64;
+
+/// A hash of a name from its length and its first and last eight bytes (names share
+/// prefixes, HTTP_..., but rarely all three).
+fn name_hash(name: &[u8]) -> u32 {
+    let mut head = [0u8; 8];
+    let mut tail = [0u8; 8];
+    let n = name.len().min(8);
+    head[..n].copy_from_slice(&name[..n]);
+    tail[..n].copy_from_slice(&name[name.len() - n..]);
+    let mixed = (u64::from_le_bytes(head) ^ u64::from_le_bytes(tail).rotate_left(29))
+        .wrapping_add(name.len() as u64)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed >> 32) as u32
 }
 
 impl<'a> SentIndex<'a> {
     fn new(pairs: Pairs<'a>, count: usize) -> SentIndex<'a> {
         let mut index = SentIndex {
-            small: [(&[][..], &[][..]); 64],
+            small: [(&[][..], &[][..]); SMALL_PAIRS],
             large: Vec::new(),
+            small_table: [(0, 0); 2 * SMALL_PAIRS],
+            large_table: Vec::new(),
             len: count,
         };
-        if count <= index.small.len() {
+        if count <= SMALL_PAIRS {
             for (slot, pair) in index.small.iter_mut().zip(pairs) {
                 *slot = pair;
             }
         } else {
             index.large.extend(pairs);
+            index.large_table = vec![(0, 0); (2 * count).next_power_of_two()];
+        }
+        for i in 0..count {
+            let name = index.pairs()[i].0;
+            let (slot, _) = index.slot(name);
+            let entry = &mut index.table_mut()[slot];
+            *entry = (i as u32 + 1, entry.1 + 1);
         }
         index
     }
@@ -179,17 +246,55 @@ impl<'a> SentIndex<'a> {
         }
     }
 
-    fn names(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        self.pairs().iter().map(|&(name, _)| name)
+    fn table(&self) -> &[(u32, u32)] {
+        if self.large.is_empty() {
+            &self.small_table
+        } else {
+            &self.large_table
+        }
     }
 
-    /// The value of the last pair named `name` (the one gw_environ_set_packed leaves).
-    fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
-        self.pairs()
-            .iter()
-            .rev()
-            .find(|(n, _)| n.len() == name.len() && *n == name)
-            .map(|&(_, v)| v)
+    fn table_mut(&mut self) -> &mut [(u32, u32)] {
+        if self.large.is_empty() {
+            &mut self.small_table
+        } else {
+            &mut self.large_table
+        }
+    }
+
+    /// The slot of `name` in the table, and whether it holds it (else the empty slot where
+    /// it would go). The table is at least twice the pairs: an empty slot always exists.
+    fn slot(&self, name: &[u8]) -> (usize, bool) {
+        let table = self.table();
+        let mask = table.len() - 1;
+        let mut slot = name_hash(name) as usize & mask;
+        loop {
+            match table[slot].0 {
+                0 => return (slot, false),
+                i => {
+                    let n = self.pairs()[i as usize - 1].0;
+                    if n.len() == name.len() && n == name {
+                        return (slot, true);
+                    }
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// The value of the last pair named `name` (the one gw_environ_set_packed leaves), and
+    /// how many pairs have that name.
+    fn get(&self, name: &[u8]) -> Option<(&'a [u8], usize)> {
+        if self.len == 0 {
+            return None;
+        }
+        match self.slot(name) {
+            (slot, true) => {
+                let (i, pairs) = self.table()[slot];
+                Some((self.pairs()[i as usize - 1].1, pairs as usize))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -227,64 +332,121 @@ pub unsafe extern "C" fn gw_environ_pack_changes(
             Some(unsafe { env_ref(known) }?)
         };
         let sent = unsafe { bytes_arg(sent, sent_len, "sent") }?;
-        let sent = SentIndex::new(Pairs::new(sent, sent_count)?, sent_count);
+        let pairs = Pairs::new(sent, sent_count)?;
         let buf = unsafe { buffer_arg(buf, cap, "buf") }?;
         let out_len = unsafe { out_arg(out_len, "out_len") }?;
         let out_count = unsafe { out_arg(out_count, "out_count") }?;
         let out_missing = unsafe { out_arg(out_missing, "out_missing") }?;
         let out_nul_in_value = unsafe { out_arg(out_nul_in_value, "out_nul_in_value") }?;
-        let mut cursor = 0;
-        let mut at = 0;
-        let mut count = 0;
-        let mut nul_in_value = false;
-        // `known` is usually the environ's own base, whose entries come first and in the
-        // same order: walk it alongside, and look a name up only when they part.
-        let mut known_cursor = 0;
-        while let Some((name, value)) = env.next(&mut cursor) {
-            let mut in_step = None;
-            if let Some(k) = known {
-                let mut peek = known_cursor;
-                if let Some((known_name, known_value)) = k.next(&mut peek) {
-                    if known_name == name {
-                        known_cursor = peek;
-                        in_step = Some(known_value);
-                    }
-                }
+        // The environ is usually what gw_environ_set_packed made of `sent`: its entries in
+        // sent's order, the library's own among them. First walk sent alongside, comparing
+        // only the next pair's name. When every pair is met that way the result is exact:
+        // each pair met its own entry (an environ names an entry once), so no name repeats
+        // in sent and none of the entries taken as not sent is. Otherwise (an entry
+        // removed, moved, or a name sent twice) look every name up in an index of sent.
+        let mut step = pairs.clone();
+        let mut next = step.next();
+        let mut met = 0;
+        let in_step = pack_changes_into(env, known, buf, |name| match next {
+            Some((n, v)) if n == name => {
+                next = step.next();
+                met += 1;
+                Some((v, 1))
             }
-            let expected = match sent.get(name) {
-                Some(v) => Some(v),
-                None => in_step.or_else(|| known.and_then(|k| k.get(name))),
-            };
-            if expected == Some(value) {
-                continue;
+            _ => None,
+        });
+        let packed = match in_step {
+            Some(packed) if met == sent_count => packed,
+            _ => {
+                let sent = SentIndex::new(pairs, sent_count);
+                pack_changes_into(env, known, buf, |name| sent.get(name))
+                    .ok_or_else(|| too_small(packed_size(env).0, cap))?
             }
-            let end = at + name.len() + value.len() + 2;
-            if end > buf.len() {
-                return Err(too_small(packed_size(env).0, cap));
-            }
-            buf[at..at + name.len()].copy_from_slice(name);
-            at += name.len();
-            buf[at] = 0;
-            at += 1;
-            buf[at..at + value.len()].copy_from_slice(value);
-            at += value.len();
-            buf[at] = 0;
-            at += 1;
-            count += 1;
-            nul_in_value |= value.contains(&0);
-        }
-        *out_len = at;
-        *out_count = count;
-        let mut missing = sent.names().filter(|name| !env.contains(name)).count();
+        };
+        *out_len = packed.len;
+        *out_count = packed.count;
+        let mut missing = sent_count - packed.sent_held;
         if let Some(k) = known {
             let mut cursor = 0;
             while let Some((name, _)) = k.next(&mut cursor) {
                 missing += usize::from(!env.contains(name));
             }
         }
+        *out_nul_in_value = packed.nul_in_value;
         *out_missing = missing;
-        *out_nul_in_value = nul_in_value;
         Ok(())
+    })
+}
+
+/// What pack_changes_into packed.
+struct Packed {
+    len: usize,
+    count: usize,
+    /// The pairs of sent whose name the environ holds.
+    sent_held: usize,
+    nul_in_value: bool,
+}
+
+/// Packs into `buf` the entries of `env` that neither `sent` (through `sent_get`: the value
+/// of the last pair of a name and how many pairs have it) nor `known` has with their value.
+/// None when `buf` is too small.
+fn pack_changes_into<'a>(
+    env: &Environ,
+    known: Option<&Environ>,
+    buf: &mut [u8],
+    mut sent_get: impl FnMut(&[u8]) -> Option<(&'a [u8], usize)>,
+) -> Option<Packed> {
+    let mut cursor = 0;
+    let mut at = 0;
+    let mut count = 0;
+    let mut nul_in_value = false;
+    // `known` is usually the environ's own base, whose entries come first and in the
+    // same order: walk it alongside, and look a name up only when they part.
+    let mut known_cursor = 0;
+    let mut sent_held = 0;
+    while let Some((name, value)) = env.next(&mut cursor) {
+        let mut in_step = None;
+        if let Some(k) = known {
+            let mut peek = known_cursor;
+            if let Some((known_name, known_value)) = k.next(&mut peek) {
+                if known_name == name {
+                    known_cursor = peek;
+                    in_step = Some(known_value);
+                }
+            }
+        }
+        let expected = match sent_get(name) {
+            Some((v, pairs)) => {
+                // An environ names each entry once: this counts the pairs of sent whose
+                // name it holds.
+                sent_held += pairs;
+                Some(v)
+            }
+            None => in_step.or_else(|| known.and_then(|k| k.get(name))),
+        };
+        if expected == Some(value) {
+            continue;
+        }
+        let end = at + name.len() + value.len() + 2;
+        if end > buf.len() {
+            return None;
+        }
+        buf[at..at + name.len()].copy_from_slice(name);
+        at += name.len();
+        buf[at] = 0;
+        at += 1;
+        buf[at..at + value.len()].copy_from_slice(value);
+        at += value.len();
+        buf[at] = 0;
+        at += 1;
+        count += 1;
+        nul_in_value |= value.contains(&0);
+    }
+    Some(Packed {
+        len: at,
+        count,
+        sent_held,
+        nul_in_value,
     })
 }
 
@@ -313,7 +475,8 @@ pub unsafe extern "C" fn gw_environ_set_packed(
     boundary(|| {
         let env = unsafe { env_mut(environ) }?;
         let data = unsafe { bytes_arg(data, len, "data") }?;
-        for (name, value) in Pairs::new(data, count)? {
+        let pairs = Pairs::new(data, count)?;
+        for (name, value) in pairs.clone() {
             Environ::check_name(name)?;
             if value.len() > MAX_VALUE_LEN {
                 return Err(Error::new(
@@ -322,7 +485,7 @@ pub unsafe extern "C" fn gw_environ_set_packed(
                 ));
             }
         }
-        for (name, value) in Pairs::new(data, count)? {
+        for (name, value) in pairs {
             env.set(name, value)?;
         }
         Ok(())
@@ -371,6 +534,51 @@ mod tests {
         let pairs: Vec<_> = Pairs::new(b"A\0b\0C\0\0", 2).unwrap().collect();
         assert_eq!(pairs, vec![(&b"A"[..], &b"b"[..]), (&b"C"[..], &b""[..])]);
         assert_eq!(Pairs::new(b"", 0).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn nuls_are_counted_and_found_in_every_position() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut data = vec![b'x'; len];
+                data[at] = 0;
+                assert_eq!(find_nul(&data), Some(at), "{len} {at}");
+                assert_eq!(count_nuls(&data), 1);
+                data[len - 1] = 0;
+                assert_eq!(count_nuls(&data), 1 + usize::from(at != len - 1));
+            }
+            assert_eq!(find_nul(&vec![0x80u8; len]), None);
+            assert_eq!(count_nuls(&vec![0x01u8; len]), 0);
+            assert_eq!(count_nuls(&vec![0u8; len]), len);
+        }
+        // A 0x01 after a NUL is no NUL (no borrow crosses bytes), nor is 0x80.
+        let tricky = [0u8, 1, 1, 0x80, 1, 0x81, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0x80];
+        assert_eq!(count_nuls(&tricky), 2);
+        assert_eq!(find_nul(&tricky[1..]), Some(7));
+    }
+
+    #[test]
+    fn the_index_keeps_the_last_pair_of_each_name() {
+        let data = b"A\0\x31\0B\0\x32\0A\0\x33\0\0\0";
+        let index = SentIndex::new(Pairs::new(data, 4).unwrap(), 4);
+        assert_eq!(index.get(b"A"), Some((&b"3"[..], 2)));
+        assert_eq!(index.get(b"B"), Some((&b"2"[..], 1)));
+        assert_eq!(index.get(b""), Some((&b""[..], 1)));
+        assert_eq!(index.get(b"C"), None);
+        // Past the stack's 64 pairs.
+        let mut big = Vec::new();
+        for i in 0..200 {
+            big.extend_from_slice(format!("N{i}\0v{i}\0").as_bytes());
+        }
+        let index = SentIndex::new(Pairs::new(&big, 200).unwrap(), 200);
+        for i in 0..200 {
+            let v = format!("v{i}");
+            assert_eq!(
+                index.get(format!("N{i}").as_bytes()),
+                Some((v.as_bytes(), 1))
+            );
+        }
+        assert_eq!(index.get(b"N200"), None);
     }
 
     #[test]

@@ -30,7 +30,14 @@ from itertools import chain
 from wsgiref.headers import Headers
 from wsgiref.util import FileWrapper, guess_scheme
 
-from gateway._ffi import export, ffi, last_error, lib
+from gateway._ffi import MODE, export, ffi, last_error, lib
+
+# API mode: the hot path in C (gateway/_speedups.c, inside the cffi extension), which runs
+# the request with plain C hooks calling the handler's methods; ABI mode (and anything the
+# C path does not handle) runs the Python callbacks below.
+_sp = None
+if MODE == "api" and hasattr(lib, "gwpy_register") and lib.gwpy_register() == 0:
+    import gateway._speedups as _sp  # noqa: E402
 
 __all__ = [
     "BaseHandler", "SimpleHandler", "BaseCGIHandler", "CGIHandler",
@@ -289,7 +296,7 @@ class _Native:
     take one from their thread's free list for each run and give it back after, so a server
     that makes a handler per request (wsgiref.simple_server) reuses native handlers too."""
 
-    __slots__ = ("gw", "self", "handle", "out_ptr", "out_len", "out_count", "out_size",
+    __slots__ = ("gw", "cap", "ctx", "self", "handle", "out_ptr", "out_len", "out_count", "out_size",
                  "out_bool", "out_code", "out_u64", "env_out", "pack_cap", "pack_buf", "iter",
                  "settings", "wsgi_values", "last_packed", "last_changes")
 
@@ -300,13 +307,31 @@ class _Native:
         self.handle = ffi.new_handle(self.self)
         hooks = ffi.new("gw_handler_hooks *")
         hooks.size = ffi.sizeof("gw_handler_hooks")
-        hooks.userdata = self.handle
-        # The write hook flushes after each write, as wsgiref's write() does: one crossing.
-        hooks.write = lib_write
-        hooks.read_stdin = lib_read
-        hooks.write_stderr = lib_write_stderr
-        hooks.flush_stderr = lib_flush_stderr
-        hooks.add_cgi_vars = lib_add_cgi_vars
+        if _sp is not None:
+            # The C hooks (their userdata the C context); the rarer ones forward to the
+            # Python callbacks with the handle.
+            self.cap, address = _sp.new_ctx()
+            ctx = self.ctx = ffi.cast("gwpy_ctx *", address)
+            ctx.handle = self.handle
+            ctx.fwd_read = lib_read
+            ctx.fwd_write_stderr = lib_write_stderr
+            ctx.fwd_flush_stderr = lib_flush_stderr
+            hooks.userdata = ctx
+            hooks.write = ffi.addressof(lib, "gwpy_write")
+            hooks.read_stdin = ffi.addressof(lib, "gwpy_read")
+            hooks.write_stderr = ffi.addressof(lib, "gwpy_write_stderr")
+            hooks.flush_stderr = ffi.addressof(lib, "gwpy_flush_stderr")
+            hooks.add_cgi_vars = ffi.addressof(lib, "gwpy_add_cgi_vars")
+        else:
+            self.cap = self.ctx = None
+            hooks.userdata = self.handle
+            # The write hook flushes after each write, as wsgiref's write() does: one
+            # crossing.
+            hooks.write = lib_write
+            hooks.read_stdin = lib_read
+            hooks.write_stderr = lib_write_stderr
+            hooks.flush_stderr = lib_flush_stderr
+            hooks.add_cgi_vars = lib_add_cgi_vars
         out = ffi.new("gw_handler **")
         if lib.gw_handler_new(hooks, out) != OK:
             raise RuntimeError("gw_handler_new: %s" % last_error())
@@ -319,6 +344,9 @@ class _Native:
         self.out_code = ffi.new("uint16_t *")
         self.out_u64 = ffi.new("uint64_t *")
         self.env_out = ffi.new("gw_environ **")
+        if self.ctx is not None:
+            self.ctx.gw = self.gw
+            self.ctx.env_out = self.env_out
         self.pack_cap = 2048
         self.pack_buf = ffi.new("char[]", self.pack_cap)
         self.iter = ffi.new("gw_body_iter *")
@@ -390,6 +418,9 @@ class BaseHandler:
     _input = _errors = None
     _hook_exc = None
     _reraise = None
+    _application = _body = _chunk = None
+    _overlay = _cgi = None
+    _sent, _sent_count = b"", 0
 
     def run(self, application):
         """Invoke the application: one request cycle run by the library."""
@@ -398,16 +429,22 @@ class BaseHandler:
         n = self._n = _take_native()
         try:
             gw = n.gw
-            self._sync_settings(gw)
+            if _sp is None or not _sp.same_settings(self, n.settings):
+                self._sync_settings(gw)
             n.self.ref = self
-            self._application = application
             self._hook_exc = self._reraise = None
-            self._overlay = self._cgi = None
-            self._sent, self._sent_count = b"", 0
             self._quiet_app_error = False
             self._stdin = None
             try:
-                st = lib.gw_handler_run(gw, lib_app, n.handle)
+                if _sp is not None:
+                    # The C path: what it hands back to Python (_cgi_store, _environ_slow)
+                    # sets the state the Python path sets here.
+                    st = _sp.run(n.cap, self, application, n.wsgi_values)
+                else:
+                    self._application = application
+                    self._overlay = self._cgi = None
+                    self._sent, self._sent_count = b"", 0
+                    st = lib.gw_handler_run(gw, lib_app, n.handle)
             finally:
                 n.self.ref = None
                 self._req = None
@@ -418,7 +455,7 @@ class BaseHandler:
                     self._errors._handler = None
                     self._input = self._errors = None
             if st == OK and self._hook_exc is None and self._reraise is None and \
-                    type(self).close is BaseHandler.close and "close" not in self.__dict__:
+                    getattr(self.close, "__func__", None) is _close:
                 # wsgiref's close() resets what the response left (status, bytes_sent):
                 # with nobody overriding it to read them first, skip fetching them.
                 self._n = None
@@ -642,16 +679,23 @@ class BaseHandler:
             st = _start_response_by_array(req, raw_status, headers, flags)
         if st != OK:
             try:
-                if st == HEADERS_ALREADY_SENT and exc_info:
-                    raise exc_info[1].with_traceback(exc_info[2])
+                self._start_response_failed(st, exc_info)
             finally:
                 exc_info = None  # avoid dangling circular ref
-            if st == HEADERS_ALREADY_SET:
-                raise AssertionError("Headers already set!")
-            raise AssertionError(last_error())
         self.status = status
         self.headers = self.headers_class(headers)
         return self.write
+
+    def _start_response_failed(self, st, exc_info=None):
+        """Raises what wsgiref raises for the library's refusal `st` of start_response."""
+        try:
+            if st == HEADERS_ALREADY_SENT and exc_info:
+                raise exc_info[1].with_traceback(exc_info[2])
+        finally:
+            exc_info = None  # avoid dangling circular ref
+        if st == HEADERS_ALREADY_SET:
+            raise AssertionError("Headers already set!")
+        raise AssertionError(last_error())
 
     def write(self, data):
         """'write()' callable as specified by PEP 3333"""
@@ -748,6 +792,53 @@ class BaseHandler:
         raise NotImplementedError
 
     # ---- failures ----------------------------------------------------------------------
+
+    # ---- what the C path (gateway/_speedups.c) hands back to Python ----------------------
+
+    @staticmethod
+    def _req_of(address):
+        return ffi.cast("gw_request *", address)
+
+    def _cgi_store(self, env):
+        """Gives self.environ (what add_cgi_vars left) to the library's environ `env` (a
+        pointer or its address); the status for the add_cgi_vars hook."""
+        try:
+            if type(env) is int:
+                env = ffi.cast("gw_environ *", env)
+            cgi = self._cgi = self.environ
+            self._sent, self._sent_count, self._overlay = _set_environ(env, cgi)
+            return OK
+        except BaseException as exc:
+            return self._cgi_failed(exc)
+
+    def _cgi_failed(self, exc):
+        """add_cgi_vars raised `exc`: the status for the add_cgi_vars hook."""
+        if isinstance(exc, _DISCONNECTS):
+            return CLIENT_GONE
+        self._handle_error_of(exc)
+        return APP_ERROR
+
+    def _environ_slow(self, req, sent, sent_count, cgi):
+        """_environ_of for an environ the C path does not build itself; `sent` is None when
+        the CGI variables went through _cgi_store, else what the C path sent."""
+        if sent is not None:
+            self._sent, self._sent_count, self._cgi, self._overlay = sent, sent_count, cgi, None
+        return self._environ_of(req)
+
+    def _set_body(self, req, result):
+        """Gives the application's result to the library as the body."""
+        if type(result) is list and len(result) == 1 and type(result[0]) is bytes:
+            data = result[0]
+            st = lib.gw_request_set_body_bytes(req, data, len(data))
+        else:
+            self._body = result
+            self._chunk = None
+            self._index = 0 if type(result) is list or type(result) is tuple else -1
+            if self._index < 0:
+                self._body_iter = iter(result)
+            st = lib.gw_request_set_body_iter(req, self._n.iter)
+        if st != OK:
+            raise AssertionError(last_error())
 
     def _take_hook_exception(self):
         exc = self._hook_exc
@@ -853,18 +944,7 @@ def _app_callback(userdata, req):
     try:
         environ = self.environ = self._environ_of(req)
         result = self.result = self._application(environ, self.start_response)
-        if type(result) is list and len(result) == 1 and type(result[0]) is bytes:
-            data = result[0]
-            st = lib.gw_request_set_body_bytes(req, data, len(data))
-        else:
-            self._body = result
-            self._chunk = None
-            self._index = 0 if type(result) is list or type(result) is tuple else -1
-            if self._index < 0:
-                self._body_iter = iter(result)
-            st = lib.gw_request_set_body_iter(req, self._n.iter)
-        if st != OK:
-            raise AssertionError(last_error())
+        self._set_body(req, result)
         return OK
     except BaseException as exc:
         return self._app_failed(req, exc)
@@ -1003,14 +1083,9 @@ def _add_cgi_vars_hook(userdata, env_ptr):
     try:
         self.environ = {}
         self.add_cgi_vars()
-        cgi = self._cgi = self.environ
-        self._sent, self._sent_count, self._overlay = _set_environ(env_ptr, cgi)
-        return OK
     except BaseException as exc:
-        if isinstance(exc, _DISCONNECTS):
-            return CLIENT_GONE
-        self._handle_error_of(exc)
-        return APP_ERROR
+        return self._cgi_failed(exc)
+    return self._cgi_store(env_ptr)
 
 
 lib_app = _app_callback
@@ -1023,6 +1098,11 @@ lib_read = _read_hook
 lib_write_stderr = _write_stderr_hook
 lib_flush_stderr = _flush_stderr_hook
 lib_add_cgi_vars = _add_cgi_vars_hook
+
+_start_response = BaseHandler.start_response
+_close = BaseHandler.close
+if _sp is not None:
+    _sp.setup(InputStream, ErrorStream, _start_response, Headers)
 
 
 class SimpleHandler(BaseHandler):
