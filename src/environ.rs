@@ -7,8 +7,16 @@
 //! by a longer one, or a removed key, leaves dead bytes behind; once they outweigh the live
 //! ones the arena and the entry list are compacted in place, so the space an environ holds
 //! follows what is live, and the cost of a set or remove does not grow with its history.
+//!
+//! Names are found through an open-addressing hash index (a seeded hash of every byte of the
+//! name, linear probing, at most half full), so a set, get or remove costs the same with 15
+//! variables as with 200. Emptying the index for the next request is one counter increment:
+//! each slot carries the stamp of the request that filled it.
+//!
+//! The keys every request gets after the host's variables (wsgi.* and SERVER_SOFTWARE) are
+//! prebuilt once per handler setting (`RequestKeys`) and appended as one block of bytes.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::status::{Error, Status};
 
@@ -20,11 +28,22 @@ pub const MAX_VALUE_LEN: usize = 1024 * 1024;
 pub const MAX_ARENA_LEN: usize = 64 * 1024 * 1024;
 /// Below this many dead arena bytes (or dead entries) compaction is not worth its pass.
 const COMPACT_MIN: usize = 4096;
+/// The smallest index (slots); it doubles as entries are added.
+const MIN_SLOTS: usize = 64;
 
 #[derive(Clone, Copy, Debug)]
 struct Span {
     start: u32,
     len: u32,
+}
+
+impl Span {
+    fn shifted(self, by: u32) -> Span {
+        Span {
+            start: self.start + by,
+            len: self.len,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,23 +58,70 @@ enum Origin {
 struct Entry {
     name: Span,
     value: Span,
-    /// `name_tag(name)`: lookups compare this before any bytes.
-    tag: u32,
+    /// `hash_name(name)`: the index and lookups compare this before any bytes.
+    hash: u32,
     origin: Origin,
     live: bool,
 }
 
-/// A cheap fingerprint of a name (its length and first and last bytes), so a lookup skips
-/// almost every other entry with one integer comparison.
-fn name_tag(name: &[u8]) -> u32 {
-    let first = name.first().copied().unwrap_or(0);
-    let last = name.last().copied().unwrap_or(0);
-    ((name.len() as u32) << 16) | (u32::from(first) << 8) | u32::from(last)
+/// Names the request keys use: a layer that never held one can take the prebuilt block.
+const RESERVED_WSGI: u8 = 1;
+const RESERVED_SOFTWARE: u8 = 2;
+
+fn reserved_bits(name: &[u8]) -> u8 {
+    if name.starts_with(b"wsgi.") {
+        RESERVED_WSGI
+    } else if name == b"SERVER_SOFTWARE" {
+        RESERVED_SOFTWARE
+    } else {
+        0
+    }
 }
 
-/// The `tag_bits` bit of a tag (a multiplicative hash down to 6 bits).
-fn tag_bit(tag: u32) -> u64 {
-    1 << (tag.wrapping_mul(0x9E37_79B1) >> 26)
+/// The process's hash seed, random, so which names share a slot cannot be planned by a
+/// client choosing header names.
+fn seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(0x0067_6174_6577_6179);
+        hasher.finish()
+    })
+}
+
+const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn word(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn half_word(bytes: &[u8], at: usize) -> u64 {
+    u64::from(u32::from_le_bytes(
+        bytes[at..at + 4].try_into().expect("4 bytes"),
+    ))
+}
+
+/// A seeded hash of every byte of `name`, eight at a time (the last word overlapping).
+fn hash_name(name: &[u8]) -> u32 {
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(MULTIPLIER).rotate_left(29);
+    let len = name.len();
+    let mut h = seed() ^ (len as u64).wrapping_mul(MULTIPLIER);
+    if len >= 8 {
+        let mut at = 0;
+        while at + 8 < len {
+            h = mix(h, word(name, at));
+            at += 8;
+        }
+        h = mix(h, word(name, len - 8));
+    } else if len >= 4 {
+        h = mix(h, half_word(name, 0) | half_word(name, len - 4) << 32);
+    } else if len > 0 {
+        let w = u64::from(name[0]) | u64::from(name[len / 2]) << 8 | u64::from(name[len - 1]) << 16;
+        h = mix(h, w);
+    }
+    h ^= h >> 32;
+    (h.wrapping_mul(MULTIPLIER) >> 32) as u32
 }
 
 /// Builds the error for a refused name or value; kept out of line, off the hot path.
@@ -63,6 +129,16 @@ fn tag_bit(tag: u32) -> u64 {
 #[inline(never)]
 fn refused(status: Status, message: &'static str) -> Error {
     Error::new(status, message)
+}
+
+/// A refused entry of `set_many`, with its index.
+#[cold]
+#[inline(never)]
+fn refused_at(index: usize, err: Error) -> Error {
+    Error::new(
+        err.status,
+        format!("environ variable {index}: {}", err.message),
+    )
 }
 
 /// Whether `bytes` holds a NUL or an '='. Eight bytes at a time, since it runs for every
@@ -81,6 +157,124 @@ fn has_nul_or_equals(bytes: &[u8]) -> bool {
     words.remainder().iter().any(|&b| b == 0 || b == b'=')
 }
 
+/// What this layer says of a name: its newest entry decides.
+enum Own {
+    /// A live entry (a key of this layer, or a new value for a base key).
+    Live(usize),
+    /// Removed here (a removal marker for a base key, or a removed key of this layer): absent,
+    /// whatever the base holds.
+    Removed,
+    /// Never mentioned here: the base decides.
+    Absent,
+}
+
+/// The settings the keys every request gets depend on (wsgiref's setup_environ: wsgi.input,
+/// wsgi.errors, wsgi.version, wsgi.run_once, wsgi.url_scheme, wsgi.multithread,
+/// wsgi.multiprocess, wsgi.file_wrapper when offered, wsgi.input_terminated, and
+/// SERVER_SOFTWARE unless already present).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestKeys<'a> {
+    pub multithread: bool,
+    pub multiprocess: bool,
+    pub run_once: bool,
+    pub file_wrapper: bool,
+    /// SERVER_SOFTWARE's default (an origin server's server_software).
+    pub server_software: Option<&'a [u8]>,
+}
+
+impl RequestKeys<'_> {
+    /// The keys in wsgiref's order; SERVER_SOFTWARE last, when set.
+    fn pairs(&self, https: bool) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+        let scheme: &[u8] = if https { b"https" } else { b"http" };
+        [
+            Some((&b"wsgi.input"[..], &b"gw_request_input"[..])),
+            Some((b"wsgi.errors", b"gw_request_errors")),
+            Some((b"wsgi.version", b"1.0")),
+            Some((b"wsgi.run_once", flag(self.run_once))),
+            Some((b"wsgi.url_scheme", scheme)),
+            Some((b"wsgi.multithread", flag(self.multithread))),
+            Some((b"wsgi.multiprocess", flag(self.multiprocess))),
+            self.file_wrapper
+                .then_some((&b"wsgi.file_wrapper"[..], &b"gw_request_set_body_file"[..])),
+            Some((b"wsgi.input_terminated", b"1")),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.server_software.map(|s| (&b"SERVER_SOFTWARE"[..], s)))
+    }
+}
+
+/// The request keys of one setting and scheme, laid out as a layer would hold them.
+#[derive(Clone, Debug, Default)]
+struct Block {
+    arena: Vec<u8>,
+    /// (name, value, hash) of each key, in order.
+    entries: Vec<(Span, Span, u32)>,
+    /// The wsgi.* keys come first: this many entries and arena bytes.
+    wsgi_count: usize,
+    wsgi_bytes: usize,
+}
+
+impl Block {
+    fn build<'p>(pairs: impl Iterator<Item = (&'p [u8], &'p [u8])>) -> Block {
+        let mut block = Block::default();
+        for (name, value) in pairs {
+            let mut span = |bytes: &[u8]| {
+                let start = block.arena.len() as u32;
+                block.arena.extend_from_slice(bytes);
+                block.arena.push(0);
+                Span {
+                    start,
+                    len: bytes.len() as u32,
+                }
+            };
+            let (n, v) = (span(name), span(value));
+            block.entries.push((n, v, hash_name(name)));
+            if reserved_bits(name) == RESERVED_WSGI {
+                block.wsgi_count = block.entries.len();
+                block.wsgi_bytes = block.arena.len();
+            }
+        }
+        block
+    }
+}
+
+/// The prebuilt request keys of one handler setting, for http and https.
+#[derive(Clone, Debug)]
+struct Prebuilt {
+    multithread: bool,
+    multiprocess: bool,
+    run_once: bool,
+    file_wrapper: bool,
+    server_software: Option<Vec<u8>>,
+    blocks: [Block; 2],
+}
+
+impl Prebuilt {
+    fn new(keys: &RequestKeys<'_>) -> Prebuilt {
+        Prebuilt {
+            multithread: keys.multithread,
+            multiprocess: keys.multiprocess,
+            run_once: keys.run_once,
+            file_wrapper: keys.file_wrapper,
+            server_software: keys.server_software.map(<[u8]>::to_vec),
+            blocks: [
+                Block::build(keys.pairs(false)),
+                Block::build(keys.pairs(true)),
+            ],
+        }
+    }
+
+    fn matches(&self, keys: &RequestKeys<'_>) -> bool {
+        self.multithread == keys.multithread
+            && self.multiprocess == keys.multiprocess
+            && self.run_once == keys.run_once
+            && self.file_wrapper == keys.file_wrapper
+            && self.server_software.as_deref() == keys.server_software
+    }
+}
+
 /// An ordered byte-string mapping. See the module docs.
 #[derive(Clone, Debug, Default)]
 pub struct Environ {
@@ -88,9 +282,14 @@ pub struct Environ {
     arena: Vec<u8>,
     entries: Vec<Entry>,
     len: usize,
-    /// One bit per `tag_bit` of every entry ever added to this layer: a clear bit proves a
-    /// name absent without a scan (most sets add a new name).
-    tag_bits: u64,
+    /// The hash index: `stamp << 32 | entry index` for each name's newest entry; a slot
+    /// whose stamp is not `stamp` is empty. Its length is 0 or a power of two.
+    slots: Vec<u64>,
+    stamp: u32,
+    /// Entries standing in for base keys (values or removal markers).
+    shadows: usize,
+    /// `reserved_bits` of every name this layer ever held since it was emptied.
+    reserved: u8,
     /// Arena bytes no entry uses any more (overwritten values, removed keys).
     dead_bytes: usize,
     /// Entries of removed own keys, still in `entries`.
@@ -99,6 +298,8 @@ pub struct Environ {
     spans: Vec<(u32, u32, bool)>,
     /// A request's environ, owned by its handler: whoever is lent it must not free it.
     of_request: bool,
+    /// The request keys of the handler's current settings (request environs only).
+    prebuilt: Option<Box<Prebuilt>>,
 }
 
 impl Environ {
@@ -129,11 +330,13 @@ impl Environ {
         Ok(env)
     }
 
-    /// Empties the environ and puts `base` under it; keeps the arena's capacity.
+    /// Empties the environ and puts `base` under it; keeps every buffer's capacity.
     pub fn reset(&mut self, base: Option<Arc<Environ>>) {
         self.arena.clear();
         self.entries.clear();
-        self.tag_bits = 0;
+        self.clear_index();
+        self.shadows = 0;
+        self.reserved = 0;
         self.dead_bytes = 0;
         self.dead_entries = 0;
         self.len = base.as_ref().map_or(0, |b| b.len);
@@ -169,40 +372,97 @@ impl Environ {
         })
     }
 
-    /// Index of this layer's entry for `name`, live or a removal marker (newest first).
-    fn own_index(&self, name: &[u8]) -> Option<usize> {
-        let tag = name_tag(name);
-        if self.tag_bits & tag_bit(tag) == 0 {
-            return None;
+    // ---- the hash index --------------------------------------------------------------------
+
+    fn clear_index(&mut self) {
+        if self.slots.is_empty() {
+            return;
         }
-        self.entries.iter().rposition(|e| {
-            e.tag == tag && (e.live || e.origin != Origin::Own) && self.bytes(e.name) == name
-        })
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.slots.fill(0);
+            self.stamp = 1;
+        }
     }
 
-    fn base_index(&self, name: &[u8]) -> Option<usize> {
-        let base = self.base.as_ref()?;
-        let tag = name_tag(name);
-        if base.tag_bits & tag_bit(tag) == 0 {
-            return None;
+    /// Where the probe for `hash` stops: the slot of the newest entry named `name`, or the
+    /// empty slot where it would go. The index must not be empty.
+    fn probe(&self, name: &[u8], hash: u32) -> (usize, Option<usize>) {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        loop {
+            let s = self.slots[slot];
+            if (s >> 32) as u32 != self.stamp {
+                return (slot, None);
+            }
+            let i = s as u32 as usize;
+            let e = &self.entries[i];
+            if e.hash == hash && self.bytes(e.name) == name {
+                return (slot, Some(i));
+            }
+            slot = (slot + 1) & mask;
         }
-        base.entries
-            .iter()
-            .position(|e| e.tag == tag && e.live && base.bytes(e.name) == name)
+    }
+
+    fn fill_slot(&mut self, slot: usize, entry: usize) {
+        self.slots[slot] = u64::from(self.stamp) << 32 | entry as u64;
+    }
+
+    /// Makes room in the index for `more` new entries (keeping it at most half full).
+    fn reserve_index(&mut self, more: usize) {
+        let needed = (self.entries.len() + more) * 2;
+        if needed > self.slots.len() {
+            self.rebuild_index(needed.next_power_of_two().max(MIN_SLOTS));
+        }
+    }
+
+    /// Indexes every entry again (the newest of each name wins) in `size` slots.
+    fn rebuild_index(&mut self, size: usize) {
+        if size != self.slots.len() {
+            self.slots = vec![0; size];
+            self.stamp = 1;
+        } else {
+            self.clear_index();
+        }
+        for i in 0..self.entries.len() {
+            let e = &self.entries[i];
+            let (slot, _) = self.probe(self.bytes(e.name), e.hash);
+            self.fill_slot(slot, i);
+        }
+    }
+
+    /// The newest entry of this layer for `name`.
+    fn own(&self, name: &[u8], hash: u32) -> Own {
+        if self.slots.is_empty() {
+            return Own::Absent;
+        }
+        match self.probe(name, hash).1 {
+            Some(i) if self.entries[i].live => Own::Live(i),
+            Some(_) => Own::Removed,
+            None => Own::Absent,
+        }
+    }
+
+    /// The visible value of `name` in this layer or below.
+    fn get_hashed(&self, name: &[u8], hash: u32) -> Option<&[u8]> {
+        match self.own(name, hash) {
+            Own::Live(i) => Some(self.bytes(self.entries[i].value)),
+            Own::Removed => None,
+            Own::Absent => self.base.as_ref()?.get_hashed(name, hash),
+        }
+    }
+
+    /// The index of the base's live entry for `name` (a flat base: its own entries).
+    fn base_index(&self, name: &[u8], hash: u32) -> Option<usize> {
+        match self.base.as_ref()?.own(name, hash) {
+            Own::Live(i) => Some(i),
+            _ => None,
+        }
     }
 
     /// The value for `name`; borrowed until the environ is next changed.
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        if let Some(i) = self.own_index(name) {
-            let e = &self.entries[i];
-            if e.live {
-                return Some(self.bytes(e.value));
-            }
-            // A removal marker for a base key; an own re-insertion would have been found first.
-            return None;
-        }
-        let base = self.base.as_ref()?;
-        base.get(name)
+        self.get_hashed(name, hash_name(name))
     }
 
     pub fn contains(&self, name: &[u8]) -> bool {
@@ -232,27 +492,75 @@ impl Environ {
         Ok(())
     }
 
-    /// Sets `name` to `value`. An existing key keeps its place in the order (as a dict does).
-    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
-        Environ::check_name(name)?;
+    fn check_value(value: &[u8]) -> Result<(), Error> {
         if value.len() > MAX_VALUE_LEN {
             return Err(refused(
                 Status::TooLarge,
                 "environ value longer than its limit (1 MiB)",
             ));
         }
+        Ok(())
+    }
+
+    /// Sets `name` to `value`. An existing key keeps its place in the order (as a dict does).
+    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        Environ::check_name(name)?;
+        Environ::check_value(value)?;
         self.compact_if_worth_it();
-        match self.own_index(name) {
+        self.reserve_index(1);
+        self.set_hashed(name, hash_name(name), value)
+    }
+
+    /// Sets every (name, value) pair in order, as that many `set` calls would, or none of
+    /// them: every name and value is checked, and the room they need is, before anything
+    /// changes. A name given twice takes the later value at the earlier place.
+    pub fn set_many<'p, I>(&mut self, pairs: I) -> Result<(), Error>
+    where
+        I: Iterator<Item = (&'p [u8], &'p [u8])> + Clone,
+    {
+        let mut count = 0;
+        let mut bytes = 0;
+        for (i, (name, value)) in pairs.clone().enumerate() {
+            Environ::check_name(name).map_err(|e| refused_at(i, e))?;
+            Environ::check_value(value).map_err(|e| refused_at(i, e))?;
+            count += 1;
+            bytes += name.len() + value.len() + 2;
+        }
+        self.compact_if_worth_it();
+        if self.arena.len() + bytes > MAX_ARENA_LEN {
+            return Err(refused(
+                Status::TooLarge,
+                "environ would be larger than its limit (64 MiB)",
+            ));
+        }
+        self.arena.reserve(bytes);
+        self.entries.reserve(count);
+        self.reserve_index(count);
+        for (name, value) in pairs {
+            // Cannot fail: the names, values and room were checked above.
+            self.set_hashed(name, hash_name(name), value)?;
+        }
+        Ok(())
+    }
+
+    /// `set` once the name and value are known good and the index has room for one more.
+    fn set_hashed(&mut self, name: &[u8], hash: u32, value: &[u8]) -> Result<(), Error> {
+        let (slot, found) = self.probe(name, hash);
+        match found {
             Some(i) if self.entries[i].live => self.replace_value(i, value)?,
             Some(_) => {
-                // Removed base key set again: like a dict, it moves to the end.
-                self.push_entry(name, value, Origin::Own)?;
+                // Removed here (a base key or our own) and set again: like a dict, it moves
+                // to the end.
+                self.push_entry(slot, name, hash, value, Origin::Own)?;
                 self.len += 1;
             }
-            None => match self.base_index(name) {
-                Some(b) => self.push_entry(name, value, Origin::Shadow(b as u32))?,
+            None => match self.base_index(name, hash) {
+                Some(b) => {
+                    self.push_entry(slot, name, hash, value, Origin::Shadow(b as u32))?;
+                    self.shadows += 1;
+                }
                 None => {
-                    self.push_entry(name, value, Origin::Own)?;
+                    self.push_entry(slot, name, hash, value, Origin::Own)?;
                     self.len += 1;
                 }
             },
@@ -319,6 +627,9 @@ impl Environ {
         self.spans = spans;
         self.dead_bytes = 0;
         self.dead_entries = 0;
+        if !self.slots.is_empty() {
+            self.rebuild_index(self.slots.len());
+        }
     }
 
     /// Sets `name` only when it is absent (dict.setdefault).
@@ -329,16 +640,30 @@ impl Environ {
         self.set(name, value)
     }
 
-    fn push_entry(&mut self, name: &[u8], value: &[u8], origin: Origin) -> Result<(), Error> {
-        let tag = name_tag(name);
-        self.tag_bits |= tag_bit(tag);
+    /// Adds an entry in `slot`, the empty slot (or this name's slot) `probe` found.
+    fn push_entry(
+        &mut self,
+        slot: usize,
+        name: &[u8],
+        hash: u32,
+        value: &[u8],
+        origin: Origin,
+    ) -> Result<(), Error> {
+        if self.arena.len() + name.len() + value.len() + 2 > MAX_ARENA_LEN {
+            return Err(refused(
+                Status::TooLarge,
+                "environ is larger than its limit (64 MiB)",
+            ));
+        }
         self.arena.reserve(name.len() + value.len() + 2);
-        let name = self.push_bytes(name)?;
+        let name_span = self.push_bytes(name)?;
         let value = self.push_bytes(value)?;
+        self.reserved |= reserved_bits(name);
+        self.fill_slot(slot, self.entries.len());
         self.entries.push(Entry {
-            name,
+            name: name_span,
             value,
-            tag,
+            hash,
             origin,
             live: true,
         });
@@ -348,7 +673,10 @@ impl Environ {
     /// Removes `name`; Ok(false) when it was not there.
     pub fn remove(&mut self, name: &[u8]) -> Result<bool, Error> {
         self.compact_if_worth_it();
-        match self.own_index(name) {
+        self.reserve_index(1);
+        let hash = hash_name(name);
+        let (slot, found) = self.probe(name, hash);
+        match found {
             Some(i) if self.entries[i].live => {
                 let e = &mut self.entries[i];
                 e.live = false;
@@ -363,19 +691,20 @@ impl Environ {
                 Ok(true)
             }
             Some(_) => Ok(false),
-            None => match self.base_index(name) {
+            None => match self.base_index(name, hash) {
                 Some(b) => {
                     // A removal marker: keeps the name so lookups stop before the base.
-                    let tag = name_tag(name);
-                    self.tag_bits |= tag_bit(tag);
                     let name = self.push_bytes(name)?;
+                    self.reserved |= reserved_bits(self.bytes(name));
+                    self.fill_slot(slot, self.entries.len());
                     self.entries.push(Entry {
                         name,
                         value: Span { start: 0, len: 0 },
-                        tag,
+                        hash,
                         origin: Origin::Shadow(b as u32),
                         live: false,
                     });
+                    self.shadows += 1;
                     self.len -= 1;
                     Ok(true)
                 }
@@ -393,6 +722,90 @@ impl Environ {
         Ok(())
     }
 
+    /// Adds the keys every request gets after the host's variables, as wsgiref's
+    /// setup_environ does: each wsgi.* key set (a host's own value is replaced in its
+    /// place), SERVER_SOFTWARE only when absent. When neither this layer nor its base ever
+    /// held such a name (the usual case), the keys are appended as one prebuilt block,
+    /// rebuilt only when the settings change.
+    pub fn add_request_keys(&mut self, keys: &RequestKeys<'_>, https: bool) -> Result<(), Error> {
+        let prebuilt = match self.prebuilt.take() {
+            Some(p) if p.matches(keys) => p,
+            _ => Box::new(Prebuilt::new(keys)),
+        };
+        let result = self.append_keys(&prebuilt.blocks[usize::from(https)], keys, https);
+        // Keep the block (its buffers) for the next request.
+        self.prebuilt = Some(prebuilt);
+        result
+    }
+
+    fn append_keys(
+        &mut self,
+        block: &Block,
+        keys: &RequestKeys<'_>,
+        https: bool,
+    ) -> Result<(), Error> {
+        let reserved = self.reserved | self.base.as_ref().map_or(0, |b| b.reserved);
+        if reserved & RESERVED_WSGI == 0 {
+            self.append_block(block, 0..block.wsgi_count, 0..block.wsgi_bytes)?;
+        } else {
+            for (name, value) in keys.pairs(https).take(block.wsgi_count) {
+                self.set(name, value)?;
+            }
+        }
+        if block.entries.len() > block.wsgi_count {
+            if reserved & RESERVED_SOFTWARE == 0 {
+                let all = block.entries.len();
+                self.append_block(
+                    block,
+                    block.wsgi_count..all,
+                    block.wsgi_bytes..block.arena.len(),
+                )?;
+            } else if let Some(software) = keys.server_software {
+                self.set_default(b"SERVER_SOFTWARE", software)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends entries `range` of `block` (whose bytes are `bytes`), none of whose names
+    /// this environ holds.
+    fn append_block(
+        &mut self,
+        block: &Block,
+        range: std::ops::Range<usize>,
+        bytes: std::ops::Range<usize>,
+    ) -> Result<(), Error> {
+        let offset = self.arena.len();
+        if offset + bytes.len() > MAX_ARENA_LEN {
+            return Err(refused(
+                Status::TooLarge,
+                "environ is larger than its limit (64 MiB)",
+            ));
+        }
+        self.reserve_index(range.len());
+        self.arena.extend_from_slice(&block.arena[bytes.clone()]);
+        let shift = offset as u32 - bytes.start as u32;
+        for &(name, value, hash) in &block.entries[range.clone()] {
+            let name = name.shifted(shift);
+            let (slot, _) = self.probe(self.bytes(name), hash);
+            self.fill_slot(slot, self.entries.len());
+            self.entries.push(Entry {
+                name,
+                value: value.shifted(shift),
+                hash,
+                origin: Origin::Own,
+                live: true,
+            });
+        }
+        self.len += range.len();
+        self.reserved |= if bytes.start == 0 {
+            RESERVED_WSGI
+        } else {
+            RESERVED_SOFTWARE
+        };
+        Ok(())
+    }
+
     /// Iteration in insertion order: base keys first (with this layer's values), then the
     /// keys this layer added. Start with `*cursor == 0`; None at the end.
     pub fn next(&self, cursor: &mut usize) -> Option<(&[u8], &[u8])> {
@@ -405,14 +818,19 @@ impl Environ {
             if !be.live {
                 continue;
             }
-            match self
-                .entries
-                .iter()
-                .find(|e| e.origin == Origin::Shadow(i as u32))
-            {
-                Some(e) if e.live => return Some((self.bytes(e.name), self.bytes(e.value))),
-                Some(_) => continue,
-                None => return Some((base.bytes(be.name), base.bytes(be.value))),
+            let name = base.bytes(be.name);
+            if self.shadows == 0 {
+                return Some((name, base.bytes(be.value)));
+            }
+            // The newest entry of this layer for the name: a new value, or a removal (a
+            // marker, or a key re-added after one, which shows in this layer's part).
+            match self.own(name, be.hash) {
+                Own::Absent => return Some((name, base.bytes(be.value))),
+                Own::Live(j) if self.entries[j].origin == Origin::Shadow(i as u32) => {
+                    let e = &self.entries[j];
+                    return Some((self.bytes(e.name), self.bytes(e.value)));
+                }
+                _ => continue,
             }
         }
         while *cursor - base_count < self.entries.len() {
@@ -441,7 +859,9 @@ impl Environ {
                 arena: std::mem::take(&mut self.arena),
                 entries: std::mem::take(&mut self.entries),
                 len: self.len,
-                tag_bits: self.tag_bits,
+                slots: std::mem::take(&mut self.slots),
+                stamp: self.stamp,
+                reserved: self.reserved,
                 ..Environ::default()
             }
         } else {

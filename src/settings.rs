@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::environ::Environ;
+use crate::environ::{Environ, RequestKeys};
 use crate::headers::{check_header, check_status, HeaderList};
 use crate::status::{Error, Status};
 
@@ -102,6 +102,22 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// What the keys every request gets after the host's variables depend on: the wsgi.*
+    /// flags, and SERVER_SOFTWARE's default for an origin server.
+    pub fn request_keys(&self) -> RequestKeys<'_> {
+        RequestKeys {
+            multithread: self.multithread,
+            multiprocess: self.multiprocess,
+            run_once: self.run_once,
+            file_wrapper: self.file_wrapper,
+            server_software: if self.origin_server {
+                self.server_software()
+            } else {
+                None
+            },
+        }
     }
 
     pub fn error_status(&self) -> &[u8] {
