@@ -16,7 +16,8 @@
 //! The keys every request gets after the host's variables (wsgi.* and SERVER_SOFTWARE) are
 //! prebuilt once per handler setting (`RequestKeys`) and appended as one block of bytes.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::status::{Error, Status};
 
@@ -79,15 +80,30 @@ fn reserved_bits(name: &[u8]) -> u8 {
 }
 
 /// The process's hash seed, random, so which names share a slot cannot be planned by a
-/// client choosing header names.
+/// client choosing header names. Every environ hashes with it (a layer and its base must
+/// agree); 0 means not drawn yet.
+static SEED: AtomicU64 = AtomicU64::new(0);
+
+#[inline(always)]
 fn seed() -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    *SEED.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(0x0067_6174_6577_6179);
-        hasher.finish()
-    })
+    match SEED.load(Ordering::Relaxed) {
+        0 => draw_seed(),
+        seed => seed,
+    }
+}
+
+/// Draws the seed once: the first thread to store one wins, the others use it.
+#[cold]
+#[inline(never)]
+fn draw_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0x0067_6174_6577_6179);
+    let drawn = hasher.finish() | 1;
+    match SEED.compare_exchange(0, drawn, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => drawn,
+        Err(current) => current,
+    }
 }
 
 const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -102,26 +118,188 @@ fn half_word(bytes: &[u8], at: usize) -> u64 {
     ))
 }
 
-/// A seeded hash of every byte of `name`, eight at a time (the last word overlapping).
-fn hash_name(name: &[u8]) -> u32 {
+/// One pass over a name, eight bytes at a time (the last word, or two halves of a short
+/// name, overlapping): its seeded hash, and whether it holds a NUL or an '=' (which no
+/// environment variable's name can).
+#[inline(always)]
+fn scan_name(name: &[u8]) -> (u32, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const EQUALS: u64 = ONES * b'=' as u64;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let bad = |v: u64| zero_byte(v) | zero_byte(v ^ EQUALS);
     let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(MULTIPLIER).rotate_left(29);
     let len = name.len();
     let mut h = seed() ^ (len as u64).wrapping_mul(MULTIPLIER);
+    let mut found = 0;
     if len >= 8 {
         let mut at = 0;
         while at + 8 < len {
-            h = mix(h, word(name, at));
+            let w = word(name, at);
+            found |= bad(w);
+            h = mix(h, w);
             at += 8;
         }
-        h = mix(h, word(name, len - 8));
+        let w = word(name, len - 8);
+        found |= bad(w);
+        h = mix(h, w);
     } else if len >= 4 {
-        h = mix(h, half_word(name, 0) | half_word(name, len - 4) << 32);
+        let w = half_word(name, 0) | half_word(name, len - 4) << 32;
+        found |= bad(w);
+        h = mix(h, w);
     } else if len > 0 {
         let w = u64::from(name[0]) | u64::from(name[len / 2]) << 8 | u64::from(name[len - 1]) << 16;
+        if name.iter().any(|&b| b == 0 || b == b'=') {
+            found = 1;
+        }
         h = mix(h, w);
     }
     h ^= h >> 32;
-    (h.wrapping_mul(MULTIPLIER) >> 32) as u32
+    ((h.wrapping_mul(MULTIPLIER) >> 32) as u32, found != 0)
+}
+
+/// A seeded hash of every byte of `name`.
+fn hash_name(name: &[u8]) -> u32 {
+    scan_name(name).0
+}
+
+/// Copies `src` into `dst` (of the same length): short strings, which environ names and
+/// most values are, by a few overlapping fixed-size moves instead of a call to memcpy.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n > 32 {
+        copy_long(dst, src);
+    } else if n >= 16 {
+        let (head, tail) = (load::<16>(src, 0), load::<16>(src, n - 16));
+        store(dst, 0, head);
+        store(dst, n - 16, tail);
+    } else if n >= 8 {
+        let (head, tail) = (load::<8>(src, 0), load::<8>(src, n - 8));
+        store(dst, 0, head);
+        store(dst, n - 8, tail);
+    } else if n >= 4 {
+        let (head, tail) = (load::<4>(src, 0), load::<4>(src, n - 4));
+        store(dst, 0, head);
+        store(dst, n - 4, tail);
+    } else {
+        for (d, &b) in dst.iter_mut().zip(src) {
+            *d = b;
+        }
+    }
+}
+
+/// `N` bytes of `src` at `at`, as a value (a register move, not a call).
+#[inline(always)]
+fn load<const N: usize>(src: &[u8], at: usize) -> [u8; N] {
+    src[at..at + N].try_into().expect("N bytes")
+}
+
+#[inline(always)]
+fn store<const N: usize>(dst: &mut [u8], at: usize, bytes: [u8; N]) {
+    let place: &mut [u8; N] = (&mut dst[at..at + N]).try_into().expect("N bytes");
+    *place = bytes;
+}
+
+/// Whether two names are equal: short ones compared a word at a time, as `copy_short`
+/// copies them (names found by their hash are almost always equal, and short).
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n > 32 {
+        a == b
+    } else if n >= 16 {
+        load::<16>(a, 0) == load::<16>(b, 0) && load::<16>(a, n - 16) == load::<16>(b, n - 16)
+    } else if n >= 8 {
+        load::<8>(a, 0) == load::<8>(b, 0) && load::<8>(a, n - 8) == load::<8>(b, n - 8)
+    } else if n >= 4 {
+        load::<4>(a, 0) == load::<4>(b, 0) && load::<4>(a, n - 4) == load::<4>(b, n - 4)
+    } else {
+        a == b
+    }
+}
+
+/// A long copy, out of line so the compiler does not route the short moves above through
+/// the same call to memcpy.
+#[inline(never)]
+fn copy_long(dst: &mut [u8], src: &[u8]) {
+    dst.copy_from_slice(src);
+}
+
+/// The bytes of one layer: names and values, each followed by a NUL. Its buffer stays at
+/// its largest length (zero-filled once, when it grows), and `used` says how much of it is
+/// live, so appending is a copy into memory that is already there.
+#[derive(Clone, Debug, Default)]
+struct Arena {
+    buf: Vec<u8>,
+    used: usize,
+}
+
+impl Arena {
+    fn len(&self) -> usize {
+        self.used
+    }
+
+    fn clear(&mut self) {
+        self.used = 0;
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.used = self.used.min(len);
+    }
+
+    /// Makes room for `more` bytes past `used` (this allocates only when the arena grows
+    /// past its largest size so far).
+    #[inline]
+    fn reserve(&mut self, more: usize) {
+        let needed = self.used + more;
+        if needed > self.buf.len() {
+            self.grow(needed);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, needed: usize) {
+        let size = needed.max(self.buf.len() * 2).max(256);
+        self.buf.resize(size, 0);
+    }
+
+    /// Appends `bytes` and a NUL after them; `reserve` made room.
+    #[inline(always)]
+    fn push_reserved(&mut self, bytes: &[u8]) -> Span {
+        let start = self.used;
+        let end = start + bytes.len();
+        copy_short(&mut self.buf[start..end], bytes);
+        self.buf[end] = 0;
+        self.used = end + 1;
+        Span {
+            start: start as u32,
+            len: bytes.len() as u32,
+        }
+    }
+
+    /// Appends bytes as they are (a prebuilt block with its NULs).
+    fn extend(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        self.buf[self.used..self.used + bytes.len()].copy_from_slice(bytes);
+        self.used += bytes.len();
+    }
+
+    fn get(&self, span: Span) -> &[u8] {
+        &self.buf[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    fn get_mut(&mut self, start: usize, len: usize) -> &mut [u8] {
+        &mut self.buf[start..start + len]
+    }
+
+    fn copy_within(&mut self, from: std::ops::Range<usize>, to: usize) {
+        self.buf.copy_within(from, to);
+    }
 }
 
 /// Builds the error for a refused name or value; kept out of line, off the hot path.
@@ -139,22 +317,6 @@ fn refused_at(index: usize, err: Error) -> Error {
         err.status,
         format!("environ variable {index}: {}", err.message),
     )
-}
-
-/// Whether `bytes` holds a NUL or an '='. Eight bytes at a time, since it runs for every
-/// variable of every request.
-fn has_nul_or_equals(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let v = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
-        if has_zero(v) || has_zero(v ^ (ONES * u64::from(b'='))) {
-            return true;
-        }
-    }
-    words.remainder().iter().any(|&b| b == 0 || b == b'=')
 }
 
 /// What this layer says of a name: its newest entry decides.
@@ -214,6 +376,8 @@ struct Block {
     /// The wsgi.* keys come first: this many entries and arena bytes.
     wsgi_count: usize,
     wsgi_bytes: usize,
+    /// A small hash index: entry number + 1 by `hash % 32`, linear probing (0: empty).
+    index: [u8; 32],
 }
 
 impl Block {
@@ -235,8 +399,37 @@ impl Block {
                 block.wsgi_count = block.entries.len();
                 block.wsgi_bytes = block.arena.len();
             }
+            let mut slot = hash_name(name) as usize % 32;
+            while block.index[slot] != 0 {
+                slot = (slot + 1) % 32;
+            }
+            block.index[slot] = block.entries.len() as u8;
         }
         block
+    }
+
+    /// The entry named `name`.
+    #[inline(always)]
+    fn find(&self, name: &[u8], hash: u32) -> Option<usize> {
+        let mut slot = hash as usize % 32;
+        loop {
+            let i = usize::from(self.index[slot]).checked_sub(1)?;
+            let (n, _, h) = self.entries[i];
+            if h == hash && same_bytes(self.bytes(n), name) {
+                return Some(i);
+            }
+            slot = (slot + 1) % 32;
+        }
+    }
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        &self.arena[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    /// Entry `i`'s name and value.
+    fn pair(&self, i: usize) -> (&[u8], &[u8]) {
+        let (n, v, _) = self.entries[i];
+        (self.bytes(n), self.bytes(v))
     }
 }
 
@@ -279,7 +472,7 @@ impl Prebuilt {
 #[derive(Clone, Debug, Default)]
 pub struct Environ {
     base: Option<Arc<Environ>>,
-    arena: Vec<u8>,
+    arena: Arena,
     entries: Vec<Entry>,
     len: usize,
     /// The hash index: `stamp << 32 | entry index` for each name's newest entry; a slot
@@ -300,6 +493,24 @@ pub struct Environ {
     of_request: bool,
     /// The request keys of the handler's current settings (request environs only).
     prebuilt: Option<Box<Prebuilt>>,
+    /// Some(https) while the request keys follow this layer's entries without having been
+    /// copied into it: lookups and iteration read them from `prebuilt.blocks[https]`, and
+    /// the first change to the environ copies them in (`materialize_keys`), so that a key
+    /// set later comes after them.
+    keys: Option<bool>,
+    /// Reused by `try_set_many`: the values it replaced, to restore if a later pair fails.
+    undo: Vec<(usize, Span)>,
+}
+
+/// Where an environ stood before a `try_set_many`.
+struct Mark {
+    arena: usize,
+    entries: usize,
+    len: usize,
+    shadows: usize,
+    reserved: u8,
+    dead_bytes: usize,
+    dead_entries: usize,
 }
 
 impl Environ {
@@ -337,6 +548,7 @@ impl Environ {
         self.clear_index();
         self.shadows = 0;
         self.reserved = 0;
+        self.keys = None;
         self.dead_bytes = 0;
         self.dead_entries = 0;
         self.len = base.as_ref().map_or(0, |b| b.len);
@@ -353,23 +565,18 @@ impl Environ {
     }
 
     fn bytes(&self, span: Span) -> &[u8] {
-        &self.arena[span.start as usize..(span.start + span.len) as usize]
+        self.arena.get(span)
     }
 
     fn push_bytes(&mut self, bytes: &[u8]) -> Result<Span, Error> {
-        let start = self.arena.len();
-        if start + bytes.len() + 1 > MAX_ARENA_LEN {
-            return Err(refused(
-                Status::TooLarge,
-                "environ is larger than its limit (64 MiB)",
-            ));
-        }
-        self.arena.extend_from_slice(bytes);
-        self.arena.push(0);
-        Ok(Span {
-            start: start as u32,
-            len: bytes.len() as u32,
-        })
+        self.check_room(bytes.len() + 1)?;
+        Ok(self.push_unchecked(bytes))
+    }
+
+    /// Appends `bytes` and a NUL; the caller checked the arena's limit.
+    fn push_unchecked(&mut self, bytes: &[u8]) -> Span {
+        self.arena.reserve(bytes.len() + 1);
+        self.arena.push_reserved(bytes)
     }
 
     // ---- the hash index --------------------------------------------------------------------
@@ -387,6 +594,7 @@ impl Environ {
 
     /// Where the probe for `hash` stops: the slot of the newest entry named `name`, or the
     /// empty slot where it would go. The index must not be empty.
+    #[inline(always)]
     fn probe(&self, name: &[u8], hash: u32) -> (usize, Option<usize>) {
         let mask = self.slots.len() - 1;
         let mut slot = hash as usize & mask;
@@ -397,11 +605,22 @@ impl Environ {
             }
             let i = s as u32 as usize;
             let e = &self.entries[i];
-            if e.hash == hash && self.bytes(e.name) == name {
+            if e.hash == hash && same_bytes(self.bytes(e.name), name) {
                 return (slot, Some(i));
             }
             slot = (slot + 1) & mask;
         }
+    }
+
+    /// Indexes `entry`, whose name the index does not hold, in the first empty slot.
+    #[inline(always)]
+    fn fill_empty_slot(&mut self, hash: u32, entry: usize) {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        while (self.slots[slot] >> 32) as u32 == self.stamp {
+            slot = (slot + 1) & mask;
+        }
+        self.fill_slot(slot, entry);
     }
 
     fn fill_slot(&mut self, slot: usize, entry: usize) {
@@ -432,6 +651,7 @@ impl Environ {
     }
 
     /// The newest entry of this layer for `name`.
+    #[inline(always)]
     fn own(&self, name: &[u8], hash: u32) -> Own {
         if self.slots.is_empty() {
             return Own::Absent;
@@ -445,14 +665,25 @@ impl Environ {
 
     /// The visible value of `name` in this layer or below.
     fn get_hashed(&self, name: &[u8], hash: u32) -> Option<&[u8]> {
-        match self.own(name, hash) {
-            Own::Live(i) => Some(self.bytes(self.entries[i].value)),
-            Own::Removed => None,
-            Own::Absent => self.base.as_ref()?.get_hashed(name, hash),
+        let mut layer = self;
+        loop {
+            match layer.own(name, hash) {
+                Own::Live(i) => return Some(layer.bytes(layer.entries[i].value)),
+                Own::Removed => return None,
+                Own::Absent => {
+                    if let Some(block) = layer.keys_block() {
+                        if let Some(k) = block.find(name, hash) {
+                            return Some(block.pair(k).1);
+                        }
+                    }
+                    layer = layer.base.as_deref()?;
+                }
+            }
         }
     }
 
     /// The index of the base's live entry for `name` (a flat base: its own entries).
+    #[inline(always)]
     fn base_index(&self, name: &[u8], hash: u32) -> Option<usize> {
         match self.base.as_ref()?.own(name, hash) {
             Own::Live(i) => Some(i),
@@ -483,7 +714,7 @@ impl Environ {
                 "environ name longer than its limit (64 KiB)",
             ));
         }
-        if has_nul_or_equals(name) {
+        if scan_name(name).1 {
             return Err(refused(
                 Status::InvalidArgument,
                 "environ names must not contain NUL or '='",
@@ -506,83 +737,201 @@ impl Environ {
     pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
         Environ::check_name(name)?;
         Environ::check_value(value)?;
+        self.materialize_keys()?;
         self.compact_if_worth_it();
+        self.check_room(name.len() + value.len() + 2)?;
         self.reserve_index(1);
-        self.set_hashed(name, hash_name(name), value)
+        self.put(name, hash_name(name), value);
+        Ok(())
     }
 
-    /// Sets every (name, value) pair in order, as that many `set` calls would, or none of
-    /// them: every name and value is checked, and the room they need is, before anything
-    /// changes. A name given twice takes the later value at the earlier place.
-    pub fn set_many<'p, I>(&mut self, pairs: I) -> Result<(), Error>
-    where
-        I: Iterator<Item = (&'p [u8], &'p [u8])> + Clone,
-    {
-        let mut count = 0;
-        let mut bytes = 0;
-        for (i, (name, value)) in pairs.clone().enumerate() {
-            Environ::check_name(name).map_err(|e| refused_at(i, e))?;
-            Environ::check_value(value).map_err(|e| refused_at(i, e))?;
-            count += 1;
-            bytes += name.len() + value.len() + 2;
-        }
-        self.compact_if_worth_it();
+    /// Fails unless `bytes` more arena bytes stay within the limit.
+    fn check_room(&self, bytes: usize) -> Result<(), Error> {
         if self.arena.len() + bytes > MAX_ARENA_LEN {
             return Err(refused(
                 Status::TooLarge,
-                "environ would be larger than its limit (64 MiB)",
+                "environ is larger than its limit (64 MiB)",
             ));
-        }
-        self.arena.reserve(bytes);
-        self.entries.reserve(count);
-        self.reserve_index(count);
-        for (name, value) in pairs {
-            // Cannot fail: the names, values and room were checked above.
-            self.set_hashed(name, hash_name(name), value)?;
         }
         Ok(())
     }
 
-    /// `set` once the name and value are known good and the index has room for one more.
-    fn set_hashed(&mut self, name: &[u8], hash: u32, value: &[u8]) -> Result<(), Error> {
+    /// Sets every (name, value) pair in order, as that many `set` calls would, or none of
+    /// them: a pair `set` would refuse undoes the pairs before it, and is the error (with
+    /// its index). A name given twice takes the later value at the earlier place.
+    pub fn set_many<'p>(
+        &mut self,
+        pairs: impl Iterator<Item = (&'p [u8], &'p [u8])>,
+    ) -> Result<(), Error> {
+        self.set_records(pairs.map(Some), |_| unreachable!("every record is a pair"))
+    }
+
+    /// `set_many` over records the caller checks as it goes: a record that is None (a NULL
+    /// pointer in a C array, say) undoes the pairs before it like a refused one, and
+    /// `why(index)` is the error. One pass: each name is checked and hashed in the same
+    /// reads, and its bytes copied once.
+    pub fn set_records<'p, I, F>(&mut self, records: I, why: F) -> Result<(), Error>
+    where
+        I: Iterator<Item = Option<(&'p [u8], &'p [u8])>>,
+        F: FnOnce(usize) -> Error,
+    {
+        self.materialize_keys()?;
+        self.compact_if_worth_it();
+        let mark = self.mark();
+        let (hint, _) = records.size_hint();
+        self.entries.reserve(hint);
+        self.reserve_index(hint);
+        let mut undo = std::mem::take(&mut self.undo);
+        undo.clear();
+        for (index, record) in records.enumerate() {
+            let Some((name, value)) = record else {
+                return Err(self.set_records_failed(&mark, undo, why(index)));
+            };
+            let (hash, bad) = scan_name(name);
+            let ok = !bad
+                && !name.is_empty()
+                && name.len() <= MAX_NAME_LEN
+                && value.len() <= MAX_VALUE_LEN
+                && self.arena.len() + name.len() + value.len() + 2 <= MAX_ARENA_LEN;
+            if !ok {
+                let err = Environ::refused_pair(index, name, value);
+                return Err(self.set_records_failed(&mark, undo, err));
+            }
+            self.reserve_index(1);
+            self.put_undoable(name, hash, value, &mut undo);
+        }
+        self.undo = undo;
+        Ok(())
+    }
+
+    /// Undoes a failed `set_records` and gives its error back.
+    #[cold]
+    #[inline(never)]
+    fn set_records_failed(&mut self, mark: &Mark, undo: Vec<(usize, Span)>, err: Error) -> Error {
+        self.roll_back(mark, &undo);
+        self.undo = undo;
+        err
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            arena: self.arena.len(),
+            entries: self.entries.len(),
+            len: self.len,
+            shadows: self.shadows,
+            reserved: self.reserved,
+            dead_bytes: self.dead_bytes,
+            dead_entries: self.dead_entries,
+        }
+    }
+
+    /// Back to `mark`: the values `undo` lists restored (their bytes were never
+    /// overwritten), what was added since dropped, the index rebuilt. A failure's path only.
+    #[cold]
+    #[inline(never)]
+    fn roll_back(&mut self, mark: &Mark, undo: &[(usize, Span)]) {
+        for &(i, old) in undo.iter().rev() {
+            self.entries[i].value = old;
+        }
+        self.entries.truncate(mark.entries);
+        self.arena.truncate(mark.arena);
+        self.len = mark.len;
+        self.shadows = mark.shadows;
+        self.reserved = mark.reserved;
+        self.dead_bytes = mark.dead_bytes;
+        self.dead_entries = mark.dead_entries;
+        if !self.slots.is_empty() {
+            self.rebuild_index(self.slots.len());
+        }
+    }
+
+    /// `put`, undoably: a value replaced goes to the arena's end and the old one is listed
+    /// in `undo` (its bytes stay where they are).
+    #[inline(always)]
+    fn put_undoable(
+        &mut self,
+        name: &[u8],
+        hash: u32,
+        value: &[u8],
+        undo: &mut Vec<(usize, Span)>,
+    ) {
         let (slot, found) = self.probe(name, hash);
         match found {
-            Some(i) if self.entries[i].live => self.replace_value(i, value)?,
+            Some(i) if self.entries[i].live => {
+                let old = self.entries[i].value;
+                undo.push((i, old));
+                self.entries[i].value = self.push_unchecked(value);
+                self.dead_bytes += old.len as usize + 1;
+            }
+            Some(_) => {
+                self.push_entry(slot, name, hash, value, Origin::Own);
+                self.len += 1;
+            }
+            None => self.push_new(slot, name, hash, value),
+        }
+    }
+
+    /// Adds a name this layer never held, in the empty `slot`: a new value for a base key,
+    /// or a key of its own.
+    #[inline(always)]
+    fn push_new(&mut self, slot: usize, name: &[u8], hash: u32, value: &[u8]) {
+        match self.base_index(name, hash) {
+            Some(b) => {
+                self.push_entry(slot, name, hash, value, Origin::Shadow(b as u32));
+                self.shadows += 1;
+            }
+            None => {
+                self.push_entry(slot, name, hash, value, Origin::Own);
+                self.len += 1;
+            }
+        }
+    }
+
+    /// Why entry `index` of `set_many` was refused.
+    #[cold]
+    #[inline(never)]
+    fn refused_pair(index: usize, name: &[u8], value: &[u8]) -> Error {
+        let err = match Environ::check_name(name).and_then(|()| Environ::check_value(value)) {
+            Err(e) => e,
+            Ok(()) => refused(
+                Status::TooLarge,
+                "environ would be larger than its limit (64 MiB)",
+            ),
+        };
+        refused_at(index, err)
+    }
+
+    /// `set` once the name and value are known good, the arena has room for both (and
+    /// their NULs) and the index for one more entry.
+    #[inline(always)]
+    fn put(&mut self, name: &[u8], hash: u32, value: &[u8]) {
+        let (slot, found) = self.probe(name, hash);
+        match found {
+            Some(i) if self.entries[i].live => self.replace_value(i, value),
             Some(_) => {
                 // Removed here (a base key or our own) and set again: like a dict, it moves
                 // to the end.
-                self.push_entry(slot, name, hash, value, Origin::Own)?;
+                self.push_entry(slot, name, hash, value, Origin::Own);
                 self.len += 1;
             }
-            None => match self.base_index(name, hash) {
-                Some(b) => {
-                    self.push_entry(slot, name, hash, value, Origin::Shadow(b as u32))?;
-                    self.shadows += 1;
-                }
-                None => {
-                    self.push_entry(slot, name, hash, value, Origin::Own)?;
-                    self.len += 1;
-                }
-            },
+            None => self.push_new(slot, name, hash, value),
         }
-        Ok(())
     }
 
     /// Gives entry `i` a new value: in its old place when it fits, else at the arena's end.
-    fn replace_value(&mut self, i: usize, value: &[u8]) -> Result<(), Error> {
+    fn replace_value(&mut self, i: usize, value: &[u8]) {
         let old = self.entries[i].value;
         let old_len = old.len as usize;
         if value.len() <= old_len {
-            let start = old.start as usize;
-            self.arena[start..start + value.len()].copy_from_slice(value);
-            self.arena[start + value.len()] = 0;
+            let place = self.arena.get_mut(old.start as usize, value.len() + 1);
+            copy_short(&mut place[..value.len()], value);
+            place[value.len()] = 0;
             self.dead_bytes += old_len - value.len();
             self.entries[i].value.len = value.len() as u32;
         } else {
-            self.entries[i].value = self.push_bytes(value)?;
+            self.entries[i].value = self.push_unchecked(value);
             self.dead_bytes += old_len + 1;
         }
-        Ok(())
     }
 
     /// Compacts when dead entries or dead bytes outweigh live ones: each pass costs about
@@ -640,24 +989,13 @@ impl Environ {
         self.set(name, value)
     }
 
-    /// Adds an entry in `slot`, the empty slot (or this name's slot) `probe` found.
-    fn push_entry(
-        &mut self,
-        slot: usize,
-        name: &[u8],
-        hash: u32,
-        value: &[u8],
-        origin: Origin,
-    ) -> Result<(), Error> {
-        if self.arena.len() + name.len() + value.len() + 2 > MAX_ARENA_LEN {
-            return Err(refused(
-                Status::TooLarge,
-                "environ is larger than its limit (64 MiB)",
-            ));
-        }
+    /// Adds an entry in `slot`, the empty slot (or this name's slot) `probe` found; the arena
+    /// has room for the name and value.
+    #[inline(always)]
+    fn push_entry(&mut self, slot: usize, name: &[u8], hash: u32, value: &[u8], origin: Origin) {
         self.arena.reserve(name.len() + value.len() + 2);
-        let name_span = self.push_bytes(name)?;
-        let value = self.push_bytes(value)?;
+        let name_span = self.arena.push_reserved(name);
+        let value = self.arena.push_reserved(value);
         self.reserved |= reserved_bits(name);
         self.fill_slot(slot, self.entries.len());
         self.entries.push(Entry {
@@ -667,11 +1005,11 @@ impl Environ {
             origin,
             live: true,
         });
-        Ok(())
     }
 
     /// Removes `name`; Ok(false) when it was not there.
     pub fn remove(&mut self, name: &[u8]) -> Result<bool, Error> {
+        self.materialize_keys()?;
         self.compact_if_worth_it();
         self.reserve_index(1);
         let hash = hash_name(name);
@@ -728,12 +1066,65 @@ impl Environ {
     /// held such a name (the usual case), the keys are appended as one prebuilt block,
     /// rebuilt only when the settings change.
     pub fn add_request_keys(&mut self, keys: &RequestKeys<'_>, https: bool) -> Result<(), Error> {
+        self.materialize_keys()?;
         let prebuilt = match self.prebuilt.take() {
             Some(p) if p.matches(keys) => p,
             _ => Box::new(Prebuilt::new(keys)),
         };
-        let result = self.append_keys(&prebuilt.blocks[usize::from(https)], keys, https);
+        let block = &prebuilt.blocks[usize::from(https)];
+        let reserved = self.reserved | self.base.as_ref().map_or(0, |b| b.reserved);
+        let software = block.entries.len() > block.wsgi_count;
+        let result =
+            if reserved & RESERVED_WSGI == 0 && !(software && reserved & RESERVED_SOFTWARE != 0) {
+                // No name to replace or keep: the keys follow as they are, uncopied.
+                self.keys = Some(https);
+                self.len += block.entries.len();
+                Ok(())
+            } else {
+                self.append_keys(block, keys, https)
+            };
         // Keep the block (its buffers) for the next request.
+        self.prebuilt = Some(prebuilt);
+        result
+    }
+
+    /// The request keys that follow this layer uncopied, if any.
+    #[inline(always)]
+    fn keys_block(&self) -> Option<&Block> {
+        let https = self.keys?;
+        self.prebuilt
+            .as_ref()
+            .map(|p| &p.blocks[usize::from(https)])
+    }
+
+    /// Copies the request keys that follow this layer into it, before a change: a key set
+    /// after them must come after them.
+    #[inline]
+    fn materialize_keys(&mut self) -> Result<(), Error> {
+        if self.keys.is_none() {
+            return Ok(());
+        }
+        self.copy_keys_in()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn copy_keys_in(&mut self) -> Result<(), Error> {
+        let Some(https) = self.keys.take() else {
+            return Ok(());
+        };
+        let prebuilt = self
+            .prebuilt
+            .take()
+            .expect("uncopied keys come from prebuilt ones");
+        let block = &prebuilt.blocks[usize::from(https)];
+        self.len -= block.entries.len();
+        let result = self.append_block(block, 0..block.entries.len(), 0..block.arena.len());
+        if result.is_err() {
+            // Nothing was copied: the keys stay where they were.
+            self.keys = Some(https);
+            self.len += block.entries.len();
+        }
         self.prebuilt = Some(prebuilt);
         result
     }
@@ -783,14 +1174,13 @@ impl Environ {
             ));
         }
         self.reserve_index(range.len());
-        self.arena.extend_from_slice(&block.arena[bytes.clone()]);
+        self.arena.extend(&block.arena[bytes.clone()]);
         let shift = offset as u32 - bytes.start as u32;
+        self.entries.reserve(range.len());
         for &(name, value, hash) in &block.entries[range.clone()] {
-            let name = name.shifted(shift);
-            let (slot, _) = self.probe(self.bytes(name), hash);
-            self.fill_slot(slot, self.entries.len());
+            self.fill_empty_slot(hash, self.entries.len());
             self.entries.push(Entry {
-                name,
+                name: name.shifted(shift),
                 value: value.shifted(shift),
                 hash,
                 origin: Origin::Own,
@@ -798,11 +1188,12 @@ impl Environ {
             });
         }
         self.len += range.len();
-        self.reserved |= if bytes.start == 0 {
-            RESERVED_WSGI
-        } else {
-            RESERVED_SOFTWARE
-        };
+        if range.start < block.wsgi_count {
+            self.reserved |= RESERVED_WSGI;
+        }
+        if range.end > block.wsgi_count {
+            self.reserved |= RESERVED_SOFTWARE;
+        }
         Ok(())
     }
 
@@ -840,6 +1231,12 @@ impl Environ {
                 return Some((self.bytes(e.name), self.bytes(e.value)));
             }
         }
+        let block = self.keys_block()?;
+        let k = *cursor - base_count - self.entries.len();
+        if k < block.entries.len() {
+            *cursor += 1;
+            return Some(block.pair(k));
+        }
         None
     }
 
@@ -847,12 +1244,15 @@ impl Environ {
     /// layer over the shared copy, so taking a snapshot copies nothing when the environ has
     /// no base yet, and later changes to it never reach the snapshot.
     pub fn share(&mut self) -> Arc<Environ> {
-        if self.entries.is_empty() {
+        // When copying them in fails (a full arena), the keys stay and the copy below
+        // includes them.
+        let _ = self.materialize_keys();
+        if self.entries.is_empty() && self.keys.is_none() {
             if let Some(base) = &self.base {
                 return Arc::clone(base);
             }
         }
-        let flat = if self.base.is_none() {
+        let flat = if self.base.is_none() && self.keys.is_none() {
             self.compact();
             Environ {
                 base: None,
@@ -945,17 +1345,17 @@ mod tests {
     fn nul_and_equals_are_found_anywhere() {
         for len in 0..20 {
             let clean = vec![b'A'; len];
-            assert!(!has_nul_or_equals(&clean));
+            assert!(!scan_name(&clean).1);
             for pos in 0..len {
                 for bad in [0u8, b'='] {
                     let mut dirty = clean.clone();
                     dirty[pos] = bad;
-                    assert!(has_nul_or_equals(&dirty), "{dirty:?}");
+                    assert!(scan_name(&dirty).1, "{dirty:?}");
                 }
             }
         }
         // Bytes that differ from NUL or '=' only in the high bit are fine.
-        assert!(!has_nul_or_equals(b"\x80\xbd\x80\xbd\x80\xbd\x80\xbd\xbd"));
+        assert!(!scan_name(b"\x80\xbd\x80\xbd\x80\xbd\x80\xbd\xbd").1);
     }
 
     #[test]
