@@ -1497,6 +1497,189 @@ mod tests {
         assert_eq!(shared.get(b"BASE1"), Some(&b"b1"[..]));
     }
 
+    fn dump(env: &Environ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        while let Some((n, v)) = env.next(&mut cursor) {
+            out.push((n.to_vec(), v.to_vec()));
+        }
+        assert_eq!(out.len(), env.len());
+        for (n, v) in &out {
+            assert_eq!(env.get(n), Some(&v[..]));
+        }
+        out
+    }
+
+    /// Random batches over a base with removed and re-added keys: set_many does what the
+    /// same single sets do, and a batch with a refused pair anywhere changes nothing.
+    #[test]
+    fn set_many_is_single_sets_or_nothing() {
+        let names: [&[u8]; 7] = [
+            b"A",
+            b"B",
+            b"BASE1",
+            b"BASE2",
+            b"LONG_NAME_OVER_16",
+            b"Z",
+            b"wsgi.x",
+        ];
+        let mut base = Environ::new();
+        base.set(b"BASE1", b"b1").unwrap();
+        base.set(b"BASE2", b"b2").unwrap();
+        let shared = base.share();
+        let mut many = Environ::new();
+        many.reset(Some(Arc::clone(&shared)));
+        let mut single = many.clone();
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let steps = if cfg!(miri) { 200 } else { 5_000 };
+        for step in 0..steps {
+            if rng.below(4) == 0 {
+                let name = names[rng.below(names.len())];
+                assert_eq!(many.remove(name).unwrap(), single.remove(name).unwrap());
+                continue;
+            }
+            let count = rng.below(6);
+            let values: Vec<Vec<u8>> = (0..count)
+                .map(|i| vec![b'a' + (step + i) as u8 % 26; rng.below(40)])
+                .collect();
+            let mut pairs: Vec<(&[u8], &[u8])> = (0..count)
+                .map(|i| (names[rng.below(names.len())], &values[i][..]))
+                .collect();
+            let refused = count > 0 && rng.below(3) == 0;
+            if refused {
+                let at = rng.below(count);
+                pairs[at].0 = [&b""[..], b"A=B", b"N\0"][rng.below(3)];
+            }
+            let before = dump(&many);
+            let result = many.set_many(pairs.iter().copied());
+            if refused {
+                assert!(result.is_err(), "step {step}");
+                assert_eq!(dump(&many), before, "step {step}");
+            } else {
+                result.unwrap();
+                for (n, v) in &pairs {
+                    single.set(n, v).unwrap();
+                }
+            }
+            assert_eq!(dump(&many), dump(&single), "step {step}");
+        }
+    }
+
+    /// The uncopied request keys read, iterate and change exactly like the sets
+    /// setup_environ made before them, whatever the host or the base already held.
+    #[test]
+    fn request_keys_are_the_sets_they_stand_for() {
+        let keys = RequestKeys {
+            multithread: true,
+            multiprocess: false,
+            run_once: true,
+            file_wrapper: true,
+            server_software: Some(b"gw/1"),
+        };
+        let hosts: [&[(&[u8], &[u8])]; 4] = [
+            &[(b"PATH_INFO", b"/")],
+            &[(b"wsgi.url_scheme", b"ftp"), (b"X", b"1")],
+            &[(b"SERVER_SOFTWARE", b"host/2")],
+            &[],
+        ];
+        let bases: [&[(&[u8], &[u8])]; 3] = [
+            &[],
+            &[(b"wsgi.multithread", b"base")],
+            &[(b"SERVER_SOFTWARE", b"base/3"), (b"B", b"b")],
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for host in hosts {
+            for base_vars in bases {
+                for https in [false, true] {
+                    let mut base = Environ::new();
+                    for (n, v) in base_vars {
+                        base.set(n, v).unwrap();
+                    }
+                    let shared = base.share();
+                    let mut fast = Environ::for_request();
+                    let mut plain = Environ::new();
+                    for env in [&mut fast, &mut plain] {
+                        env.reset(Some(Arc::clone(&shared)));
+                        env.set_many(host.iter().copied()).unwrap();
+                    }
+                    // Twice: the second request reuses the prebuilt block.
+                    for _ in 0..2 {
+                        let mut again = fast.clone();
+                        again.reset(Some(Arc::clone(&shared)));
+                        again.set_many(host.iter().copied()).unwrap();
+                        again.add_request_keys(&keys, https).unwrap();
+                        fast = again;
+                    }
+                    let pairs: Vec<_> = keys.pairs(https).collect();
+                    let (software, wsgi) = pairs.split_last().unwrap();
+                    for (n, v) in wsgi {
+                        plain.set(n, v).unwrap();
+                    }
+                    plain.set_default(software.0, software.1).unwrap();
+                    assert_eq!(dump(&fast), dump(&plain), "{host:?} {base_vars:?}");
+                    let names: [&[u8]; 5] = [
+                        b"wsgi.version",
+                        b"NEW",
+                        b"SERVER_SOFTWARE",
+                        b"wsgi.url_scheme",
+                        b"X",
+                    ];
+                    for step in 0..40 {
+                        let name = names[rng.below(names.len())];
+                        if rng.below(3) == 0 {
+                            assert_eq!(fast.remove(name).unwrap(), plain.remove(name).unwrap());
+                        } else {
+                            let value = vec![b'v'; rng.below(9)];
+                            fast.set(name, &value).unwrap();
+                            plain.set(name, &value).unwrap();
+                        }
+                        assert_eq!(dump(&fast), dump(&plain), "step {step}");
+                    }
+                    let shared_fast = fast.share();
+                    assert_eq!(dump(&shared_fast), dump(&plain));
+                }
+            }
+        }
+    }
+
+    /// The index's stamps wrap around without a stale slot showing through.
+    #[test]
+    fn index_stamps_wrap() {
+        let mut env = Environ::new();
+        env.set(b"A", b"1").unwrap();
+        // As if 2^32 - 2 requests went by: A's slot still carries the first stamp.
+        env.stamp = u32::MAX - 1;
+        for round in 0..4u8 {
+            env.reset(None);
+            assert_eq!(env.get(b"A"), None, "round {round}");
+            assert_eq!(env.get(b"B"), None, "round {round}");
+            env.set(b"B", &[round]).unwrap();
+            assert_eq!(env.get(b"B"), Some(&[round][..]));
+        }
+        assert!(env.stamp <= 4, "the stamp wrapped: {}", env.stamp);
+    }
+
+    /// Names that differ in any one byte, at any length, hash apart and are told apart.
+    #[test]
+    fn every_byte_of_a_name_counts() {
+        let mut env = Environ::new();
+        for len in 1..40 {
+            let name: Vec<u8> = (0..len).map(|i| b'A' + (i % 26) as u8).collect();
+            // The value is the name: every length of copy is read back.
+            env.set(&name, &name).unwrap();
+            assert_eq!(env.get(&name), Some(&name[..]));
+            assert!(same_bytes(&name, &name.clone()));
+            for pos in 0..len {
+                let mut other = name.clone();
+                other[pos] = b'0';
+                assert_ne!(hash_name(&name), hash_name(&other), "{len} {pos}");
+                assert!(!same_bytes(&name, &other), "{len} {pos}");
+                assert_eq!(env.get(&other), None);
+            }
+        }
+        assert_eq!(env.len(), 39);
+    }
+
     #[test]
     fn share_of_a_layered_environ_flattens() {
         let mut a = Environ::new();
