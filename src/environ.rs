@@ -664,6 +664,7 @@ impl Environ {
     }
 
     /// The visible value of `name` in this layer or below.
+    #[inline(always)]
     fn get_hashed(&self, name: &[u8], hash: u32) -> Option<&[u8]> {
         let mut layer = self;
         loop {
@@ -692,6 +693,7 @@ impl Environ {
     }
 
     /// The value for `name`; borrowed until the environ is next changed.
+    #[inline]
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
         self.get_hashed(name, hash_name(name))
     }

@@ -276,16 +276,22 @@ impl<H: Host> Request<'_, H> {
         env.reset(s.os_environ.clone());
         self.host.add_cgi_vars(&mut env)?;
         // Before wsgi.input_terminated is set for the app: the host's own value is rule 3.
+        let content_length = env.get(b"CONTENT_LENGTH");
         let framing = crate::request_framing::decide(
-            env.get(b"CONTENT_LENGTH"),
+            content_length,
             env.get(b"HTTP_TRANSFER_ENCODING"),
             env.get(b"wsgi.input_terminated"),
         );
-        let https = crate::util::guess_scheme(env.get(b"HTTPS")) == b"https";
-        env.add_request_keys(&s.request_keys(), https)?;
         self.st
             .input
-            .reset(framing, env.get(b"CONTENT_LENGTH"), s.max_request_body);
+            .reset(framing, content_length, s.max_request_body);
+        let https = crate::util::guess_scheme(env.get(b"HTTPS")) == b"https";
+        if let Err(e) = env.add_request_keys(&s.request_keys(), https) {
+            // No body until the environ is complete.
+            let no_body = crate::request_framing::RequestFraming::NoBody;
+            self.st.input.reset(no_body, None, 0);
+            return Err(e);
+        }
         drop(env);
         // A structured host (a server library) answers Expect itself.
         self.st.expect_continue = !self.host.takes_head()
