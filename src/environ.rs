@@ -233,17 +233,17 @@ fn copy_long(dst: &mut [u8], src: &[u8]) {
 /// its largest length (zero-filled once, when it grows), and `used` says how much of it is
 /// live, so appending is a copy into memory that is already there.
 #[derive(Clone, Debug, Default)]
-struct Arena {
+pub(crate) struct Arena {
     buf: Vec<u8>,
     used: usize,
 }
 
 impl Arena {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.used
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.used = 0;
     }
 
@@ -280,6 +280,27 @@ impl Arena {
             start: start as u32,
             len: bytes.len() as u32,
         }
+    }
+
+    /// Appends `bytes` (no NUL after them) and gives where they start.
+    #[inline(always)]
+    pub(crate) fn push_plain(&mut self, bytes: &[u8]) -> usize {
+        self.reserve(bytes.len());
+        let start = self.used;
+        copy_short(&mut self.buf[start..start + bytes.len()], bytes);
+        self.used = start + bytes.len();
+        start
+    }
+
+    /// The `len` bytes at `start`.
+    pub(crate) fn slice(&self, start: usize, len: usize) -> &[u8] {
+        &self.buf[start..start + len]
+    }
+
+    /// Becomes a copy of `other`'s live bytes.
+    pub(crate) fn copy_from(&mut self, other: &Arena) {
+        self.clear();
+        self.extend(&other.buf[..other.used]);
     }
 
     /// Appends bytes as they are (a prebuilt block with its NULs).
@@ -498,19 +519,6 @@ pub struct Environ {
     /// the first change to the environ copies them in (`materialize_keys`), so that a key
     /// set later comes after them.
     keys: Option<bool>,
-    /// Reused by `try_set_many`: the values it replaced, to restore if a later pair fails.
-    undo: Vec<(usize, Span)>,
-}
-
-/// Where an environ stood before a `try_set_many`.
-struct Mark {
-    arena: usize,
-    entries: usize,
-    len: usize,
-    shadows: usize,
-    reserved: u8,
-    dead_bytes: usize,
-    dead_entries: usize,
 }
 
 impl Environ {
@@ -631,20 +639,30 @@ impl Environ {
     fn reserve_index(&mut self, more: usize) {
         let needed = (self.entries.len() + more) * 2;
         if needed > self.slots.len() {
-            self.rebuild_index(needed.next_power_of_two().max(MIN_SLOTS));
+            self.rebuild_index(
+                needed.next_power_of_two().max(MIN_SLOTS),
+                self.entries.len(),
+            );
         }
     }
 
-    /// Indexes every entry again (the newest of each name wins) in `size` slots.
-    fn rebuild_index(&mut self, size: usize) {
+    /// Indexes the first `count` entries again (the newest of each name wins) in `size`
+    /// slots.
+    fn rebuild_index(&mut self, size: usize, count: usize) {
         if size != self.slots.len() {
             self.slots = vec![0; size];
             self.stamp = 1;
         } else {
             self.clear_index();
         }
-        for i in 0..self.entries.len() {
+        for i in 0..count {
             let e = &self.entries[i];
+            if !e.live && e.origin == Origin::Own {
+                // A removed key of this layer (or a name set twice in one set_records):
+                // unindexed, its name reads as absent here, which it is (a base key removed
+                // keeps its marker, indexed).
+                continue;
+            }
             let (slot, _) = self.probe(self.bytes(e.name), e.hash);
             self.fill_slot(slot, i);
         }
@@ -770,8 +788,13 @@ impl Environ {
 
     /// `set_many` over records the caller checks as it goes: a record that is None (a NULL
     /// pointer in a C array, say) undoes the pairs before it like a refused one, and
-    /// `why(index)` is the error. One pass: each name is checked and hashed in the same
-    /// reads, and its bytes copied once.
+    /// `why(index)` is the error.
+    ///
+    /// Two passes. The first checks and hashes each name in the same reads and appends the
+    /// name, the value and an entry, without touching the index: a refused record only has
+    /// to cut the arena and the entries back. The second indexes the new entries in order,
+    /// which cannot fail: a name already here takes the new value in its place (its new
+    /// entry stays behind, dead), as `set` does.
     pub fn set_records<'p, I, F>(&mut self, records: I, why: F) -> Result<(), Error>
     where
         I: Iterator<Item = Option<(&'p [u8], &'p [u8])>>,
@@ -779,97 +802,88 @@ impl Environ {
     {
         self.materialize_keys()?;
         self.compact_if_worth_it();
-        let mark = self.mark();
-        let (hint, _) = records.size_hint();
-        self.entries.reserve(hint);
-        self.reserve_index(hint);
-        let mut undo = std::mem::take(&mut self.undo);
-        undo.clear();
+        let first = self.entries.len();
+        let arena_mark = self.arena.len();
+        self.entries.reserve(records.size_hint().0);
+        let mut reserved = 0;
         for (index, record) in records.enumerate() {
             let Some((name, value)) = record else {
-                return Err(self.set_records_failed(&mark, undo, why(index)));
+                return Err(self.cut_back(first, arena_mark, why(index)));
             };
             let (hash, bad) = scan_name(name);
             let ok = !bad
-                && !name.is_empty()
-                && name.len() <= MAX_NAME_LEN
-                && value.len() <= MAX_VALUE_LEN
-                && self.arena.len() + name.len() + value.len() + 2 <= MAX_ARENA_LEN;
+                & !name.is_empty()
+                & (name.len() <= MAX_NAME_LEN)
+                & (value.len() <= MAX_VALUE_LEN)
+                & (self.arena.len() + name.len() + value.len() + 2 <= MAX_ARENA_LEN);
             if !ok {
                 let err = Environ::refused_pair(index, name, value);
-                return Err(self.set_records_failed(&mark, undo, err));
+                return Err(self.cut_back(first, arena_mark, err));
             }
-            self.reserve_index(1);
-            self.put_undoable(name, hash, value, &mut undo);
+            self.arena.reserve(name.len() + value.len() + 2);
+            let name_span = self.arena.push_reserved(name);
+            let value_span = self.arena.push_reserved(value);
+            reserved |= reserved_bits(name);
+            self.entries.push(Entry {
+                name: name_span,
+                value: value_span,
+                hash,
+                origin: Origin::Own,
+                live: true,
+            });
         }
-        self.undo = undo;
+        self.reserved |= reserved;
+        // Room for the new entries; a bigger index holds the old ones only, so far.
+        let needed = self.entries.len() * 2;
+        if needed > self.slots.len() {
+            self.rebuild_index(needed.next_power_of_two().max(MIN_SLOTS), first);
+        }
+        for i in first..self.entries.len() {
+            self.index_new(i);
+        }
         Ok(())
     }
 
-    /// Undoes a failed `set_records` and gives its error back.
+    /// Drops what a refused `set_records` appended and gives its error back.
     #[cold]
     #[inline(never)]
-    fn set_records_failed(&mut self, mark: &Mark, undo: Vec<(usize, Span)>, err: Error) -> Error {
-        self.roll_back(mark, &undo);
-        self.undo = undo;
+    fn cut_back(&mut self, entries: usize, arena: usize, err: Error) -> Error {
+        self.entries.truncate(entries);
+        self.arena.truncate(arena);
         err
     }
 
-    fn mark(&self) -> Mark {
-        Mark {
-            arena: self.arena.len(),
-            entries: self.entries.len(),
-            len: self.len,
-            shadows: self.shadows,
-            reserved: self.reserved,
-            dead_bytes: self.dead_bytes,
-            dead_entries: self.dead_entries,
-        }
-    }
-
-    /// Back to `mark`: the values `undo` lists restored (their bytes were never
-    /// overwritten), what was added since dropped, the index rebuilt. A failure's path only.
-    #[cold]
-    #[inline(never)]
-    fn roll_back(&mut self, mark: &Mark, undo: &[(usize, Span)]) {
-        for &(i, old) in undo.iter().rev() {
-            self.entries[i].value = old;
-        }
-        self.entries.truncate(mark.entries);
-        self.arena.truncate(mark.arena);
-        self.len = mark.len;
-        self.shadows = mark.shadows;
-        self.reserved = mark.reserved;
-        self.dead_bytes = mark.dead_bytes;
-        self.dead_entries = mark.dead_entries;
-        if !self.slots.is_empty() {
-            self.rebuild_index(self.slots.len());
-        }
-    }
-
-    /// `put`, undoably: a value replaced goes to the arena's end and the old one is listed
-    /// in `undo` (its bytes stay where they are).
+    /// Indexes entry `i`, appended by `set_records`, as `put` would have set it.
     #[inline(always)]
-    fn put_undoable(
-        &mut self,
-        name: &[u8],
-        hash: u32,
-        value: &[u8],
-        undo: &mut Vec<(usize, Span)>,
-    ) {
-        let (slot, found) = self.probe(name, hash);
+    fn index_new(&mut self, i: usize) {
+        let (name, hash) = (self.entries[i].name, self.entries[i].hash);
+        let (slot, found) = self.probe(self.arena.get(name), hash);
         match found {
-            Some(i) if self.entries[i].live => {
-                let old = self.entries[i].value;
-                undo.push((i, old));
-                self.entries[i].value = self.push_unchecked(value);
-                self.dead_bytes += old.len as usize + 1;
+            Some(j) if self.entries[j].live => {
+                // The name is here: the new value goes in its place; the new entry is dead.
+                let old = self.entries[j].value;
+                self.entries[j].value = self.entries[i].value;
+                let e = &mut self.entries[i];
+                e.live = false;
+                self.dead_entries += 1;
+                self.dead_bytes += old.len as usize + 1 + e.name.len as usize + 1;
+                e.value = Span { start: 0, len: 0 };
             }
             Some(_) => {
-                self.push_entry(slot, name, hash, value, Origin::Own);
+                // Removed here and set again: it moves to the end, as a key of this layer.
+                self.fill_slot(slot, i);
                 self.len += 1;
             }
-            None => self.push_new(slot, name, hash, value),
+            None => {
+                match self.base_index(self.arena.get(name), hash) {
+                    Some(b) => {
+                        self.entries[i].origin = Origin::Shadow(b as u32);
+                        self.shadows += 1;
+                    }
+                    None => self.len += 1,
+                }
+                self.fill_slot(slot, i);
+            }
         }
     }
 
@@ -979,7 +993,7 @@ impl Environ {
         self.dead_bytes = 0;
         self.dead_entries = 0;
         if !self.slots.is_empty() {
-            self.rebuild_index(self.slots.len());
+            self.rebuild_index(self.slots.len(), self.entries.len());
         }
     }
 
