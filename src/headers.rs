@@ -416,7 +416,14 @@ mod tests {
             let name = [b'X', b];
             assert_eq!(check_header(&name, b"v").is_ok(), tchar, "name {b:#x}");
             // The word-at-a-time value check, the byte at every place of every length.
-            for len in 1..20 {
+            let lens: &[usize] = if cfg!(miri) {
+                &[1, 8, 9, 17]
+            } else {
+                &[
+                    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+                ]
+            };
+            for &len in lens {
                 for pos in 0..len {
                     let mut value = vec![b'a'; len];
                     value[pos] = b;
