@@ -123,7 +123,8 @@ test-alloc: $(BUILD)/bench
 # scaling sweep, then instructions per request from callgrind (N and 2N requests, difference
 # over N), which do not depend on the machine's load (tests/bench.c,
 # tests/bench_instructions.sh); not part of `make test`. ITERATIONS: requests per case and
-# round (50000, 21 rounds: short rounds keep a burst of load in few of them); BENCH_CALLGRIND_REQUESTS: N (1000).
+# round (50000, in 21 rounds: short rounds keep a burst of load in few of them);
+# BENCH_CALLGRIND_REQUESTS: N (1000).
 BENCH_CALLGRIND_REQUESTS ?= 1000
 bench: $(BUILD)/bench
 	$(BUILD)/bench $(ITERATIONS)
