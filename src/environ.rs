@@ -815,7 +815,9 @@ impl Environ {
         self.compact_if_worth_it();
         let first = self.entries.len();
         let arena_mark = self.arena.len();
-        self.entries.reserve(records.size_hint().0);
+        // What the caller says is coming, within reason: a count past what the arena can
+        // hold is refused record by record, never reserved (and aborted on) up front.
+        self.entries.reserve(records.size_hint().0.min(4096));
         let mut reserved = 0;
         for (index, record) in records.enumerate() {
             let Some((name, value)) = record else {
