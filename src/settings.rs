@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::environ::{Environ, RequestKeys};
-use crate::headers::{check_header, check_status, HeaderList};
+use crate::headers::{check_classified, check_header, check_status, HeaderList};
 use crate::status::{Error, Status};
 
 /// wsgiref's error_body: 59 bytes, two spaces after the first period.
@@ -142,8 +142,8 @@ impl Settings {
         check_status(status)?;
         let mut list = HeaderList::default();
         for (name, value) in headers {
-            check_header(name, value)?;
-            list.push(name, value);
+            let class = check_classified(name, value)?;
+            list.push_classified(name, value, class);
         }
         list.content_length()?;
         self.error_status = status.to_vec();
