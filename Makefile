@@ -166,9 +166,17 @@ test-endurance: $(BUILD)/endurance
 test-alloc: $(BUILD)/bench
 	$(BUILD)/bench --check-allocations
 
-# Side-by-side timings (see tests/bench.c); not part of `make test`.
+# Side-by-side timings of the gateway and a hand-written C baseline, interleaved medians, the
+# scaling sweep, then instructions per request from callgrind (N and 2N requests, difference
+# over N), which do not depend on the machine's load (tests/bench.c,
+# tests/bench_instructions.sh); not part of `make test`. ITERATIONS: requests per case and
+# round (50000, in 21 rounds: short rounds keep a burst of load in few of them);
+# BENCH_CALLGRIND_REQUESTS: N (1000).
+BENCH_CALLGRIND_REQUESTS ?= 1000
 bench: $(BUILD)/bench
 	$(BUILD)/bench $(ITERATIONS)
+	@echo
+	sh tests/bench_instructions.sh $(BUILD)/bench $(BENCH_CALLGRIND_REQUESTS)
 
 $(BUILD)/bench: tests/bench.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) -O2 $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@

@@ -262,6 +262,14 @@ typedef struct gw_headers gw_headers;
 // and the body iterator's calls of the gw_handler_run that made it, on that thread.
 typedef struct gw_request gw_request;
 
+// A response header: name and value with explicit lengths (no NUL needed).
+typedef struct gw_header {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+} gw_header;
+
 // A borrowed byte string.
 typedef struct gw_bytes {
   const char *data;
@@ -295,14 +303,6 @@ typedef int (*gw_hook_read_fn)(void *userdata, void *buf, size_t len, size_t *ou
 // other failure is logged and answered with the error page (the run returns
 // GW_STATUS_APP_ERROR) without calling the application.
 typedef int32_t (*gw_hook_add_cgi_vars_fn)(void *userdata, struct gw_environ *environ);
-
-// A response header: name and value with explicit lengths (no NUL needed).
-typedef struct gw_header {
-  const char *name;
-  size_t name_len;
-  const char *value;
-  size_t value_len;
-} gw_header;
 
 // A response head as data, for structured hosts. Borrowed for the hook call.
 typedef struct gw_response_head {
@@ -533,6 +533,18 @@ gw_status gw_environ_set(struct gw_environ *environ,
                          size_t name_len,
                          const char *value,
                          size_t value_len);
+
+// Sets `count` variables in one call: `vars[i].name` (`name_len` bytes) to `vars[i].value`
+// (`value_len` bytes), copied, exactly as that many gw_environ_set calls in this order
+// would (a name already present keeps its place; a name given twice takes the later value
+// at the earlier place), or none of them: every pointer, name and value is checked, and the
+// room they need, before anything changes, so on a failure the environ is as it was and
+// the message names the first bad entry (`vars[3].name is NULL`, `environ variable 3:
+// ...`). `vars` may be NULL when `count` is 0. What a host's add_cgi_vars should use: one
+// call for the whole request.
+gw_status gw_environ_set_many(struct gw_environ *environ,
+                              const struct gw_header *vars,
+                              size_t count);
 
 // Looks `name` up. On GW_STATUS_OK, `*out_value` and `*out_value_len` give the value,
 // borrowed until the environ is next changed or freed. GW_STATUS_NOT_FOUND when absent.

@@ -7,7 +7,24 @@
 //! by a longer one, or a removed key, leaves dead bytes behind; once they outweigh the live
 //! ones the arena and the entry list are compacted in place, so the space an environ holds
 //! follows what is live, and the cost of a set or remove does not grow with its history.
+//!
+//! Names are found through an open-addressing hash index (a seeded hash of every byte of the
+//! name, linear probing, at most half full), so a set, get or remove costs the same with 15
+//! variables as with 200. Emptying the index for the next request is one counter increment:
+//! each slot carries the stamp of the request that filled it.
+//!
+//! A host's variables arrive in one call (`set_records`, behind gw_environ_set_many): each
+//! name is checked and hashed in the same reads and copied once, by fixed-size moves, into
+//! an arena that stays at its largest size; then the new entries are indexed. A refused
+//! record cuts the arena and the entries back: all or nothing.
+//!
+//! The keys every request gets after the host's variables (wsgi.* and SERVER_SOFTWARE) are
+//! prebuilt once per handler setting (`RequestKeys`, rebuilt when a setting differs). When
+//! neither the layer nor its base holds such a name, they follow the layer uncopied: lookups
+//! and iteration read them from the prebuilt block, and the first change to the environ
+//! copies them in, so that a key set later comes after them, as in wsgiref.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::status::{Error, Status};
@@ -20,11 +37,22 @@ pub const MAX_VALUE_LEN: usize = 1024 * 1024;
 pub const MAX_ARENA_LEN: usize = 64 * 1024 * 1024;
 /// Below this many dead arena bytes (or dead entries) compaction is not worth its pass.
 const COMPACT_MIN: usize = 4096;
+/// The smallest index (slots); it doubles as entries are added.
+const MIN_SLOTS: usize = 64;
 
 #[derive(Clone, Copy, Debug)]
 struct Span {
     start: u32,
     len: u32,
+}
+
+impl Span {
+    fn shifted(self, by: u32) -> Span {
+        Span {
+            start: self.start + by,
+            len: self.len,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,23 +67,277 @@ enum Origin {
 struct Entry {
     name: Span,
     value: Span,
-    /// `name_tag(name)`: lookups compare this before any bytes.
-    tag: u32,
+    /// `hash_name(name)`: the index and lookups compare this before any bytes.
+    hash: u32,
     origin: Origin,
     live: bool,
 }
 
-/// A cheap fingerprint of a name (its length and first and last bytes), so a lookup skips
-/// almost every other entry with one integer comparison.
-fn name_tag(name: &[u8]) -> u32 {
-    let first = name.first().copied().unwrap_or(0);
-    let last = name.last().copied().unwrap_or(0);
-    ((name.len() as u32) << 16) | (u32::from(first) << 8) | u32::from(last)
+/// Names the request keys use: a layer that never held one can take the prebuilt block.
+const RESERVED_WSGI: u8 = 1;
+const RESERVED_SOFTWARE: u8 = 2;
+
+fn reserved_bits(name: &[u8]) -> u8 {
+    if name.starts_with(b"wsgi.") {
+        RESERVED_WSGI
+    } else if name == b"SERVER_SOFTWARE" {
+        RESERVED_SOFTWARE
+    } else {
+        0
+    }
 }
 
-/// The `tag_bits` bit of a tag (a multiplicative hash down to 6 bits).
-fn tag_bit(tag: u32) -> u64 {
-    1 << (tag.wrapping_mul(0x9E37_79B1) >> 26)
+/// The process's hash seed, random, so which names share a slot cannot be planned by a
+/// client choosing header names. Every environ hashes with it (a layer and its base must
+/// agree); 0 means not drawn yet.
+static SEED: AtomicU64 = AtomicU64::new(0);
+
+#[inline(always)]
+fn seed() -> u64 {
+    match SEED.load(Ordering::Relaxed) {
+        0 => draw_seed(),
+        seed => seed,
+    }
+}
+
+/// Draws the seed once: the first thread to store one wins, the others use it.
+#[cold]
+#[inline(never)]
+fn draw_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0x0067_6174_6577_6179);
+    let drawn = hasher.finish() | 1;
+    match SEED.compare_exchange(0, drawn, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => drawn,
+        Err(current) => current,
+    }
+}
+
+const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Eight bytes of `bytes` at `at`, little-endian. Byte by byte in the source (the compiler
+/// makes one load of it), so a read past a caller's buffer is reported here, in the
+/// library's own code, by AddressSanitizer (tests/sanitizers.sh checks that it is).
+#[inline(always)]
+fn word(b: &[u8], at: usize) -> u64 {
+    let b = &b[at..at + 8];
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// Four bytes of `bytes` at `at`, as `word` reads them.
+#[inline(always)]
+fn half_word(b: &[u8], at: usize) -> u64 {
+    let b = &b[at..at + 4];
+    u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// One pass over a name, eight bytes at a time (the last word, or two halves of a short
+/// name, overlapping): its seeded hash, and whether it holds a NUL or an '=' (which no
+/// environment variable's name can).
+#[inline(always)]
+fn scan_name(name: &[u8]) -> (u32, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const EQUALS: u64 = ONES * b'=' as u64;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let bad = |v: u64| zero_byte(v) | zero_byte(v ^ EQUALS);
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(MULTIPLIER).rotate_left(29);
+    let len = name.len();
+    let mut h = seed() ^ (len as u64).wrapping_mul(MULTIPLIER);
+    let mut found = 0;
+    if len >= 8 {
+        let mut at = 0;
+        while at + 8 < len {
+            let w = word(name, at);
+            found |= bad(w);
+            h = mix(h, w);
+            at += 8;
+        }
+        let w = word(name, len - 8);
+        found |= bad(w);
+        h = mix(h, w);
+    } else if len >= 4 {
+        let w = half_word(name, 0) | half_word(name, len - 4) << 32;
+        found |= bad(w);
+        h = mix(h, w);
+    } else if len > 0 {
+        let w = u64::from(name[0]) | u64::from(name[len / 2]) << 8 | u64::from(name[len - 1]) << 16;
+        if name.iter().any(|&b| b == 0 || b == b'=') {
+            found = 1;
+        }
+        h = mix(h, w);
+    }
+    h ^= h >> 32;
+    ((h.wrapping_mul(MULTIPLIER) >> 32) as u32, found != 0)
+}
+
+/// A seeded hash of every byte of `name`.
+fn hash_name(name: &[u8]) -> u32 {
+    scan_name(name).0
+}
+
+/// Copies `src` into `dst` (of the same length): short strings, which environ names and
+/// most values are, by a few overlapping fixed-size moves instead of a call to memcpy.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n > 32 {
+        copy_long(dst, src);
+    } else if n >= 16 {
+        let (head, tail) = (load::<16>(src, 0), load::<16>(src, n - 16));
+        store(dst, 0, head);
+        store(dst, n - 16, tail);
+    } else if n >= 8 {
+        let (head, tail) = (load::<8>(src, 0), load::<8>(src, n - 8));
+        store(dst, 0, head);
+        store(dst, n - 8, tail);
+    } else if n >= 4 {
+        let (head, tail) = (load::<4>(src, 0), load::<4>(src, n - 4));
+        store(dst, 0, head);
+        store(dst, n - 4, tail);
+    } else {
+        for (d, &b) in dst.iter_mut().zip(src) {
+            *d = b;
+        }
+    }
+}
+
+/// `N` bytes of `src` at `at`, as a value (a register move, not a call).
+#[inline(always)]
+fn load<const N: usize>(src: &[u8], at: usize) -> [u8; N] {
+    src[at..at + N].try_into().expect("N bytes")
+}
+
+#[inline(always)]
+fn store<const N: usize>(dst: &mut [u8], at: usize, bytes: [u8; N]) {
+    let place: &mut [u8; N] = (&mut dst[at..at + N]).try_into().expect("N bytes");
+    *place = bytes;
+}
+
+/// Whether two names are equal: short ones compared a word at a time, as `copy_short`
+/// copies them (names found by their hash are almost always equal, and short).
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n > 32 {
+        a == b
+    } else if n >= 16 {
+        load::<16>(a, 0) == load::<16>(b, 0) && load::<16>(a, n - 16) == load::<16>(b, n - 16)
+    } else if n >= 8 {
+        load::<8>(a, 0) == load::<8>(b, 0) && load::<8>(a, n - 8) == load::<8>(b, n - 8)
+    } else if n >= 4 {
+        load::<4>(a, 0) == load::<4>(b, 0) && load::<4>(a, n - 4) == load::<4>(b, n - 4)
+    } else {
+        a == b
+    }
+}
+
+/// A long copy, out of line so the compiler does not route the short moves above through
+/// the same call to memcpy.
+#[inline(never)]
+fn copy_long(dst: &mut [u8], src: &[u8]) {
+    dst.copy_from_slice(src);
+}
+
+/// The bytes of one layer: names and values, each followed by a NUL. Its buffer stays at
+/// its largest length (zero-filled once, when it grows), and `used` says how much of it is
+/// live, so appending is a copy into memory that is already there.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Arena {
+    buf: Vec<u8>,
+    used: usize,
+}
+
+impl Arena {
+    pub(crate) fn len(&self) -> usize {
+        self.used
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.used = 0;
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.used = self.used.min(len);
+    }
+
+    /// Makes room for `more` bytes past `used` (this allocates only when the arena grows
+    /// past its largest size so far).
+    #[inline]
+    fn reserve(&mut self, more: usize) {
+        let needed = self.used + more;
+        if needed > self.buf.len() {
+            self.grow(needed);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, needed: usize) {
+        let size = needed.max(self.buf.len() * 2).max(256);
+        // A zeroed allocation (calloc), then the live bytes: cheaper than resize's fill.
+        let mut bigger = vec![0; size];
+        bigger[..self.used].copy_from_slice(&self.buf[..self.used]);
+        self.buf = bigger;
+    }
+
+    /// Appends `bytes` and a NUL after them; `reserve` made room.
+    #[inline(always)]
+    fn push_reserved(&mut self, bytes: &[u8]) -> Span {
+        let start = self.used;
+        let end = start + bytes.len();
+        copy_short(&mut self.buf[start..end], bytes);
+        self.buf[end] = 0;
+        self.used = end + 1;
+        Span {
+            start: start as u32,
+            len: bytes.len() as u32,
+        }
+    }
+
+    /// Appends `bytes` (no NUL after them) and gives where they start.
+    #[inline(always)]
+    pub(crate) fn push_plain(&mut self, bytes: &[u8]) -> usize {
+        self.reserve(bytes.len());
+        let start = self.used;
+        copy_short(&mut self.buf[start..start + bytes.len()], bytes);
+        self.used = start + bytes.len();
+        start
+    }
+
+    /// The `len` bytes at `start`.
+    pub(crate) fn slice(&self, start: usize, len: usize) -> &[u8] {
+        &self.buf[start..start + len]
+    }
+
+    /// Becomes a copy of `other`'s live bytes.
+    pub(crate) fn copy_from(&mut self, other: &Arena) {
+        self.clear();
+        self.extend(&other.buf[..other.used]);
+    }
+
+    /// Appends bytes as they are (a prebuilt block with its NULs).
+    fn extend(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        self.buf[self.used..self.used + bytes.len()].copy_from_slice(bytes);
+        self.used += bytes.len();
+    }
+
+    fn get(&self, span: Span) -> &[u8] {
+        &self.buf[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    fn get_mut(&mut self, start: usize, len: usize) -> &mut [u8] {
+        &mut self.buf[start..start + len]
+    }
+
+    fn copy_within(&mut self, from: std::ops::Range<usize>, to: usize) {
+        self.buf.copy_within(from, to);
+    }
 }
 
 /// Builds the error for a refused name or value; kept out of line, off the hot path.
@@ -65,32 +347,180 @@ fn refused(status: Status, message: &'static str) -> Error {
     Error::new(status, message)
 }
 
-/// Whether `bytes` holds a NUL or an '='. Eight bytes at a time, since it runs for every
-/// variable of every request.
-fn has_nul_or_equals(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let v = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
-        if has_zero(v) || has_zero(v ^ (ONES * u64::from(b'='))) {
-            return true;
+/// A refused entry of `set_many`, with its index.
+#[cold]
+#[inline(never)]
+fn refused_at(index: usize, err: Error) -> Error {
+    Error::new(
+        err.status,
+        format!("environ variable {index}: {}", err.message),
+    )
+}
+
+/// What this layer says of a name: its newest entry decides.
+enum Own {
+    /// A live entry (a key of this layer, or a new value for a base key).
+    Live(usize),
+    /// Removed here (a removal marker for a base key, or a removed key of this layer): absent,
+    /// whatever the base holds.
+    Removed,
+    /// Never mentioned here: the base decides.
+    Absent,
+}
+
+/// The settings the keys every request gets depend on (wsgiref's setup_environ: wsgi.input,
+/// wsgi.errors, wsgi.version, wsgi.run_once, wsgi.url_scheme, wsgi.multithread,
+/// wsgi.multiprocess, wsgi.file_wrapper when offered, wsgi.input_terminated, and
+/// SERVER_SOFTWARE unless already present).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestKeys<'a> {
+    pub multithread: bool,
+    pub multiprocess: bool,
+    pub run_once: bool,
+    pub file_wrapper: bool,
+    /// SERVER_SOFTWARE's default (an origin server's server_software).
+    pub server_software: Option<&'a [u8]>,
+}
+
+impl RequestKeys<'_> {
+    /// The keys in wsgiref's order; SERVER_SOFTWARE last, when set.
+    fn pairs(&self, https: bool) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+        let scheme: &[u8] = if https { b"https" } else { b"http" };
+        [
+            Some((&b"wsgi.input"[..], &b"gw_request_input"[..])),
+            Some((b"wsgi.errors", b"gw_request_errors")),
+            Some((b"wsgi.version", b"1.0")),
+            Some((b"wsgi.run_once", flag(self.run_once))),
+            Some((b"wsgi.url_scheme", scheme)),
+            Some((b"wsgi.multithread", flag(self.multithread))),
+            Some((b"wsgi.multiprocess", flag(self.multiprocess))),
+            self.file_wrapper
+                .then_some((&b"wsgi.file_wrapper"[..], &b"gw_request_set_body_file"[..])),
+            Some((b"wsgi.input_terminated", b"1")),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.server_software.map(|s| (&b"SERVER_SOFTWARE"[..], s)))
+    }
+}
+
+/// The request keys of one setting and scheme, laid out as a layer would hold them.
+#[derive(Clone, Debug, Default)]
+struct Block {
+    arena: Vec<u8>,
+    /// (name, value, hash) of each key, in order.
+    entries: Vec<(Span, Span, u32)>,
+    /// The wsgi.* keys come first: this many entries and arena bytes.
+    wsgi_count: usize,
+    wsgi_bytes: usize,
+    /// A small hash index: entry number + 1 by `hash % 32`, linear probing (0: empty).
+    index: [u8; 32],
+}
+
+impl Block {
+    fn build<'p>(pairs: impl Iterator<Item = (&'p [u8], &'p [u8])>) -> Block {
+        let mut block = Block::default();
+        for (name, value) in pairs {
+            let mut span = |bytes: &[u8]| {
+                let start = block.arena.len() as u32;
+                block.arena.extend_from_slice(bytes);
+                block.arena.push(0);
+                Span {
+                    start,
+                    len: bytes.len() as u32,
+                }
+            };
+            let (n, v) = (span(name), span(value));
+            block.entries.push((n, v, hash_name(name)));
+            if reserved_bits(name) == RESERVED_WSGI {
+                block.wsgi_count = block.entries.len();
+                block.wsgi_bytes = block.arena.len();
+            }
+            let mut slot = hash_name(name) as usize % 32;
+            while block.index[slot] != 0 {
+                slot = (slot + 1) % 32;
+            }
+            block.index[slot] = block.entries.len() as u8;
+        }
+        block
+    }
+
+    /// The entry named `name`.
+    #[inline(always)]
+    fn find(&self, name: &[u8], hash: u32) -> Option<usize> {
+        let mut slot = hash as usize % 32;
+        loop {
+            let i = usize::from(self.index[slot]).checked_sub(1)?;
+            let (n, _, h) = self.entries[i];
+            if h == hash && same_bytes(self.bytes(n), name) {
+                return Some(i);
+            }
+            slot = (slot + 1) % 32;
         }
     }
-    words.remainder().iter().any(|&b| b == 0 || b == b'=')
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        &self.arena[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    /// Entry `i`'s name and value.
+    fn pair(&self, i: usize) -> (&[u8], &[u8]) {
+        let (n, v, _) = self.entries[i];
+        (self.bytes(n), self.bytes(v))
+    }
+}
+
+/// The prebuilt request keys of one handler setting, for http and https.
+#[derive(Clone, Debug)]
+struct Prebuilt {
+    multithread: bool,
+    multiprocess: bool,
+    run_once: bool,
+    file_wrapper: bool,
+    server_software: Option<Vec<u8>>,
+    blocks: [Block; 2],
+}
+
+impl Prebuilt {
+    fn new(keys: &RequestKeys<'_>) -> Prebuilt {
+        Prebuilt {
+            multithread: keys.multithread,
+            multiprocess: keys.multiprocess,
+            run_once: keys.run_once,
+            file_wrapper: keys.file_wrapper,
+            server_software: keys.server_software.map(<[u8]>::to_vec),
+            blocks: [
+                Block::build(keys.pairs(false)),
+                Block::build(keys.pairs(true)),
+            ],
+        }
+    }
+
+    fn matches(&self, keys: &RequestKeys<'_>) -> bool {
+        self.multithread == keys.multithread
+            && self.multiprocess == keys.multiprocess
+            && self.run_once == keys.run_once
+            && self.file_wrapper == keys.file_wrapper
+            && self.server_software.as_deref() == keys.server_software
+    }
 }
 
 /// An ordered byte-string mapping. See the module docs.
 #[derive(Clone, Debug, Default)]
 pub struct Environ {
     base: Option<Arc<Environ>>,
-    arena: Vec<u8>,
+    arena: Arena,
     entries: Vec<Entry>,
     len: usize,
-    /// One bit per `tag_bit` of every entry ever added to this layer: a clear bit proves a
-    /// name absent without a scan (most sets add a new name).
-    tag_bits: u64,
+    /// The hash index: `stamp << 32 | entry index` for each name's newest entry; a slot
+    /// whose stamp is not `stamp` is empty. Its length is 0 or a power of two.
+    slots: Vec<u64>,
+    stamp: u32,
+    /// Entries standing in for base keys (values or removal markers).
+    shadows: usize,
+    /// `reserved_bits` of every name this layer ever held since it was emptied.
+    reserved: u8,
     /// Arena bytes no entry uses any more (overwritten values, removed keys).
     dead_bytes: usize,
     /// Entries of removed own keys, still in `entries`.
@@ -99,6 +529,13 @@ pub struct Environ {
     spans: Vec<(u32, u32, bool)>,
     /// A request's environ, owned by its handler: whoever is lent it must not free it.
     of_request: bool,
+    /// The request keys of the handler's current settings (request environs only).
+    prebuilt: Option<Box<Prebuilt>>,
+    /// Some(https) while the request keys follow this layer's entries without having been
+    /// copied into it: lookups and iteration read them from `prebuilt.blocks[https]`, and
+    /// the first change to the environ copies them in (`materialize_keys`), so that a key
+    /// set later comes after them.
+    keys: Option<bool>,
 }
 
 impl Environ {
@@ -129,11 +566,14 @@ impl Environ {
         Ok(env)
     }
 
-    /// Empties the environ and puts `base` under it; keeps the arena's capacity.
+    /// Empties the environ and puts `base` under it; keeps every buffer's capacity.
     pub fn reset(&mut self, base: Option<Arc<Environ>>) {
         self.arena.clear();
         self.entries.clear();
-        self.tag_bits = 0;
+        self.clear_index();
+        self.shadows = 0;
+        self.reserved = 0;
+        self.keys = None;
         self.dead_bytes = 0;
         self.dead_entries = 0;
         self.len = base.as_ref().map_or(0, |b| b.len);
@@ -150,59 +590,147 @@ impl Environ {
     }
 
     fn bytes(&self, span: Span) -> &[u8] {
-        &self.arena[span.start as usize..(span.start + span.len) as usize]
+        self.arena.get(span)
     }
 
     fn push_bytes(&mut self, bytes: &[u8]) -> Result<Span, Error> {
-        let start = self.arena.len();
-        if start + bytes.len() + 1 > MAX_ARENA_LEN {
-            return Err(refused(
-                Status::TooLarge,
-                "environ is larger than its limit (64 MiB)",
-            ));
-        }
-        self.arena.extend_from_slice(bytes);
-        self.arena.push(0);
-        Ok(Span {
-            start: start as u32,
-            len: bytes.len() as u32,
-        })
+        self.check_room(bytes.len() + 1)?;
+        Ok(self.push_unchecked(bytes))
     }
 
-    /// Index of this layer's entry for `name`, live or a removal marker (newest first).
-    fn own_index(&self, name: &[u8]) -> Option<usize> {
-        let tag = name_tag(name);
-        if self.tag_bits & tag_bit(tag) == 0 {
-            return None;
-        }
-        self.entries.iter().rposition(|e| {
-            e.tag == tag && (e.live || e.origin != Origin::Own) && self.bytes(e.name) == name
-        })
+    /// Appends `bytes` and a NUL; the caller checked the arena's limit.
+    fn push_unchecked(&mut self, bytes: &[u8]) -> Span {
+        self.arena.reserve(bytes.len() + 1);
+        self.arena.push_reserved(bytes)
     }
 
-    fn base_index(&self, name: &[u8]) -> Option<usize> {
-        let base = self.base.as_ref()?;
-        let tag = name_tag(name);
-        if base.tag_bits & tag_bit(tag) == 0 {
-            return None;
+    // ---- the hash index --------------------------------------------------------------------
+
+    fn clear_index(&mut self) {
+        if self.slots.is_empty() {
+            return;
         }
-        base.entries
-            .iter()
-            .position(|e| e.tag == tag && e.live && base.bytes(e.name) == name)
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.slots.fill(0);
+            self.stamp = 1;
+        }
+    }
+
+    /// Where the probe for `hash` stops: the slot of the newest entry named `name`, or the
+    /// empty slot where it would go. The index must not be empty.
+    #[inline(always)]
+    fn probe(&self, name: &[u8], hash: u32) -> (usize, Option<usize>) {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        loop {
+            let s = self.slots[slot];
+            if (s >> 32) as u32 != self.stamp {
+                return (slot, None);
+            }
+            let i = s as u32 as usize;
+            let e = &self.entries[i];
+            if e.hash == hash && same_bytes(self.bytes(e.name), name) {
+                return (slot, Some(i));
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Indexes `entry`, whose name the index does not hold, in the first empty slot.
+    #[inline(always)]
+    fn fill_empty_slot(&mut self, hash: u32, entry: usize) {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        while (self.slots[slot] >> 32) as u32 == self.stamp {
+            slot = (slot + 1) & mask;
+        }
+        self.fill_slot(slot, entry);
+    }
+
+    fn fill_slot(&mut self, slot: usize, entry: usize) {
+        self.slots[slot] = u64::from(self.stamp) << 32 | entry as u64;
+    }
+
+    /// Makes room in the index for `more` new entries (keeping it at most half full).
+    fn reserve_index(&mut self, more: usize) {
+        let needed = (self.entries.len() + more) * 2;
+        if needed > self.slots.len() {
+            self.rebuild_index(
+                needed.next_power_of_two().max(MIN_SLOTS),
+                self.entries.len(),
+            );
+        }
+    }
+
+    /// Indexes the first `count` entries again (the newest of each name wins) in `size`
+    /// slots.
+    fn rebuild_index(&mut self, size: usize, count: usize) {
+        if size != self.slots.len() {
+            self.slots = vec![0; size];
+            self.stamp = 1;
+        } else {
+            self.clear_index();
+        }
+        for i in 0..count {
+            let e = &self.entries[i];
+            if !e.live && e.origin == Origin::Own {
+                // A removed key of this layer (or a name set twice in one set_records):
+                // unindexed, its name reads as absent here, which it is (a base key removed
+                // keeps its marker, indexed).
+                continue;
+            }
+            let (slot, _) = self.probe(self.bytes(e.name), e.hash);
+            self.fill_slot(slot, i);
+        }
+    }
+
+    /// The newest entry of this layer for `name`.
+    #[inline(always)]
+    fn own(&self, name: &[u8], hash: u32) -> Own {
+        if self.slots.is_empty() {
+            return Own::Absent;
+        }
+        match self.probe(name, hash).1 {
+            Some(i) if self.entries[i].live => Own::Live(i),
+            Some(_) => Own::Removed,
+            None => Own::Absent,
+        }
+    }
+
+    /// The visible value of `name` in this layer or below.
+    #[inline(always)]
+    fn get_hashed(&self, name: &[u8], hash: u32) -> Option<&[u8]> {
+        let mut layer = self;
+        loop {
+            match layer.own(name, hash) {
+                Own::Live(i) => return Some(layer.bytes(layer.entries[i].value)),
+                Own::Removed => return None,
+                Own::Absent => {
+                    if let Some(block) = layer.keys_block() {
+                        if let Some(k) = block.find(name, hash) {
+                            return Some(block.pair(k).1);
+                        }
+                    }
+                    layer = layer.base.as_deref()?;
+                }
+            }
+        }
+    }
+
+    /// The index of the base's live entry for `name` (a flat base: its own entries).
+    #[inline(always)]
+    fn base_index(&self, name: &[u8], hash: u32) -> Option<usize> {
+        match self.base.as_ref()?.own(name, hash) {
+            Own::Live(i) => Some(i),
+            _ => None,
+        }
     }
 
     /// The value for `name`; borrowed until the environ is next changed.
+    #[inline]
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        if let Some(i) = self.own_index(name) {
-            let e = &self.entries[i];
-            if e.live {
-                return Some(self.bytes(e.value));
-            }
-            // A removal marker for a base key; an own re-insertion would have been found first.
-            return None;
-        }
-        let base = self.base.as_ref()?;
-        base.get(name)
+        self.get_hashed(name, hash_name(name))
     }
 
     pub fn contains(&self, name: &[u8]) -> bool {
@@ -223,7 +751,7 @@ impl Environ {
                 "environ name longer than its limit (64 KiB)",
             ));
         }
-        if has_nul_or_equals(name) {
+        if scan_name(name).1 {
             return Err(refused(
                 Status::InvalidArgument,
                 "environ names must not contain NUL or '='",
@@ -232,49 +760,213 @@ impl Environ {
         Ok(())
     }
 
-    /// Sets `name` to `value`. An existing key keeps its place in the order (as a dict does).
-    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
-        Environ::check_name(name)?;
+    fn check_value(value: &[u8]) -> Result<(), Error> {
         if value.len() > MAX_VALUE_LEN {
             return Err(refused(
                 Status::TooLarge,
                 "environ value longer than its limit (1 MiB)",
             ));
         }
+        Ok(())
+    }
+
+    /// Sets `name` to `value`. An existing key keeps its place in the order (as a dict does).
+    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        Environ::check_name(name)?;
+        Environ::check_value(value)?;
+        self.materialize_keys()?;
         self.compact_if_worth_it();
-        match self.own_index(name) {
-            Some(i) if self.entries[i].live => self.replace_value(i, value)?,
-            Some(_) => {
-                // Removed base key set again: like a dict, it moves to the end.
-                self.push_entry(name, value, Origin::Own)?;
-                self.len += 1;
-            }
-            None => match self.base_index(name) {
-                Some(b) => self.push_entry(name, value, Origin::Shadow(b as u32))?,
-                None => {
-                    self.push_entry(name, value, Origin::Own)?;
-                    self.len += 1;
-                }
-            },
+        self.check_room(name.len() + value.len() + 2)?;
+        self.reserve_index(1);
+        self.put(name, hash_name(name), value);
+        Ok(())
+    }
+
+    /// Fails unless `bytes` more arena bytes stay within the limit.
+    fn check_room(&self, bytes: usize) -> Result<(), Error> {
+        if self.arena.len() + bytes > MAX_ARENA_LEN {
+            return Err(refused(
+                Status::TooLarge,
+                "environ is larger than its limit (64 MiB)",
+            ));
         }
         Ok(())
     }
 
+    /// Sets every (name, value) pair in order, as that many `set` calls would, or none of
+    /// them: a pair `set` would refuse undoes the pairs before it, and is the error (with
+    /// its index). A name given twice takes the later value at the earlier place.
+    pub fn set_many<'p>(
+        &mut self,
+        pairs: impl Iterator<Item = (&'p [u8], &'p [u8])>,
+    ) -> Result<(), Error> {
+        self.set_records(pairs.map(Some), |_| unreachable!("every record is a pair"))
+    }
+
+    /// `set_many` over records the caller checks as it goes: a record that is None (a NULL
+    /// pointer in a C array, say) undoes the pairs before it like a refused one, and
+    /// `why(index)` is the error.
+    ///
+    /// Two passes. The first checks and hashes each name in the same reads and appends the
+    /// name, the value and an entry, without touching the index: a refused record only has
+    /// to cut the arena and the entries back. The second indexes the new entries in order,
+    /// which cannot fail: a name already here takes the new value in its place (its new
+    /// entry stays behind, dead), as `set` does.
+    pub fn set_records<'p, I, F>(&mut self, records: I, why: F) -> Result<(), Error>
+    where
+        I: Iterator<Item = Option<(&'p [u8], &'p [u8])>>,
+        F: FnOnce(usize) -> Error,
+    {
+        self.materialize_keys()?;
+        self.compact_if_worth_it();
+        let first = self.entries.len();
+        let arena_mark = self.arena.len();
+        // What the caller says is coming, within reason: a count past what the arena can
+        // hold is refused record by record, never reserved (and aborted on) up front.
+        self.entries.reserve(records.size_hint().0.min(4096));
+        let mut reserved = 0;
+        for (index, record) in records.enumerate() {
+            let Some((name, value)) = record else {
+                return Err(self.cut_back(first, arena_mark, why(index)));
+            };
+            let (hash, bad) = scan_name(name);
+            let ok = !bad
+                & !name.is_empty()
+                & (name.len() <= MAX_NAME_LEN)
+                & (value.len() <= MAX_VALUE_LEN)
+                & (self.arena.len() + name.len() + value.len() + 2 <= MAX_ARENA_LEN);
+            if !ok {
+                let err = Environ::refused_pair(index, name, value);
+                return Err(self.cut_back(first, arena_mark, err));
+            }
+            self.arena.reserve(name.len() + value.len() + 2);
+            let name_span = self.arena.push_reserved(name);
+            let value_span = self.arena.push_reserved(value);
+            reserved |= reserved_bits(name);
+            self.entries.push(Entry {
+                name: name_span,
+                value: value_span,
+                hash,
+                origin: Origin::Own,
+                live: true,
+            });
+        }
+        self.reserved |= reserved;
+        // Room for the new entries; a bigger index holds the old ones only, so far.
+        let needed = self.entries.len() * 2;
+        if needed > self.slots.len() {
+            self.rebuild_index(needed.next_power_of_two().max(MIN_SLOTS), first);
+        }
+        for i in first..self.entries.len() {
+            self.index_new(i);
+        }
+        Ok(())
+    }
+
+    /// Drops what a refused `set_records` appended and gives its error back.
+    #[cold]
+    #[inline(never)]
+    fn cut_back(&mut self, entries: usize, arena: usize, err: Error) -> Error {
+        self.entries.truncate(entries);
+        self.arena.truncate(arena);
+        err
+    }
+
+    /// Indexes entry `i`, appended by `set_records`, as `put` would have set it.
+    #[inline(always)]
+    fn index_new(&mut self, i: usize) {
+        let (name, hash) = (self.entries[i].name, self.entries[i].hash);
+        let (slot, found) = self.probe(self.arena.get(name), hash);
+        match found {
+            Some(j) if self.entries[j].live => {
+                // The name is here: the new value goes in its place; the new entry is dead.
+                let old = self.entries[j].value;
+                self.entries[j].value = self.entries[i].value;
+                let e = &mut self.entries[i];
+                e.live = false;
+                self.dead_entries += 1;
+                self.dead_bytes += old.len as usize + 1 + e.name.len as usize + 1;
+                e.value = Span { start: 0, len: 0 };
+            }
+            Some(_) => {
+                // Removed here and set again: it moves to the end, as a key of this layer.
+                self.fill_slot(slot, i);
+                self.len += 1;
+            }
+            None => {
+                match self.base_index(self.arena.get(name), hash) {
+                    Some(b) => {
+                        self.entries[i].origin = Origin::Shadow(b as u32);
+                        self.shadows += 1;
+                    }
+                    None => self.len += 1,
+                }
+                self.fill_slot(slot, i);
+            }
+        }
+    }
+
+    /// Adds a name this layer never held, in the empty `slot`: a new value for a base key,
+    /// or a key of its own.
+    #[inline(always)]
+    fn push_new(&mut self, slot: usize, name: &[u8], hash: u32, value: &[u8]) {
+        match self.base_index(name, hash) {
+            Some(b) => {
+                self.push_entry(slot, name, hash, value, Origin::Shadow(b as u32));
+                self.shadows += 1;
+            }
+            None => {
+                self.push_entry(slot, name, hash, value, Origin::Own);
+                self.len += 1;
+            }
+        }
+    }
+
+    /// Why entry `index` of `set_many` was refused.
+    #[cold]
+    #[inline(never)]
+    fn refused_pair(index: usize, name: &[u8], value: &[u8]) -> Error {
+        let err = match Environ::check_name(name).and_then(|()| Environ::check_value(value)) {
+            Err(e) => e,
+            Ok(()) => refused(
+                Status::TooLarge,
+                "environ would be larger than its limit (64 MiB)",
+            ),
+        };
+        refused_at(index, err)
+    }
+
+    /// `set` once the name and value are known good, the arena has room for both (and
+    /// their NULs) and the index for one more entry.
+    #[inline(always)]
+    fn put(&mut self, name: &[u8], hash: u32, value: &[u8]) {
+        let (slot, found) = self.probe(name, hash);
+        match found {
+            Some(i) if self.entries[i].live => self.replace_value(i, value),
+            Some(_) => {
+                // Removed here (a base key or our own) and set again: like a dict, it moves
+                // to the end.
+                self.push_entry(slot, name, hash, value, Origin::Own);
+                self.len += 1;
+            }
+            None => self.push_new(slot, name, hash, value),
+        }
+    }
+
     /// Gives entry `i` a new value: in its old place when it fits, else at the arena's end.
-    fn replace_value(&mut self, i: usize, value: &[u8]) -> Result<(), Error> {
+    fn replace_value(&mut self, i: usize, value: &[u8]) {
         let old = self.entries[i].value;
         let old_len = old.len as usize;
         if value.len() <= old_len {
-            let start = old.start as usize;
-            self.arena[start..start + value.len()].copy_from_slice(value);
-            self.arena[start + value.len()] = 0;
+            let place = self.arena.get_mut(old.start as usize, value.len() + 1);
+            copy_short(&mut place[..value.len()], value);
+            place[value.len()] = 0;
             self.dead_bytes += old_len - value.len();
             self.entries[i].value.len = value.len() as u32;
         } else {
-            self.entries[i].value = self.push_bytes(value)?;
+            self.entries[i].value = self.push_unchecked(value);
             self.dead_bytes += old_len + 1;
         }
-        Ok(())
     }
 
     /// Compacts when dead entries or dead bytes outweigh live ones: each pass costs about
@@ -319,6 +1011,9 @@ impl Environ {
         self.spans = spans;
         self.dead_bytes = 0;
         self.dead_entries = 0;
+        if !self.slots.is_empty() {
+            self.rebuild_index(self.slots.len(), self.entries.len());
+        }
     }
 
     /// Sets `name` only when it is absent (dict.setdefault).
@@ -329,26 +1024,32 @@ impl Environ {
         self.set(name, value)
     }
 
-    fn push_entry(&mut self, name: &[u8], value: &[u8], origin: Origin) -> Result<(), Error> {
-        let tag = name_tag(name);
-        self.tag_bits |= tag_bit(tag);
+    /// Adds an entry in `slot`, the empty slot (or this name's slot) `probe` found; the arena
+    /// has room for the name and value.
+    #[inline(always)]
+    fn push_entry(&mut self, slot: usize, name: &[u8], hash: u32, value: &[u8], origin: Origin) {
         self.arena.reserve(name.len() + value.len() + 2);
-        let name = self.push_bytes(name)?;
-        let value = self.push_bytes(value)?;
+        let name_span = self.arena.push_reserved(name);
+        let value = self.arena.push_reserved(value);
+        self.reserved |= reserved_bits(name);
+        self.fill_slot(slot, self.entries.len());
         self.entries.push(Entry {
-            name,
+            name: name_span,
             value,
-            tag,
+            hash,
             origin,
             live: true,
         });
-        Ok(())
     }
 
     /// Removes `name`; Ok(false) when it was not there.
     pub fn remove(&mut self, name: &[u8]) -> Result<bool, Error> {
+        self.materialize_keys()?;
         self.compact_if_worth_it();
-        match self.own_index(name) {
+        self.reserve_index(1);
+        let hash = hash_name(name);
+        let (slot, found) = self.probe(name, hash);
+        match found {
             Some(i) if self.entries[i].live => {
                 let e = &mut self.entries[i];
                 e.live = false;
@@ -363,19 +1064,20 @@ impl Environ {
                 Ok(true)
             }
             Some(_) => Ok(false),
-            None => match self.base_index(name) {
+            None => match self.base_index(name, hash) {
                 Some(b) => {
                     // A removal marker: keeps the name so lookups stop before the base.
-                    let tag = name_tag(name);
-                    self.tag_bits |= tag_bit(tag);
                     let name = self.push_bytes(name)?;
+                    self.reserved |= reserved_bits(self.bytes(name));
+                    self.fill_slot(slot, self.entries.len());
                     self.entries.push(Entry {
                         name,
                         value: Span { start: 0, len: 0 },
-                        tag,
+                        hash,
                         origin: Origin::Shadow(b as u32),
                         live: false,
                     });
+                    self.shadows += 1;
                     self.len -= 1;
                     Ok(true)
                 }
@@ -393,6 +1095,143 @@ impl Environ {
         Ok(())
     }
 
+    /// Adds the keys every request gets after the host's variables, as wsgiref's
+    /// setup_environ does: each wsgi.* key set (a host's own value is replaced in its
+    /// place), SERVER_SOFTWARE only when absent. When neither this layer nor its base ever
+    /// held such a name (the usual case), the keys are appended as one prebuilt block,
+    /// rebuilt only when the settings change.
+    pub fn add_request_keys(&mut self, keys: &RequestKeys<'_>, https: bool) -> Result<(), Error> {
+        self.materialize_keys()?;
+        let prebuilt = match self.prebuilt.take() {
+            Some(p) if p.matches(keys) => p,
+            _ => Box::new(Prebuilt::new(keys)),
+        };
+        let block = &prebuilt.blocks[usize::from(https)];
+        let reserved = self.reserved | self.base.as_ref().map_or(0, |b| b.reserved);
+        let software = block.entries.len() > block.wsgi_count;
+        let result =
+            if reserved & RESERVED_WSGI == 0 && !(software && reserved & RESERVED_SOFTWARE != 0) {
+                // No name to replace or keep: the keys follow as they are, uncopied.
+                self.keys = Some(https);
+                self.len += block.entries.len();
+                Ok(())
+            } else {
+                self.append_keys(block, keys, https)
+            };
+        // Keep the block (its buffers) for the next request.
+        self.prebuilt = Some(prebuilt);
+        result
+    }
+
+    /// The request keys that follow this layer uncopied, if any.
+    #[inline(always)]
+    fn keys_block(&self) -> Option<&Block> {
+        let https = self.keys?;
+        self.prebuilt
+            .as_ref()
+            .map(|p| &p.blocks[usize::from(https)])
+    }
+
+    /// Copies the request keys that follow this layer into it, before a change: a key set
+    /// after them must come after them.
+    #[inline]
+    fn materialize_keys(&mut self) -> Result<(), Error> {
+        if self.keys.is_none() {
+            return Ok(());
+        }
+        self.copy_keys_in()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn copy_keys_in(&mut self) -> Result<(), Error> {
+        let Some(https) = self.keys.take() else {
+            return Ok(());
+        };
+        let prebuilt = self
+            .prebuilt
+            .take()
+            .expect("uncopied keys come from prebuilt ones");
+        let block = &prebuilt.blocks[usize::from(https)];
+        self.len -= block.entries.len();
+        let result = self.append_block(block, 0..block.entries.len(), 0..block.arena.len());
+        if result.is_err() {
+            // Nothing was copied: the keys stay where they were.
+            self.keys = Some(https);
+            self.len += block.entries.len();
+        }
+        self.prebuilt = Some(prebuilt);
+        result
+    }
+
+    fn append_keys(
+        &mut self,
+        block: &Block,
+        keys: &RequestKeys<'_>,
+        https: bool,
+    ) -> Result<(), Error> {
+        let reserved = self.reserved | self.base.as_ref().map_or(0, |b| b.reserved);
+        if reserved & RESERVED_WSGI == 0 {
+            self.append_block(block, 0..block.wsgi_count, 0..block.wsgi_bytes)?;
+        } else {
+            for (name, value) in keys.pairs(https).take(block.wsgi_count) {
+                self.set(name, value)?;
+            }
+        }
+        if block.entries.len() > block.wsgi_count {
+            if reserved & RESERVED_SOFTWARE == 0 {
+                let all = block.entries.len();
+                self.append_block(
+                    block,
+                    block.wsgi_count..all,
+                    block.wsgi_bytes..block.arena.len(),
+                )?;
+            } else if let Some(software) = keys.server_software {
+                self.set_default(b"SERVER_SOFTWARE", software)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends entries `range` of `block` (whose bytes are `bytes`), none of whose names
+    /// this environ holds.
+    fn append_block(
+        &mut self,
+        block: &Block,
+        range: std::ops::Range<usize>,
+        bytes: std::ops::Range<usize>,
+    ) -> Result<(), Error> {
+        let offset = self.arena.len();
+        if offset + bytes.len() > MAX_ARENA_LEN {
+            return Err(refused(
+                Status::TooLarge,
+                "environ is larger than its limit (64 MiB)",
+            ));
+        }
+        self.reserve_index(range.len());
+        self.arena.extend(&block.arena[bytes.clone()]);
+        let shift = offset as u32 - bytes.start as u32;
+        self.entries.reserve(range.len());
+        for &(name, value, hash) in &block.entries[range.clone()] {
+            self.fill_empty_slot(hash, self.entries.len());
+            self.entries.push(Entry {
+                name: name.shifted(shift),
+                value: value.shifted(shift),
+                hash,
+                origin: Origin::Own,
+                live: true,
+            });
+        }
+        self.len += range.len();
+        if range.start < block.wsgi_count {
+            self.reserved |= RESERVED_WSGI;
+        }
+        if range.end > block.wsgi_count {
+            self.reserved |= RESERVED_SOFTWARE;
+        }
+        Ok(())
+    }
+
     /// Iteration in insertion order: base keys first (with this layer's values), then the
     /// keys this layer added. Start with `*cursor == 0`; None at the end.
     pub fn next(&self, cursor: &mut usize) -> Option<(&[u8], &[u8])> {
@@ -405,14 +1244,19 @@ impl Environ {
             if !be.live {
                 continue;
             }
-            match self
-                .entries
-                .iter()
-                .find(|e| e.origin == Origin::Shadow(i as u32))
-            {
-                Some(e) if e.live => return Some((self.bytes(e.name), self.bytes(e.value))),
-                Some(_) => continue,
-                None => return Some((base.bytes(be.name), base.bytes(be.value))),
+            let name = base.bytes(be.name);
+            if self.shadows == 0 {
+                return Some((name, base.bytes(be.value)));
+            }
+            // The newest entry of this layer for the name: a new value, or a removal (a
+            // marker, or a key re-added after one, which shows in this layer's part).
+            match self.own(name, be.hash) {
+                Own::Absent => return Some((name, base.bytes(be.value))),
+                Own::Live(j) if self.entries[j].origin == Origin::Shadow(i as u32) => {
+                    let e = &self.entries[j];
+                    return Some((self.bytes(e.name), self.bytes(e.value)));
+                }
+                _ => continue,
             }
         }
         while *cursor - base_count < self.entries.len() {
@@ -422,6 +1266,12 @@ impl Environ {
                 return Some((self.bytes(e.name), self.bytes(e.value)));
             }
         }
+        let block = self.keys_block()?;
+        let k = *cursor - base_count - self.entries.len();
+        if k < block.entries.len() {
+            *cursor += 1;
+            return Some(block.pair(k));
+        }
         None
     }
 
@@ -429,19 +1279,24 @@ impl Environ {
     /// layer over the shared copy, so taking a snapshot copies nothing when the environ has
     /// no base yet, and later changes to it never reach the snapshot.
     pub fn share(&mut self) -> Arc<Environ> {
-        if self.entries.is_empty() {
+        // When copying them in fails (a full arena), the keys stay and the copy below
+        // includes them.
+        let _ = self.materialize_keys();
+        if self.entries.is_empty() && self.keys.is_none() {
             if let Some(base) = &self.base {
                 return Arc::clone(base);
             }
         }
-        let flat = if self.base.is_none() {
+        let flat = if self.base.is_none() && self.keys.is_none() {
             self.compact();
             Environ {
                 base: None,
                 arena: std::mem::take(&mut self.arena),
                 entries: std::mem::take(&mut self.entries),
                 len: self.len,
-                tag_bits: self.tag_bits,
+                slots: std::mem::take(&mut self.slots),
+                stamp: self.stamp,
+                reserved: self.reserved,
                 ..Environ::default()
             }
         } else {
@@ -525,17 +1380,17 @@ mod tests {
     fn nul_and_equals_are_found_anywhere() {
         for len in 0..20 {
             let clean = vec![b'A'; len];
-            assert!(!has_nul_or_equals(&clean));
+            assert!(!scan_name(&clean).1);
             for pos in 0..len {
                 for bad in [0u8, b'='] {
                     let mut dirty = clean.clone();
                     dirty[pos] = bad;
-                    assert!(has_nul_or_equals(&dirty), "{dirty:?}");
+                    assert!(scan_name(&dirty).1, "{dirty:?}");
                 }
             }
         }
         // Bytes that differ from NUL or '=' only in the high bit are fine.
-        assert!(!has_nul_or_equals(b"\x80\xbd\x80\xbd\x80\xbd\x80\xbd\xbd"));
+        assert!(!scan_name(b"\x80\xbd\x80\xbd\x80\xbd\x80\xbd\xbd").1);
     }
 
     #[test]
@@ -675,6 +1530,189 @@ mod tests {
         }
         assert!(compactions_seen > 10, "{compactions_seen}");
         assert_eq!(shared.get(b"BASE1"), Some(&b"b1"[..]));
+    }
+
+    fn dump(env: &Environ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        while let Some((n, v)) = env.next(&mut cursor) {
+            out.push((n.to_vec(), v.to_vec()));
+        }
+        assert_eq!(out.len(), env.len());
+        for (n, v) in &out {
+            assert_eq!(env.get(n), Some(&v[..]));
+        }
+        out
+    }
+
+    /// Random batches over a base with removed and re-added keys: set_many does what the
+    /// same single sets do, and a batch with a refused pair anywhere changes nothing.
+    #[test]
+    fn set_many_is_single_sets_or_nothing() {
+        let names: [&[u8]; 7] = [
+            b"A",
+            b"B",
+            b"BASE1",
+            b"BASE2",
+            b"LONG_NAME_OVER_16",
+            b"Z",
+            b"wsgi.x",
+        ];
+        let mut base = Environ::new();
+        base.set(b"BASE1", b"b1").unwrap();
+        base.set(b"BASE2", b"b2").unwrap();
+        let shared = base.share();
+        let mut many = Environ::new();
+        many.reset(Some(Arc::clone(&shared)));
+        let mut single = many.clone();
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let steps = if cfg!(miri) { 30 } else { 5_000 };
+        for step in 0..steps {
+            if rng.below(4) == 0 {
+                let name = names[rng.below(names.len())];
+                assert_eq!(many.remove(name).unwrap(), single.remove(name).unwrap());
+                continue;
+            }
+            let count = rng.below(6);
+            let values: Vec<Vec<u8>> = (0..count)
+                .map(|i| vec![b'a' + (step + i) as u8 % 26; rng.below(40)])
+                .collect();
+            let mut pairs: Vec<(&[u8], &[u8])> = (0..count)
+                .map(|i| (names[rng.below(names.len())], &values[i][..]))
+                .collect();
+            let refused = count > 0 && rng.below(3) == 0;
+            if refused {
+                let at = rng.below(count);
+                pairs[at].0 = [&b""[..], b"A=B", b"N\0"][rng.below(3)];
+            }
+            let before = dump(&many);
+            let result = many.set_many(pairs.iter().copied());
+            if refused {
+                assert!(result.is_err(), "step {step}");
+                assert_eq!(dump(&many), before, "step {step}");
+            } else {
+                result.unwrap();
+                for (n, v) in &pairs {
+                    single.set(n, v).unwrap();
+                }
+            }
+            assert_eq!(dump(&many), dump(&single), "step {step}");
+        }
+    }
+
+    /// The uncopied request keys read, iterate and change exactly like the sets
+    /// setup_environ made before them, whatever the host or the base already held.
+    #[test]
+    fn request_keys_are_the_sets_they_stand_for() {
+        let keys = RequestKeys {
+            multithread: true,
+            multiprocess: false,
+            run_once: true,
+            file_wrapper: true,
+            server_software: Some(b"gw/1"),
+        };
+        let hosts: [&[(&[u8], &[u8])]; 4] = [
+            &[(b"PATH_INFO", b"/")],
+            &[(b"wsgi.url_scheme", b"ftp"), (b"X", b"1")],
+            &[(b"SERVER_SOFTWARE", b"host/2")],
+            &[],
+        ];
+        let bases: [&[(&[u8], &[u8])]; 3] = [
+            &[],
+            &[(b"wsgi.multithread", b"base")],
+            &[(b"SERVER_SOFTWARE", b"base/3"), (b"B", b"b")],
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for host in hosts {
+            for base_vars in bases {
+                for https in [false, true] {
+                    let mut base = Environ::new();
+                    for (n, v) in base_vars {
+                        base.set(n, v).unwrap();
+                    }
+                    let shared = base.share();
+                    let mut fast = Environ::for_request();
+                    let mut plain = Environ::new();
+                    for env in [&mut fast, &mut plain] {
+                        env.reset(Some(Arc::clone(&shared)));
+                        env.set_many(host.iter().copied()).unwrap();
+                    }
+                    // Twice: the second request reuses the prebuilt block.
+                    for _ in 0..2 {
+                        let mut again = fast.clone();
+                        again.reset(Some(Arc::clone(&shared)));
+                        again.set_many(host.iter().copied()).unwrap();
+                        again.add_request_keys(&keys, https).unwrap();
+                        fast = again;
+                    }
+                    let pairs: Vec<_> = keys.pairs(https).collect();
+                    let (software, wsgi) = pairs.split_last().unwrap();
+                    for (n, v) in wsgi {
+                        plain.set(n, v).unwrap();
+                    }
+                    plain.set_default(software.0, software.1).unwrap();
+                    assert_eq!(dump(&fast), dump(&plain), "{host:?} {base_vars:?}");
+                    let names: [&[u8]; 5] = [
+                        b"wsgi.version",
+                        b"NEW",
+                        b"SERVER_SOFTWARE",
+                        b"wsgi.url_scheme",
+                        b"X",
+                    ];
+                    for step in 0..if cfg!(miri) { 3 } else { 40 } {
+                        let name = names[rng.below(names.len())];
+                        if rng.below(3) == 0 {
+                            assert_eq!(fast.remove(name).unwrap(), plain.remove(name).unwrap());
+                        } else {
+                            let value = vec![b'v'; rng.below(9)];
+                            fast.set(name, &value).unwrap();
+                            plain.set(name, &value).unwrap();
+                        }
+                        assert_eq!(dump(&fast), dump(&plain), "step {step}");
+                    }
+                    let shared_fast = fast.share();
+                    assert_eq!(dump(&shared_fast), dump(&plain));
+                }
+            }
+        }
+    }
+
+    /// The index's stamps wrap around without a stale slot showing through.
+    #[test]
+    fn index_stamps_wrap() {
+        let mut env = Environ::new();
+        env.set(b"A", b"1").unwrap();
+        // As if 2^32 - 2 requests went by: A's slot still carries the first stamp.
+        env.stamp = u32::MAX - 1;
+        for round in 0..4u8 {
+            env.reset(None);
+            assert_eq!(env.get(b"A"), None, "round {round}");
+            assert_eq!(env.get(b"B"), None, "round {round}");
+            env.set(b"B", &[round]).unwrap();
+            assert_eq!(env.get(b"B"), Some(&[round][..]));
+        }
+        assert!(env.stamp <= 4, "the stamp wrapped: {}", env.stamp);
+    }
+
+    /// Names that differ in any one byte, at any length, hash apart and are told apart.
+    #[test]
+    fn every_byte_of_a_name_counts() {
+        let mut env = Environ::new();
+        for len in 1..if cfg!(miri) { 20 } else { 40 } {
+            let name: Vec<u8> = (0..len).map(|i| b'A' + (i % 26) as u8).collect();
+            // The value is the name: every length of copy is read back.
+            env.set(&name, &name).unwrap();
+            assert_eq!(env.get(&name), Some(&name[..]));
+            assert!(same_bytes(&name, &name.clone()));
+            for pos in 0..len {
+                let mut other = name.clone();
+                other[pos] = b'0';
+                assert_ne!(hash_name(&name), hash_name(&other), "{len} {pos}");
+                assert!(!same_bytes(&name, &other), "{len} {pos}");
+                assert_eq!(env.get(&other), None);
+            }
+        }
+        assert_eq!(env.len(), if cfg!(miri) { 19 } else { 39 });
     }
 
     #[test]

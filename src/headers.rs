@@ -3,9 +3,12 @@
 //! Every rule is checked over the full byte length, always: there is no debug switch that
 //! turns validation off (wsgiref's `__debug__`-only checks, gh-150726).
 
+use crate::environ::Arena;
 use crate::status::{escape_bytes, Error, Status};
 
-/// wsgiref.util's hop-by-hop set, exactly (note `trailers`, the RFC 2616 spelling).
+/// wsgiref.util's hop-by-hop set, exactly (note `trailers`, the RFC 2616 spelling); what
+/// `classify` checks by length.
+#[cfg(test)]
 const HOP_BY_HOP: [&[u8]; 8] = [
     b"connection",
     b"keep-alive",
@@ -17,18 +20,126 @@ const HOP_BY_HOP: [&[u8]; 8] = [
     b"upgrade",
 ];
 
+/// What a header name is to the library, found once per header (`classify`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderClass {
+    Other,
+    /// wsgiref's hop-by-hop set: refused from applications.
+    HopByHop,
+    Date,
+    Server,
+    ContentLength,
+}
+
+impl HeaderClass {
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// The class of a header name (case-insensitive, whole name): its length picks the one or
+/// two names it could be, so most names cost one comparison of lengths.
+pub fn classify(name: &[u8]) -> HeaderClass {
+    let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+    match name.len() {
+        2 if is(b"te") => HeaderClass::HopByHop,
+        4 if is(b"date") => HeaderClass::Date,
+        6 if is(b"server") => HeaderClass::Server,
+        7 if is(b"upgrade") => HeaderClass::HopByHop,
+        8 if is(b"trailers") => HeaderClass::HopByHop,
+        10 if is(b"connection") || is(b"keep-alive") => HeaderClass::HopByHop,
+        14 if is(b"content-length") => HeaderClass::ContentLength,
+        17 if is(b"transfer-encoding") => HeaderClass::HopByHop,
+        18 if is(b"proxy-authenticate") => HeaderClass::HopByHop,
+        19 if is(b"proxy-authorization") => HeaderClass::HopByHop,
+        _ => HeaderClass::Other,
+    }
+}
+
 /// wsgiref.util.is_hop_by_hop: case-insensitive, whole-name comparison.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+    classify(name) == HeaderClass::HopByHop
 }
 
-/// RFC 9110 tchar.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// Byte classes, one table lookup per byte: an RFC 9110 tchar; a byte a header value may
+/// hold (anything but a control byte, HTAB allowed); a byte a status may hold (no control
+/// byte at all). Bytes 0x80-0xFF are latin-1 text in values and statuses.
+const TCHAR: u8 = 1;
+const VALUE: u8 = 2;
+const TEXT: u8 = 4;
+
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let control = c < 0x20 || c == 0x7f;
+        let mut class = 0;
+        if !control {
+            class |= VALUE | TEXT;
+        }
+        if c == b'\t' {
+            class |= VALUE;
+        }
+        let tchar_punct = matches!(
+            c,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        );
+        if c.is_ascii_alphanumeric() || tchar_punct {
+            class |= TCHAR;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
+};
+
+/// Whether every byte of `bytes` is in `class` (no early exit: one AND per byte).
+fn all_in(bytes: &[u8], class: u8) -> bool {
+    bytes
+        .iter()
+        .fold(class, |acc, &b| acc & BYTE_CLASS[b as usize])
+        == class
 }
 
-fn is_control(b: u8) -> bool {
-    b < 0x20 || b == 0x7f
+/// Whether a header value is free of control bytes (HTAB allowed): `all_in(value, VALUE)`,
+/// eight bytes at a time (the last word overlapping; a short value by the table).
+fn value_ok(value: &[u8]) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // The high bit of each byte below 0x20, or equal to `c` (exact per byte: no carries).
+    let below_space = |v: u64| !(((v & LOW7) + ONES * 0x60) | v) & HIGH;
+    let equal = |v: u64, c: u8| {
+        let x = v ^ (ONES * u64::from(c));
+        !(((x & LOW7) + LOW7) | x) & HIGH
+    };
+    let bad = |v: u64| (below_space(v) & !equal(v, b'\t')) | equal(v, 0x7f);
+    let word = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
+    let len = value.len();
+    if len < 8 {
+        return all_in(value, VALUE);
+    }
+    let mut found = 0;
+    let mut at = 0;
+    while at + 8 < len {
+        found |= bad(word(at));
+        at += 8;
+    }
+    found | bad(word(len - 8)) == 0
 }
 
 /// Status: 3 ASCII digits from 100 to 599, one space, a reason without control bytes
@@ -40,7 +151,7 @@ pub fn check_status(status: &[u8]) -> Result<(), Error> {
             format!("{msg}: '{}'", escape_bytes(status)),
         ))
     };
-    if status.iter().any(|&b| is_control(b)) {
+    if !all_in(status, TEXT) {
         return fail("Control characters are not allowed in status");
     }
     if status.len() < 4 {
@@ -61,13 +172,18 @@ pub fn check_status(status: &[u8]) -> Result<(), Error> {
 /// A header name is a non-empty token; a value has no control byte but HTAB; hop-by-hop
 /// names are refused.
 pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), Error> {
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+    check_classified(name, value).map(|_| ())
+}
+
+/// `check_header`, giving the name's class (found once, for `HeaderList::push_classified`).
+pub fn check_classified(name: &[u8], value: &[u8]) -> Result<HeaderClass, Error> {
+    if name.is_empty() || !all_in(name, TCHAR) {
         return Err(Error::new(
             Status::InvalidHeader,
             format!("Header name must be a token: '{}'", escape_bytes(name)),
         ));
     }
-    if value.iter().any(|&b| is_control(b) && b != b'\t') {
+    if !value_ok(value) {
         return Err(Error::new(
             Status::InvalidHeader,
             format!(
@@ -76,7 +192,8 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), Error> {
             ),
         ));
     }
-    if is_hop_by_hop(name) {
+    let class = classify(name);
+    if class == HeaderClass::HopByHop {
         return Err(Error::new(
             Status::HopByHopHeader,
             format!(
@@ -86,7 +203,7 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), Error> {
             ),
         ));
     }
-    Ok(())
+    Ok(class)
 }
 
 /// Parses a Content-Length value strictly: 1*DIGIT, no sign, no spaces, no overflow.
@@ -105,17 +222,22 @@ struct Span {
     len: usize,
 }
 
-/// Headers copied out of the caller's memory into one reusable arena.
+/// Headers copied out of the caller's memory into one reusable arena, each with its class,
+/// so the head and the framing decision ask about Date, Server and Content-Length without
+/// comparing every name again.
 #[derive(Clone, Debug, Default)]
 pub struct HeaderList {
-    arena: Vec<u8>,
-    items: Vec<(Span, Span)>,
+    arena: Arena,
+    items: Vec<(Span, Span, HeaderClass)>,
+    /// `HeaderClass::bit` of every class present.
+    present: u8,
 }
 
 impl HeaderList {
     pub fn clear(&mut self) {
         self.arena.clear();
         self.items.clear();
+        self.present = 0;
     }
 
     pub fn len(&self) -> usize {
@@ -126,53 +248,79 @@ impl HeaderList {
         self.items.is_empty()
     }
 
-    fn span(&mut self, bytes: &[u8]) -> Span {
-        let start = self.arena.len();
-        self.arena.extend_from_slice(bytes);
-        Span {
-            start,
-            len: bytes.len(),
-        }
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.push_classified(name, value, classify(name));
     }
 
-    pub fn push(&mut self, name: &[u8], value: &[u8]) {
-        let name = self.span(name);
-        let value = self.span(value);
-        self.items.push((name, value));
+    /// `push` with the class `check_classified` already found.
+    pub fn push_classified(&mut self, name: &[u8], value: &[u8], class: HeaderClass) {
+        let name = Span {
+            start: self.arena.push_plain(name),
+            len: name.len(),
+        };
+        let value = Span {
+            start: self.arena.push_plain(value),
+            len: value.len(),
+        };
+        self.items.push((name, value, class));
+        self.present |= class.bit();
+    }
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        self.arena.slice(span.start, span.len)
     }
 
     pub fn get(&self, index: usize) -> Option<(&[u8], &[u8])> {
-        let (n, v) = *self.items.get(index)?;
-        Some((
-            &self.arena[n.start..n.start + n.len],
-            &self.arena[v.start..v.start + v.len],
-        ))
+        let (n, v, _) = *self.items.get(index)?;
+        Some((self.bytes(n), self.bytes(v)))
+    }
+
+    /// The class of header `index`.
+    pub fn class(&self, index: usize) -> Option<HeaderClass> {
+        self.items.get(index).map(|item| item.2)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        (0..self.items.len()).filter_map(move |i| self.get(i))
+        self.items
+            .iter()
+            .map(move |&(n, v, _)| (self.bytes(n), self.bytes(v)))
     }
 
-    /// Whether a header with this name is present (case-insensitive, whole name).
+    /// Whether a header of this class is present (no name is compared).
+    pub fn has(&self, class: HeaderClass) -> bool {
+        self.present & class.bit() != 0
+    }
+
+    /// Whether a header with this name is present (case-insensitive, whole name). Date,
+    /// Server and Content-Length are answered from the classes found when they were pushed.
     pub fn contains(&self, name: &[u8]) -> bool {
-        self.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        match classify(name) {
+            HeaderClass::Other | HeaderClass::HopByHop => {
+                self.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+            }
+            class => self.has(class),
+        }
     }
 
     pub fn copy_from(&mut self, other: &HeaderList) {
-        self.arena.clear();
-        self.arena.extend_from_slice(&other.arena);
+        self.arena.copy_from(&other.arena);
         self.items.clear();
         self.items.extend_from_slice(&other.items);
+        self.present = other.present;
     }
 
     /// The response's declared length: every Content-Length must be a plain decimal number
     /// and all of them must agree.
     pub fn content_length(&self) -> Result<Option<u64>, Error> {
+        if !self.has(HeaderClass::ContentLength) {
+            return Ok(None);
+        }
         let mut declared = None;
-        for (name, value) in self.iter() {
-            if !name.eq_ignore_ascii_case(b"content-length") {
+        for &(_, v, class) in &self.items {
+            if class != HeaderClass::ContentLength {
                 continue;
             }
+            let value = self.bytes(v);
             let Some(n) = parse_content_length(value) else {
                 return Err(Error::new(
                     Status::InvalidHeader,
@@ -250,6 +398,74 @@ mod tests {
         assert!(is_hop_by_hop(b"TRAILERS"));
         assert!(!is_hop_by_hop(b"Trailer"));
         assert!(!is_hop_by_hop(b"Proxy-Connection"));
+    }
+
+    /// The byte table against the rules written out plainly, for all 256 bytes.
+    #[test]
+    fn byte_classes_match_the_rules() {
+        for b in 0..=255u8 {
+            let control = b < 0x20 || b == 0x7f;
+            let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(all_in(&[b'a', b], TCHAR), tchar, "tchar {b:#x}");
+            assert_eq!(
+                all_in(&[b, b'a'], VALUE),
+                !control || b == b'\t',
+                "value {b:#x}"
+            );
+            assert_eq!(all_in(&[b], TEXT), !control, "text {b:#x}");
+            let name = [b'X', b];
+            assert_eq!(check_header(&name, b"v").is_ok(), tchar, "name {b:#x}");
+            // The word-at-a-time value check, the byte at every place of every length.
+            let lens: &[usize] = if cfg!(miri) {
+                &[1, 8, 9, 17]
+            } else {
+                &[
+                    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+                ]
+            };
+            for &len in lens {
+                for pos in 0..len {
+                    let mut value = vec![b'a'; len];
+                    value[pos] = b;
+                    assert_eq!(
+                        value_ok(&value),
+                        all_in(&value, VALUE),
+                        "{b:#x} {len} {pos}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_classified_whole_and_in_any_case() {
+        for name in HOP_BY_HOP {
+            assert_eq!(classify(name), HeaderClass::HopByHop);
+            assert_eq!(classify(&name.to_ascii_uppercase()), HeaderClass::HopByHop);
+            assert_eq!(classify(&name[1..]), HeaderClass::Other);
+            let mut longer = name.to_vec();
+            longer.push(b's');
+            assert_eq!(classify(&longer), HeaderClass::Other);
+        }
+        assert_eq!(classify(b"DATE"), HeaderClass::Date);
+        assert_eq!(classify(b"Server"), HeaderClass::Server);
+        assert_eq!(classify(b"Content-length"), HeaderClass::ContentLength);
+        assert_eq!(classify(b"Content-Type"), HeaderClass::Other);
+        assert_eq!(classify(b"Dates"), HeaderClass::Other);
+        assert_eq!(classify(b"Keep_Alive"), HeaderClass::Other);
+        let mut h = HeaderList::default();
+        h.push(b"X-A", b"1");
+        assert!(!h.contains(b"date") && !h.has(HeaderClass::Date));
+        h.push(b"dAtE", b"x");
+        h.push(b"Server", b"s");
+        assert!(h.contains(b"Date") && h.contains(b"SERVER") && h.contains(b"x-a"));
+        assert!(!h.contains(b"content-length") && !h.contains(b"X-B"));
+        assert_eq!(h.class(1), Some(HeaderClass::Date));
+        let mut copy = HeaderList::default();
+        copy.copy_from(&h);
+        assert!(copy.has(HeaderClass::Server));
+        h.clear();
+        assert!(!h.has(HeaderClass::Server) && !h.contains(b"date"));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::environ::Environ;
-use crate::headers::{check_header, check_status, HeaderList};
+use crate::environ::{Environ, RequestKeys};
+use crate::headers::{check_classified, check_header, check_status, HeaderList};
 use crate::status::{Error, Status};
 
 /// wsgiref's error_body: 59 bytes, two spaces after the first period.
@@ -120,6 +120,22 @@ impl Settings {
         Ok(())
     }
 
+    /// What the keys every request gets after the host's variables depend on: the wsgi.*
+    /// flags, and SERVER_SOFTWARE's default for an origin server.
+    pub fn request_keys(&self) -> RequestKeys<'_> {
+        RequestKeys {
+            multithread: self.multithread,
+            multiprocess: self.multiprocess,
+            run_once: self.run_once,
+            file_wrapper: self.file_wrapper,
+            server_software: if self.origin_server {
+                self.server_software()
+            } else {
+                None
+            },
+        }
+    }
+
     pub fn error_status(&self) -> &[u8] {
         &self.error_status
     }
@@ -142,8 +158,8 @@ impl Settings {
         check_status(status)?;
         let mut list = HeaderList::default();
         for (name, value) in headers {
-            check_header(name, value)?;
-            list.push(name, value);
+            let class = check_classified(name, value)?;
+            list.push_classified(name, value, class);
         }
         list.content_length()?;
         self.error_status = status.to_vec();

@@ -3952,6 +3952,176 @@ static void test_environ_pack_changes_order_and_repeats(void **state) {
     assert_int_equal(c.count, own);
     assert_memory_equal(c.packed, own_packed, own_len);
     assert_int_equal(c.missing, 1);
+/* ---- gw_environ_set_many ------------------------------------------------------------------------ */
+
+#define VAR(n, v) { n, sizeof(n) - 1, v, sizeof(v) - 1 }
+
+/* One call sets what the same gw_environ_set calls in order would: a name already there keeps
+ * its place, a name given twice takes the later value at the earlier place. */
+static void test_environ_set_many_sets_like_single_sets(void **state) {
+    (void)state;
+    static const gw_header vars[] = {
+        VAR("B", "2"), VAR("A", "new"), VAR("C", "3"), VAR("B", "twice"), VAR("EMPTY", ""),
+    };
+    gw_environ *many = NULL, *single = NULL;
+    assert_int_equal(gw_environ_new(&many), GW_STATUS_OK);
+    assert_int_equal(gw_environ_new(&single), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(many, "A", 1, "old", 3), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(single, "A", 1, "old", 3), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set_many(many, vars, 5), GW_STATUS_OK);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(gw_environ_set(single, vars[i].name, vars[i].name_len, vars[i].value, vars[i].value_len),
+                         GW_STATUS_OK);
+    }
+    char a[512], b[512];
+    environ_text(many, a, sizeof a);
+    environ_text(single, b, sizeof b);
+    assert_string_equal(a, "A=new\nB=twice\nC=3\nEMPTY=\n");
+    assert_string_equal(a, b);
+    size_t len = 0;
+    assert_int_equal(gw_environ_len(many, &len), GW_STATUS_OK);
+    assert_int_equal(len, 4);
+    /* Nothing to set: vars may be NULL. */
+    assert_int_equal(gw_environ_set_many(many, NULL, 0), GW_STATUS_OK);
+    environ_text(many, a, sizeof a);
+    assert_string_equal(a, b);
+    /* Over a base environ: a base key gets a new value in its place, as gw_environ_set does. */
+    gw_handler *h = NULL;
+    test_host host;
+    host_init(&host);
+    h = host_handler(&host, true);
+    assert_int_equal(gw_handler_set_os_environ(h, many), GW_STATUS_OK);
+    gw_environ *layered = NULL;
+    assert_int_equal(gw_handler_copy_os_environ(h, &layered), GW_STATUS_OK);
+    static const gw_header more[] = { VAR("D", "4"), VAR("B", "over") };
+    assert_int_equal(gw_environ_set_many(layered, more, 2), GW_STATUS_OK);
+    environ_text(layered, a, sizeof a);
+    assert_string_equal(a, "A=new\nB=over\nC=3\nEMPTY=\nD=4\n");
+    gw_environ_free(layered);
+    gw_handler_free(h);
+    gw_environ_free(many);
+    gw_environ_free(single);
+}
+
+/* A bad record anywhere changes nothing, not even the values replaced before it, and the
+ * message names it. */
+static void test_environ_set_many_is_all_or_nothing(void **state) {
+    (void)state;
+    gw_environ *env = NULL;
+    assert_int_equal(gw_environ_new(&env), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "KEEP", 4, "kept", 4), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "X", 1, "x", 1), GW_STATUS_OK);
+    char before[512], after[512];
+    environ_text(env, before, sizeof before);
+    static char big[GW_ENVIRON_MAX_VALUE_LEN + 1];
+    struct {
+        gw_header bad;
+        gw_status status;
+        const char *message;
+    } cases[] = {
+        { VAR("A=B", "v"), GW_STATUS_INVALID_ARGUMENT, "environ variable 3: environ names must not contain NUL or '='" },
+        { { "", 0, "v", 1 }, GW_STATUS_INVALID_ARGUMENT, "environ variable 3: environ names must not be empty" },
+        { { "A\0B", 3, "v", 1 }, GW_STATUS_INVALID_ARGUMENT, "environ variable 3: environ names must not contain NUL or '='" },
+        { { NULL, 3, "v", 1 }, GW_STATUS_NULL_ARGUMENT, "vars[3].name is NULL" },
+        { { "N", 1, NULL, 2 }, GW_STATUS_NULL_ARGUMENT, "vars[3].value is NULL" },
+        { { "N", 1, big, sizeof big }, GW_STATUS_TOO_LARGE, "environ variable 3: name or value longer than its limit" },
+        { { "N", 1, big, SIZE_MAX }, GW_STATUS_TOO_LARGE, "environ variable 3: name or value longer than its limit" },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        /* New keys, a replaced value (longer and shorter) and a repeat before the bad one. */
+        gw_header vars[] = { VAR("NEW", "1"), VAR("X", "a longer value than before"), VAR("NEW", "2"), cases[c].bad,
+                             VAR("LATER", "l") };
+        assert_int_equal(gw_environ_set_many(env, vars, 5), cases[c].status);
+        assert_string_equal(gw_last_error_message(), cases[c].message);
+        environ_text(env, after, sizeof after);
+        assert_string_equal(after, before);
+        size_t len = 0;
+        assert_int_equal(gw_environ_len(env, &len), GW_STATUS_OK);
+        assert_int_equal(len, 2);
+        const char *v = NULL;
+        size_t vlen = 0;
+        assert_int_equal(gw_environ_get(env, "NEW", 3, &v, &vlen), GW_STATUS_NOT_FOUND);
+        assert_int_equal(gw_environ_get(env, "X", 1, &v, &vlen), GW_STATUS_OK);
+        assert_string_equal(v, "x");
+    }
+    /* And it still works afterwards. */
+    static const gw_header good[] = { VAR("X", "y"), VAR("Z", "z") };
+    assert_int_equal(gw_environ_set_many(env, good, 2), GW_STATUS_OK);
+    environ_text(env, after, sizeof after);
+    assert_string_equal(after, "KEEP=kept\nX=y\nZ=z\n");
+    /* The arguments themselves. */
+    assert_int_equal(gw_environ_set_many(NULL, good, 2), GW_STATUS_NULL_ARGUMENT);
+    assert_int_equal(gw_environ_set_many(env, NULL, 2), GW_STATUS_NULL_ARGUMENT);
+    assert_string_equal(gw_last_error_message(), "vars is NULL");
+    assert_int_equal(gw_environ_set_many(env, good, SIZE_MAX), GW_STATUS_INVALID_ARGUMENT);
+    environ_text(env, after, sizeof after);
+    assert_string_equal(after, "KEEP=kept\nX=y\nZ=z\n");
+    gw_environ_free(env);
+}
+
+static int32_t set_many_vars(void *userdata, gw_environ *env) {
+    (void)userdata;
+    static const gw_header vars[] = { VAR("REQUEST_METHOD", "GET"), VAR("PATH_INFO", "/p"),
+                                      VAR("SERVER_PROTOCOL", "HTTP/1.1"), VAR("HTTPS", "on") };
+    return gw_environ_set_many(env, vars, 4);
+}
+
+/* After the request keys: a new key goes after them, a request key set again keeps its place,
+ * a removed one is gone; a second request starts from the same keys. */
+static int32_t change_environ_app(void *userdata, gw_request *req) {
+    gw_environ *env = NULL;
+    assert_int_equal(gw_request_environ(req, &env), GW_STATUS_OK);
+    const char *v = NULL;
+    size_t vlen = 0;
+    assert_int_equal(gw_environ_get(env, "wsgi.url_scheme", 15, &v, &vlen), GW_STATUS_OK);
+    assert_string_equal(v, "https");
+    assert_int_equal(gw_environ_set(env, "NEW", 3, "n", 1), GW_STATUS_OK);
+    assert_int_equal(gw_environ_set(env, "wsgi.errors", 11, "mine", 4), GW_STATUS_OK);
+    assert_int_equal(gw_environ_remove(env, "wsgi.version", 12), GW_STATUS_OK);
+    assert_int_equal(gw_environ_get(env, "wsgi.version", 12, &v, &vlen), GW_STATUS_NOT_FOUND);
+    return dump_environ_app(userdata, req);
+}
+
+static void test_request_keys_follow_the_hosts_variables(void **state) {
+    (void)state;
+    gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT;
+    test_host host;
+    host_init(&host);
+    hooks = host_hooks(&host);
+    hooks.add_cgi_vars = set_many_vars;
+    gw_handler *h = NULL;
+    assert_int_equal(gw_handler_new(&hooks, &h), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_server_software(h, "gw-test/1", 9), GW_STATUS_OK);
+    static const char *const keys = "wsgi.input=gw_request_input\nwsgi.errors=gw_request_errors\nwsgi.version=1.0\n"
+                                    "wsgi.run_once=0\nwsgi.url_scheme=https\nwsgi.multithread=1\n"
+                                    "wsgi.multiprocess=1\nwsgi.file_wrapper=gw_request_set_body_file\n"
+                                    "wsgi.input_terminated=1\nSERVER_SOFTWARE=gw-test/1\n";
+    char want[2048];
+    snprintf(want, sizeof want, "REQUEST_METHOD=GET\nPATH_INFO=/p\nSERVER_PROTOCOL=HTTP/1.1\nHTTPS=on\n%s", keys);
+    for (int round = 0; round < 2; round++) {
+        environ_dump dump;
+        memset(&dump, 0, sizeof dump);
+        assert_int_equal(gw_handler_run(h, dump_environ_app, &dump), GW_STATUS_OK);
+        assert_string_equal(dump.text, want);
+        memset(&dump, 0, sizeof dump);
+        assert_int_equal(gw_handler_run(h, change_environ_app, &dump), GW_STATUS_OK);
+        assert_string_equal(dump.text, "REQUEST_METHOD=GET\nPATH_INFO=/p\nSERVER_PROTOCOL=HTTP/1.1\nHTTPS=on\n"
+                                       "wsgi.input=gw_request_input\nwsgi.errors=mine\n"
+                                       "wsgi.run_once=0\nwsgi.url_scheme=https\nwsgi.multithread=1\n"
+                                       "wsgi.multiprocess=1\nwsgi.file_wrapper=gw_request_set_body_file\n"
+                                       "wsgi.input_terminated=1\nSERVER_SOFTWARE=gw-test/1\nNEW=n\n");
+    }
+    /* A setting changed between requests changes the keys. */
+    assert_int_equal(gw_handler_set_multithread(h, false), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_file_wrapper(h, false), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_server_software(h, NULL, 0), GW_STATUS_OK);
+    environ_dump dump;
+    memset(&dump, 0, sizeof dump);
+    assert_int_equal(gw_handler_run(h, dump_environ_app, &dump), GW_STATUS_OK);
+    assert_string_equal(dump.text, "REQUEST_METHOD=GET\nPATH_INFO=/p\nSERVER_PROTOCOL=HTTP/1.1\nHTTPS=on\n"
+                                   "wsgi.input=gw_request_input\nwsgi.errors=gw_request_errors\nwsgi.version=1.0\n"
+                                   "wsgi.run_once=0\nwsgi.url_scheme=https\nwsgi.multithread=0\n"
+                                   "wsgi.multiprocess=1\nwsgi.input_terminated=1\n");
     gw_handler_free(h);
 }
 
@@ -4057,6 +4227,9 @@ int main(void) {
         cmocka_unit_test(test_environ_pack_changes),
         cmocka_unit_test(test_start_response_packed),
         cmocka_unit_test(test_environ_pack_changes_order_and_repeats),
+        cmocka_unit_test(test_environ_set_many_sets_like_single_sets),
+        cmocka_unit_test(test_environ_set_many_is_all_or_nothing),
+        cmocka_unit_test(test_request_keys_follow_the_hosts_variables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -438,32 +438,22 @@ impl<H: Host> Request<'_, H> {
         env.reset(s.os_environ.clone());
         self.host.add_cgi_vars(&mut env)?;
         // Before wsgi.input_terminated is set for the app: the host's own value is rule 3.
+        let content_length = env.get(b"CONTENT_LENGTH");
         let framing = crate::request_framing::decide(
-            env.get(b"CONTENT_LENGTH"),
+            content_length,
             env.get(b"HTTP_TRANSFER_ENCODING"),
             env.get(b"wsgi.input_terminated"),
         );
-        let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
-        let scheme = crate::util::guess_scheme(env.get(b"HTTPS"));
-        env.set(b"wsgi.input", b"gw_request_input")?;
-        env.set(b"wsgi.errors", b"gw_request_errors")?;
-        env.set(b"wsgi.version", b"1.0")?;
-        env.set(b"wsgi.run_once", flag(s.run_once))?;
-        env.set(b"wsgi.url_scheme", scheme)?;
-        env.set(b"wsgi.multithread", flag(s.multithread))?;
-        env.set(b"wsgi.multiprocess", flag(s.multiprocess))?;
-        if s.file_wrapper {
-            env.set(b"wsgi.file_wrapper", b"gw_request_set_body_file")?;
-        }
-        env.set(b"wsgi.input_terminated", b"1")?;
-        if s.origin_server {
-            if let Some(software) = s.server_software() {
-                env.set_default(b"SERVER_SOFTWARE", software)?;
-            }
-        }
         self.st
             .input
-            .reset(framing, env.get(b"CONTENT_LENGTH"), s.max_request_body);
+            .reset(framing, content_length, s.max_request_body);
+        let https = crate::util::guess_scheme(env.get(b"HTTPS")) == b"https";
+        if let Err(e) = env.add_request_keys(&s.request_keys(), https) {
+            // No body until the environ is complete.
+            let no_body = crate::request_framing::RequestFraming::NoBody;
+            self.st.input.reset(no_body, None, 0);
+            return Err(e);
+        }
         let violations = if s.validate {
             crate::validate::check_environ(&env)
         } else {

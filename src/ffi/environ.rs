@@ -2,7 +2,8 @@
 
 use std::ffi::c_char;
 
-use super::{boundary, bytes_arg, null, out_arg};
+use super::bytes::{gw_header, null_item};
+use super::{boundary, bytes_arg, null, out_arg, slice_arg};
 use crate::environ::Environ;
 use crate::status::{Error, Status};
 
@@ -99,6 +100,73 @@ pub unsafe extern "C" fn gw_environ_set(
         let value = unsafe { bytes_arg(value, value_len, "value") }?;
         env.set(name, value)
     })
+}
+
+/// Sets `count` variables in one call: `vars[i].name` (`name_len` bytes) to `vars[i].value`
+/// (`value_len` bytes), copied, exactly as that many gw_environ_set calls in this order
+/// would (a name already present keeps its place; a name given twice takes the later value
+/// at the earlier place), or none of them: every pointer, name and value is checked, and the
+/// room they need, before anything changes, so on a failure the environ is as it was and
+/// the message names the first bad entry (`vars[3].name is NULL`, `environ variable 3:
+/// ...`). `vars` may be NULL when `count` is 0. What a host's add_cgi_vars should use: one
+/// call for the whole request.
+#[no_mangle]
+pub unsafe extern "C" fn gw_environ_set_many(
+    environ: *mut gw_environ,
+    vars: *const gw_header,
+    count: usize,
+) -> Status {
+    boundary(|| {
+        let env = unsafe { env_mut(environ) }?;
+        // SAFETY: the caller promises `count` records at `vars`.
+        let vars = unsafe { slice_arg(vars, count, "vars") }?;
+        // SAFETY: each record's pointers are checked before its bytes are read.
+        let records = vars.iter().map(|v| unsafe { record(v) });
+        env.set_records(records, |i| record_error(i, &vars[i]))
+    })
+}
+
+/// One record's name and value, once its pointers are checked: non-NULL, or a length of 0;
+/// a length past the environ's limits is refused before any slice is made of it. None when
+/// it is refused (`record_error` says why).
+#[inline(always)]
+unsafe fn record<'a>(v: &gw_header) -> Option<(&'a [u8], &'a [u8])> {
+    // One test of all four conditions (`&` and `|`: no branch each).
+    let refused = (v.name.is_null() & (v.name_len > 0))
+        | (v.value.is_null() & (v.value_len > 0))
+        | (v.name_len > GW_ENVIRON_MAX_NAME_LEN)
+        | (v.value_len > GW_ENVIRON_MAX_VALUE_LEN);
+    if refused {
+        return None;
+    }
+    // SAFETY: checked above; the record promises its bytes.
+    unsafe { Some((checked(v.name, v.name_len), checked(v.value, v.value_len))) }
+}
+
+/// Why `record` refused record `i`.
+#[cold]
+fn record_error(i: usize, v: &gw_header) -> Error {
+    if v.name.is_null() && v.name_len > 0 {
+        null_item("vars", i, "name")
+    } else if v.value.is_null() && v.value_len > 0 {
+        null_item("vars", i, "value")
+    } else {
+        Error::new(
+            Status::TooLarge,
+            format!("environ variable {i}: name or value longer than its limit"),
+        )
+    }
+}
+
+/// The bytes of a record whose pointer and length were checked: non-NULL, or a length of
+/// 0; the length within the environ's limits.
+#[inline(always)]
+unsafe fn checked<'a>(ptr: *const c_char, len: usize) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: the caller checked `ptr` (non-NULL) and `len`; the record promises the bytes.
+    unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
 }
 
 /// Looks `name` up. On GW_STATUS_OK, `*out_value` and `*out_value_len` give the value,
