@@ -3952,6 +3952,9 @@ static void test_environ_pack_changes_order_and_repeats(void **state) {
     assert_int_equal(c.count, own);
     assert_memory_equal(c.packed, own_packed, own_len);
     assert_int_equal(c.missing, 1);
+    gw_handler_free(h);
+}
+
 /* ---- gw_environ_set_many ------------------------------------------------------------------------ */
 
 #define VAR(n, v) { n, sizeof(n) - 1, v, sizeof(v) - 1 }
