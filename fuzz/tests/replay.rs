@@ -48,3 +48,8 @@ fn chunked_body() {
 fn cycle() {
     replay("cycle", gateway_fuzz::cycle::run);
 }
+
+#[test]
+fn nonblocking() {
+    replay("nonblocking", gateway_fuzz::nonblocking::run);
+}
