@@ -74,7 +74,8 @@ impl Schedule {
     fn decode(r: &mut Reader) -> Schedule {
         Schedule {
             script: r.bytes(16).to_vec(),
-            tail: r.pick(&[Tail::All, Tail::All, Tail::Alternate, Tail::AlternateOne]),
+            // Past the end of the input: every call answers EAGAIN once.
+            tail: r.pick(&[Tail::Alternate, Tail::All, Tail::AlternateOne, Tail::All]),
         }
     }
 
@@ -208,6 +209,9 @@ enum Files {
 #[derive(Debug)]
 struct NbPlan {
     plan: Plan,
+    /// How many input bytes the cycle plan took (to make seeds: the rest is this target's).
+    #[allow(dead_code)] // read through Debug (FUZZ_DEBUG)
+    plan_bytes: usize,
     body: Option<ReqBody>,
     /// The app reads the body so first (then plays the plan).
     reads: Vec<ReadOp>,
@@ -223,7 +227,9 @@ struct NbPlan {
 
 impl NbPlan {
     fn decode(r: &mut Reader) -> NbPlan {
+        let before = r.left();
         let plan = Plan::decode(r);
+        let plan_bytes = before - r.left();
         let body = (r.below(3) == 2).then(|| ReqBody::decode(r));
         let mut reads: Vec<ReadOp> = (0..r.below(5)).map(|_| ReadOp::decode(r)).collect();
         // Blocking mode sends `100 Continue` when the app first reads, non-blocking mode
@@ -233,9 +239,10 @@ impl NbPlan {
         }
         NbPlan {
             plan,
+            plan_bytes,
             body,
             reads,
-            files: r.pick(&[Files::Pipes, Files::Regular, Files::SendFile, Files::SendFile]),
+            files: r.pick(&[Files::SendFile, Files::Pipes, Files::Regular, Files::SendFile]),
             body_memory_limit: r.pick(&[None, None, Some(0), Some(16)]),
             write: Schedule::decode(r),
             flush: Schedule::decode(r),
@@ -275,6 +282,7 @@ struct NbHost<'p> {
     schedules: [Schedule; 4],
     calls: [Cell<usize>; 4],
     eagains: Cell<usize>,
+    by_hook: [Cell<usize>; 4],
     /// What the last EAGAIN waits for, until the host resumes.
     paused: Cell<Option<Wait>>,
     cancelled: Cell<bool>,
@@ -294,6 +302,7 @@ impl<'p> NbHost<'p> {
             schedules,
             calls: Default::default(),
             eagains: Cell::new(0),
+            by_hook: Default::default(),
             paused: Cell::new(None),
             cancelled: Cell::new(false),
             given: Cell::new(0),
@@ -325,6 +334,7 @@ impl<'p> NbHost<'p> {
         let answer = self.schedules[hook].answer(k);
         if answer == Answer::EAgain {
             self.eagains.set(self.eagains.get() + 1);
+            self.by_hook[hook].set(self.by_hook[hook].get() + 1);
             let wait = if hook == READ { Wait::Read } else { Wait::Write };
             self.paused.set(Some(wait));
         }
@@ -435,6 +445,8 @@ struct Played {
     input: Vec<(Status, Vec<Vec<u8>>)>,
     app_called: bool,
     pauses: usize,
+    /// EAGAINs answered by write, flush, read_stdin and send_file.
+    eagains: [usize; 4],
     /// The normal request the handler served afterwards.
     next: Outcome,
 }
@@ -560,6 +572,7 @@ fn play(nb: &NbPlan, nonblocking: bool) -> Played {
         input,
         app_called: app.called,
         pauses,
+        eagains: host.by_hook.clone().map(Cell::into_inner),
         next,
     }
 }
@@ -609,6 +622,15 @@ pub fn run(data: &[u8]) {
     assert!(blocking.status.is_some() && blocking.pauses == 0);
     let nonblocking = play(&nb, true);
     let (b, n) = (&blocking.outcome, &nonblocking.outcome);
+    crate::debug(&format_args!(
+        "blocking: {:?}, app called: {}; non-blocking: {:?} after {} pauses, EAGAINs by hook {:?}, {} reads",
+        blocking.status,
+        blocking.app_called,
+        nonblocking.status,
+        nonblocking.pauses,
+        nonblocking.eagains,
+        blocking.input.len(),
+    ));
     match nonblocking.status {
         Some(_) => {
             assert!(
