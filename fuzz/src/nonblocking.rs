@@ -265,6 +265,10 @@ impl NbPlan {
     }
 }
 
+/// More pauses than this: the cycle makes no progress. (The largest plan moves a few
+/// thousand bytes; a 1-byte transfer after every EAGAIN pauses once a byte.)
+const MAX_PAUSES: usize = 50_000;
+
 /// The log line of a failing close.
 const CLOSE_FAILED: &[u8] = b"gateway: closing the response body failed: ";
 
@@ -514,6 +518,10 @@ fn play(nb: &NbPlan, nonblocking: bool) -> Played {
                 Status::InvalidState,
                 "gw_handler_last_keep_alive while a cycle is pending"
             );
+            assert!(
+                pauses < MAX_PAUSES,
+                "no end after {MAX_PAUSES} pauses: the cycle makes no progress"
+            );
             let go_on = nb.cancel_at != Some(pauses);
             pauses += 1;
             if !go_on {
@@ -535,6 +543,7 @@ fn play(nb: &NbPlan, nonblocking: bool) -> Played {
     assert_eq!(handler.pending(), Wait::None, "pending after the cycle ended");
     let mut out = outcome(&handler, &host.inner, status.unwrap_or(Status::Ok));
     out.wire = mask_dates(&out.wire);
+    check_log(&out.log, &host.inner.log_cuts.borrow());
     if status.is_none() {
         // The one call the cancel makes besides the body's close: the close's failure is
         // logged (a line, cut maybe by a failing stderr hook). It is left out of the log
@@ -560,7 +569,6 @@ fn play(nb: &NbPlan, nonblocking: bool) -> Played {
         handler.cancel();
     }
     check_bodies(&iters, &files);
-    check_log(&out.log, &host.inner.log_cuts.borrow());
 
     host.cancelled.set(false);
     handler.set_host(&healthy);
