@@ -7,5 +7,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| gateway_fuzz::nonblocking::run(data));
 
 #[cfg(not(fuzzing))]
 fn main() {
-    gateway_fuzz::replay_main(gateway_fuzz::nonblocking::run);
+    match std::env::var_os("FUZZ_KNOWN_BUGS") {
+        // Replays with the known bugs' cases played (regressions/nonblocking/known-bugs/).
+        Some(_) => gateway_fuzz::replay_main(gateway_fuzz::nonblocking::run_known_bugs),
+        None => gateway_fuzz::replay_main(gateway_fuzz::nonblocking::run),
+    }
 }

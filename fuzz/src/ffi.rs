@@ -12,8 +12,8 @@ use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use gateway::ffi::*;
 pub use gateway::ffi::gw_wait as Wait;
+use gateway::ffi::*;
 pub use gateway::Status;
 
 thread_local! {
@@ -381,6 +381,14 @@ impl<'h, H: Host> Handler<'h, H> {
         // SAFETY: a live, idle handler.
         assert_eq!(
             unsafe { gw_handler_set_nonblocking(self.raw, value) },
+            Status::Ok
+        );
+    }
+
+    pub fn set_max_request_body(&self, bytes: u64) {
+        // SAFETY: a live, idle handler.
+        assert_eq!(
+            unsafe { gw_handler_set_max_request_body(self.raw, bytes) },
             Status::Ok
         );
     }

@@ -6,8 +6,8 @@ use std::ffi::c_int;
 
 use super::{FilePlan, IterPlan};
 use crate::ffi::{
-    pipe_with, regular_file_with, unreadable_fd, Env, Failure, HookResult, Host, Iter, Pair,
-    Req, Status,
+    pipe_with, regular_file_with, unreadable_fd, Env, Failure, HookResult, Host, Iter, Pair, Req,
+    Status,
 };
 use crate::wire::show;
 
