@@ -67,7 +67,7 @@ fn nonblocking_known_bugs() {
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .map(|line| line.split_once(": ").expect("`name: message` lines"))
         .collect();
-    let files = gateway_fuzz::corpus_files(&[dir.clone()]);
+    let files = gateway_fuzz::corpus_files(std::slice::from_ref(&dir));
     assert_eq!(
         files.len(),
         expected.len(),
