@@ -19,12 +19,18 @@
 //!   for 0 bytes;
 //! - every iterator set_body_iter accepted is closed exactly once, never otherwise; a file
 //!   handed with close_fd=true is closed, others never are (in both modes);
-//! - gw_handler_cancel at a pause: no hook is called after it but the body's close, the
-//!   body is closed once (not again by a second cancel), what was written and logged before
-//!   it is a prefix of the blocking run's, keep-alive is false, nothing is pending and
-//!   gw_handler_resume is refused;
+//! - gw_handler_cancel at a pause: no hook is called after it but the body's close (and
+//!   write_stderr for the log line of a close that fails, which the header does not
+//!   mention), the body is closed once (not again by a second cancel), what was written and
+//!   logged before it is a prefix of the blocking run's, keep-alive is false, nothing is
+//!   pending and gw_handler_resume is refused;
 //! - afterwards (cancelled or not) the same handler serves a normal request byte for byte as
 //!   a fresh non-blocking handler does, and as a fresh blocking one.
+//!
+//! The high-water mark stays at its default (64 KiB), far above what a plan writes, so
+//! gw_request_write is never refused (a refusal would show as a different wire). Known,
+//! reported library bugs are steered around (`NbPlan::steer`) and replayed from
+//! `regressions/nonblocking/known-bugs/` by `run_known_bugs`.
 
 use std::cell::Cell;
 use std::ffi::c_int;
