@@ -385,6 +385,14 @@ impl<'h, H: Host> Handler<'h, H> {
         );
     }
 
+    pub fn set_write_high_water(&self, bytes: usize) {
+        // SAFETY: a live, idle handler.
+        assert_eq!(
+            unsafe { gw_handler_set_write_high_water(self.raw, bytes) },
+            Status::Ok
+        );
+    }
+
     pub fn set_max_request_body(&self, bytes: u64) {
         // SAFETY: a live, idle handler.
         assert_eq!(

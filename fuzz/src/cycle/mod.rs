@@ -250,6 +250,12 @@ pub(crate) struct App<'p> {
     pub(crate) produced: Vec<u8>,
     /// ...then the body set_body_* accepted.
     pub(crate) body: Vec<u8>,
+    /// What each Write's gw_request_write returned, and how much of the wire the host had
+    /// when it was called.
+    pub(crate) writes: Vec<(Status, usize)>,
+    /// Writes to answer GW_STATUS_WOULD_BLOCK without calling gw_request_write (the
+    /// `nonblocking` target replays a non-blocking run's refusals in blocking mode).
+    pub(crate) refused: Vec<bool>,
 }
 
 impl App<'_> {
@@ -266,7 +272,12 @@ impl App<'_> {
                     result
                 }
                 Action::Write(data) => {
-                    let result = req.write(data);
+                    let wire = self.host.out.borrow().len();
+                    let result = match self.refused.get(self.writes.len()) {
+                        Some(true) => Status::WouldBlock,
+                        _ => req.write(data),
+                    };
+                    self.writes.push((result, wire));
                     if result == Status::Ok {
                         self.produced.extend_from_slice(data);
                     }
@@ -366,6 +377,8 @@ pub fn run(data: &[u8]) {
         started: false,
         produced: Vec::new(),
         body: Vec::new(),
+        writes: Vec::new(),
+        refused: Vec::new(),
     };
     let status = handler.run(|req: Req| app.serve(req));
     let faulty = outcome(&handler, &host, status);
