@@ -12,6 +12,7 @@ use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
+pub use gateway::ffi::gw_wait as Wait;
 use gateway::ffi::*;
 pub use gateway::Status;
 
@@ -96,6 +97,11 @@ pub trait Host {
     fn add_cgi_vars(&self, _environ: Env) -> Status {
         Status::Ok
     }
+    /// The send_file hook (installed only by `Handler::with_send_file`): how many bytes of
+    /// `fd` from `offset` (at most `length`) went to the client.
+    fn send_file(&self, _fd: c_int, _offset: u64, _length: u64) -> Result<u64, Failure> {
+        Err(Failure::Code(libc::ENOSYS))
+    }
 }
 
 unsafe fn host<'a, H: Host>(userdata: *mut c_void) -> &'a H {
@@ -179,6 +185,25 @@ unsafe extern "C" fn add_cgi_vars_hook<H: Host>(
     })
 }
 
+unsafe extern "C" fn send_file_hook<H: Host>(
+    userdata: *mut c_void,
+    fd: c_int,
+    offset: u64,
+    length: u64,
+    out: *mut u64,
+) -> c_int {
+    guard(libc::EIO, || {
+        match unsafe { host::<H>(userdata) }.send_file(fd, offset, length) {
+            Ok(n) => {
+                // SAFETY: the library passes a valid out-parameter.
+                unsafe { *out = n };
+                0
+            }
+            Err(failure) => failure.report(),
+        }
+    })
+}
+
 unsafe extern "C" fn app_trampoline<F: FnMut(Req) -> Status>(
     userdata: *mut c_void,
     request: *mut gw_request,
@@ -214,6 +239,11 @@ pub struct Config {
 
 impl<'h, H: Host> Handler<'h, H> {
     pub fn new(host: &'h H, config: Config) -> Handler<'h, H> {
+        Handler::with_send_file(host, config, false)
+    }
+
+    /// A handler whose hooks include `send_file` (`Host::send_file`) when `send_file` is true.
+    pub fn with_send_file(host: &'h H, config: Config, send_file: bool) -> Handler<'h, H> {
         let hooks = gw_handler_hooks {
             size: std::mem::size_of::<gw_handler_hooks>(),
             userdata: (host as *const H).cast_mut().cast(),
@@ -223,6 +253,11 @@ impl<'h, H: Host> Handler<'h, H> {
             write_stderr: Some(write_stderr_hook::<H>),
             flush_stderr: Some(flush_stderr_hook::<H>),
             add_cgi_vars: Some(add_cgi_vars_hook::<H>),
+            send_file: if send_file {
+                Some(send_file_hook::<H>)
+            } else {
+                None
+            },
             // Every other hook NULL, as a C host's `{ .write = ... }` leaves them: these
             // targets play a host that writes bytes (no structured-host hooks).
             // SAFETY: the table holds only pointers and nullable function pointers.
@@ -261,12 +296,117 @@ impl<'h, H: Host> Handler<'h, H> {
     }
 
     /// gw_handler_run with `app` as the application; re-raises a panic from any callback.
+    /// A cycle that pauses (non-blocking mode) is cancelled, and that is a failure: `app`
+    /// does not outlive this call (`drive` plays pausing cycles).
     pub fn run<F: FnMut(Req) -> Status>(&self, mut app: F) -> Status {
         let userdata = (&mut app as *mut F).cast();
-        // SAFETY: a live handler; `app` outlives the call.
+        // SAFETY: a live handler; `app` outlives the call (a pending cycle is cancelled).
         let status = unsafe { gw_handler_run(self.raw, Some(app_trampoline::<F>), userdata) };
+        if status == Status::Pending {
+            self.cancel();
+            rethrow();
+            panic!("gw_handler_run paused where no hook answered EAGAIN");
+        }
         rethrow();
         status
+    }
+
+    /// A whole cycle in non-blocking mode: gw_handler_run, then while it returns PENDING,
+    /// `pause` is asked whether to go on (gw_handler_resume) or to give up
+    /// (gw_handler_cancel). Returns the final status, or None when cancelled. `app` lives
+    /// here for the whole cycle; a panic from a callback cancels a pending cycle first.
+    pub fn drive<F: FnMut(Req) -> Status>(
+        &self,
+        mut app: F,
+        mut pause: impl FnMut(&Self) -> bool,
+    ) -> Option<Status> {
+        let userdata = (&mut app as *mut F).cast();
+        // SAFETY: a live handler; `app` outlives the cycle (it ends or is cancelled here).
+        let mut status = unsafe { gw_handler_run(self.raw, Some(app_trampoline::<F>), userdata) };
+        loop {
+            if status == Status::Pending && PANIC.with(|p| p.borrow().is_some()) {
+                self.cancel();
+            }
+            rethrow();
+            if status != Status::Pending {
+                return Some(status);
+            }
+            let go_on = catch_unwind(AssertUnwindSafe(|| pause(self))).unwrap_or_else(|payload| {
+                self.cancel();
+                resume_unwind(payload)
+            });
+            if !go_on {
+                self.cancel();
+                rethrow();
+                return None;
+            }
+            // SAFETY: a live handler with a pending cycle.
+            status = unsafe { gw_handler_resume(self.raw) };
+        }
+    }
+
+    /// gw_handler_cancel (OK whether or not a cycle is pending).
+    pub fn cancel(&self) {
+        // SAFETY: a live handler.
+        assert_eq!(unsafe { gw_handler_cancel(self.raw) }, Status::Ok);
+    }
+
+    /// gw_handler_resume's status alone (for the refusal when nothing is pending).
+    pub fn resume_status(&self) -> Status {
+        // SAFETY: a live handler.
+        let status = unsafe { gw_handler_resume(self.raw) };
+        rethrow();
+        status
+    }
+
+    /// What a pending cycle waits for (gw_handler_pending).
+    pub fn pending(&self) -> gw_wait {
+        let mut out = gw_wait::None;
+        // SAFETY: a live handler and out-parameter.
+        assert_eq!(
+            unsafe { gw_handler_pending(self.raw, &mut out) },
+            Status::Ok
+        );
+        out
+    }
+
+    /// gw_handler_last_keep_alive's status alone (refused while a cycle is pending).
+    pub fn keep_alive_status(&self) -> Status {
+        let mut out = false;
+        // SAFETY: a live handler and out-parameter.
+        unsafe { gw_handler_last_keep_alive(self.raw, &mut out) }
+    }
+
+    pub fn set_nonblocking(&self, value: bool) {
+        // SAFETY: a live, idle handler.
+        assert_eq!(
+            unsafe { gw_handler_set_nonblocking(self.raw, value) },
+            Status::Ok
+        );
+    }
+
+    pub fn set_write_high_water(&self, bytes: usize) {
+        // SAFETY: a live, idle handler.
+        assert_eq!(
+            unsafe { gw_handler_set_write_high_water(self.raw, bytes) },
+            Status::Ok
+        );
+    }
+
+    pub fn set_max_request_body(&self, bytes: u64) {
+        // SAFETY: a live, idle handler.
+        assert_eq!(
+            unsafe { gw_handler_set_max_request_body(self.raw, bytes) },
+            Status::Ok
+        );
+    }
+
+    pub fn set_body_memory_limit(&self, bytes: usize) {
+        // SAFETY: a live, idle handler.
+        assert_eq!(
+            unsafe { gw_handler_set_body_memory_limit(self.raw, bytes) },
+            Status::Ok
+        );
     }
 
     pub fn keep_alive(&self) -> bool {
@@ -663,6 +803,35 @@ pub fn pipe_with(data: &[u8]) -> c_int {
         libc::close(fds[1]);
     }
     fds[0]
+}
+
+/// A regular file (a memfd, at position 0) holding `data`: a file body the send_file hook
+/// gets.
+pub fn regular_file_with(data: &[u8]) -> c_int {
+    // SAFETY: plain syscalls on a descriptor we own.
+    unsafe {
+        let fd = libc::memfd_create(c"gateway-fuzz".as_ptr(), libc::MFD_CLOEXEC);
+        assert!(fd >= 0, "memfd_create failed");
+        if !data.is_empty() {
+            let n = libc::write(fd, data.as_ptr().cast(), data.len());
+            assert_eq!(n, data.len() as isize);
+        }
+        assert_eq!(libc::lseek(fd, 0, libc::SEEK_SET), 0);
+        fd
+    }
+}
+
+/// Up to `len` bytes of `fd` from `offset` (pread: the position does not move).
+pub fn pread_into(fd: c_int, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let offset = libc::off_t::try_from(offset).map_err(std::io::Error::other)?;
+    // SAFETY: a `len`-byte buffer.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), len, offset) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
 }
 
 /// A write-only descriptor (a pipe's write end, its read end closed): reading it fails.

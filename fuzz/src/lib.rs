@@ -10,6 +10,7 @@ pub mod chunked_body;
 pub mod cycle;
 pub mod environ;
 pub mod input;
+pub mod nonblocking;
 pub mod request_head;
 pub mod start_response;
 

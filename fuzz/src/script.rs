@@ -14,6 +14,11 @@ impl<'a> Reader<'a> {
         self.data.is_empty()
     }
 
+    /// How many bytes are left.
+    pub fn left(&self) -> usize {
+        self.data.len()
+    }
+
     pub fn byte(&mut self) -> u8 {
         match self.data.split_first() {
             Some((&b, rest)) => {

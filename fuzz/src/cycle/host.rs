@@ -6,7 +6,8 @@ use std::ffi::c_int;
 
 use super::{FilePlan, IterPlan};
 use crate::ffi::{
-    pipe_with, unreadable_fd, Env, Failure, HookResult, Host, Iter, Pair, Req, Status,
+    pipe_with, regular_file_with, unreadable_fd, Env, Failure, HookResult, Host, Iter, Pair, Req,
+    Status,
 };
 use crate::wire::show;
 
@@ -245,6 +246,13 @@ impl<'p> Chunks<'p> {
     }
 }
 
+impl Chunks<'_> {
+    /// Whether its close fails.
+    pub fn plan_close_fails(&self) -> bool {
+        self.plan.close_fails
+    }
+}
+
 impl Iter for Chunks<'_> {
     fn next(&self, req: Req) -> Result<(&[u8], bool), Status> {
         assert!(
@@ -295,6 +303,20 @@ impl<'p> File<'p> {
         let fd = match plan.unreadable {
             true => unreadable_fd(),
             false => pipe_with(&plan.data),
+        };
+        File {
+            plan,
+            fd,
+            result: Cell::new(None),
+        }
+    }
+
+    /// The same body as a regular file (which a send_file hook gets); an unreadable one is
+    /// still a write-only pipe.
+    pub fn regular(plan: &'p FilePlan) -> File<'p> {
+        let fd = match plan.unreadable {
+            true => unreadable_fd(),
+            false => regular_file_with(&plan.data),
         };
         File {
             plan,

@@ -20,10 +20,10 @@
 //! - afterwards the same handler serves a normal request with healthy hooks byte for byte as a
 //!   fresh handler does.
 
-mod check;
-mod host;
+pub(crate) mod check;
+pub(crate) mod host;
 
-use crate::ffi::{Config, Failure, Handler, Pair, Req, Status};
+use crate::ffi::{Config, Failure, Handler, Host, Pair, Req, Status};
 use crate::script::{text, Reader};
 use crate::wire::show;
 use check::{check_bodies, check_cgi_failure, check_log, check_outcome};
@@ -55,7 +55,7 @@ const FAILURES: &[Failure] = &[
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// http_version 1.1 answering HTTP/1.1: bodies of unknown length are chunked.
     Origin11,
     /// http_version 1.0 answering HTTP/1.1.
@@ -64,30 +64,30 @@ enum Mode {
 }
 
 #[derive(Debug)]
-struct IterPlan {
-    chunks: Vec<Vec<u8>>,
+pub(crate) struct IterPlan {
+    pub(crate) chunks: Vec<Vec<u8>>,
     /// What block_count says (it may lie).
-    count: Option<usize>,
+    pub(crate) count: Option<usize>,
     /// `next` fails (gw_request_fail) at this call.
-    fail_at: Option<usize>,
-    close_fails: bool,
+    pub(crate) fail_at: Option<usize>,
+    pub(crate) close_fails: bool,
     /// The first `next` calls start_response.
-    starts: bool,
+    pub(crate) starts: bool,
     /// The last chunk comes with the end flag (no separate end call).
-    end_with_last: bool,
+    pub(crate) end_with_last: bool,
 }
 
 #[derive(Debug)]
-struct FilePlan {
-    data: Vec<u8>,
+pub(crate) struct FilePlan {
+    pub(crate) data: Vec<u8>,
     /// A write-only descriptor: reading the body fails.
-    unreadable: bool,
-    close_fd: bool,
-    block_size: usize,
+    pub(crate) unreadable: bool,
+    pub(crate) close_fd: bool,
+    pub(crate) block_size: usize,
 }
 
 #[derive(Debug)]
-enum Action {
+pub(crate) enum Action {
     Start { exc_info: bool },
     Write(Vec<u8>),
     Bytes(Vec<u8>),
@@ -97,7 +97,7 @@ enum Action {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Return {
+pub(crate) enum Return {
     Ok,
     Fail,
     /// The status of the app's last failed call (OK if none failed).
@@ -105,17 +105,17 @@ enum Return {
 }
 
 #[derive(Debug)]
-struct Plan {
-    mode: Mode,
-    head_request: bool,
+pub(crate) struct Plan {
+    pub(crate) mode: Mode,
+    pub(crate) head_request: bool,
     /// add_cgi_vars fails with this status: the app is never called.
-    cgi_fails: Option<Status>,
-    file_wrapper: bool,
-    status: &'static [u8],
-    headers: Vec<Pair>,
-    actions: Vec<Action>,
-    ret: Return,
-    faults: Faults,
+    pub(crate) cgi_fails: Option<Status>,
+    pub(crate) file_wrapper: bool,
+    pub(crate) status: &'static [u8],
+    pub(crate) headers: Vec<Pair>,
+    pub(crate) actions: Vec<Action>,
+    pub(crate) ret: Return,
+    pub(crate) faults: Faults,
 }
 
 fn chunk(r: &mut Reader) -> Vec<u8> {
@@ -128,7 +128,7 @@ fn dead(r: &mut Reader, one_in: u8, calls: usize) -> Option<(usize, Failure)> {
 }
 
 impl Plan {
-    fn decode(r: &mut Reader) -> Plan {
+    pub(crate) fn decode(r: &mut Reader) -> Plan {
         let mode = r.pick(&[Mode::Origin11, Mode::Origin11, Mode::Origin10, Mode::Cgi]);
         let head_request = r.below(4) == 3;
         let cgi_failures = [
@@ -203,7 +203,7 @@ impl Plan {
         }
     }
 
-    fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Config {
         Config {
             origin: self.mode != Mode::Cgi,
             http11: self.mode != Mode::Origin10,
@@ -238,22 +238,28 @@ fn planned_length(actions: &[Action]) -> usize {
 }
 
 /// The application playing a plan, and what it saw.
-struct App<'p> {
-    plan: &'p Plan,
-    host: &'p Faulty,
-    iters: &'p [Chunks<'p>],
-    files: &'p [File<'p>],
-    called: bool,
+pub(crate) struct App<'p> {
+    pub(crate) plan: &'p Plan,
+    pub(crate) host: &'p Faulty,
+    pub(crate) iters: &'p [Chunks<'p>],
+    pub(crate) files: &'p [File<'p>],
+    pub(crate) called: bool,
     /// A start_response call of the app succeeded.
-    started: bool,
+    pub(crate) started: bool,
     /// The bytes the app produced, in order: its successful writes...
-    produced: Vec<u8>,
+    pub(crate) produced: Vec<u8>,
     /// ...then the body set_body_* accepted.
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
+    /// What each Write's gw_request_write returned, and how much of the wire the host had
+    /// when it was called.
+    pub(crate) writes: Vec<(Status, usize)>,
+    /// Writes to answer GW_STATUS_WOULD_BLOCK without calling gw_request_write (the
+    /// `nonblocking` target replays a non-blocking run's refusals in blocking mode).
+    pub(crate) refused: Vec<bool>,
 }
 
 impl App<'_> {
-    fn serve(&mut self, req: Req) -> Status {
+    pub(crate) fn serve(&mut self, req: Req) -> Status {
         self.called = true;
         let (mut iters, mut files) = (self.iters.iter(), self.files.iter());
         let mut last_failure = Status::Ok;
@@ -266,7 +272,12 @@ impl App<'_> {
                     result
                 }
                 Action::Write(data) => {
-                    let result = req.write(data);
+                    let wire = self.host.out.borrow().len();
+                    let result = match self.refused.get(self.writes.len()) {
+                        Some(true) => Status::WouldBlock,
+                        _ => req.write(data),
+                    };
+                    self.writes.push((result, wire));
                     if result == Status::Ok {
                         self.produced.extend_from_slice(data);
                     }
@@ -313,17 +324,17 @@ impl App<'_> {
 
 /// What one run produced.
 #[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    status: Status,
-    wire: Vec<u8>,
+pub(crate) struct Outcome {
+    pub(crate) status: Status,
+    pub(crate) wire: Vec<u8>,
     /// The library's log lines, and apart from them what the app wrote to wsgi.errors.
-    log: Vec<u8>,
-    app_log: Vec<u8>,
-    keep_alive: bool,
-    last_response: (u16, u64),
+    pub(crate) log: Vec<u8>,
+    pub(crate) app_log: Vec<u8>,
+    pub(crate) keep_alive: bool,
+    pub(crate) last_response: (u16, u64),
 }
 
-fn outcome(handler: &Handler<Faulty>, host: &Faulty, status: Status) -> Outcome {
+pub(crate) fn outcome<H: Host>(handler: &Handler<H>, host: &Faulty, status: Status) -> Outcome {
     Outcome {
         status,
         wire: host.out.take(),
@@ -366,6 +377,8 @@ pub fn run(data: &[u8]) {
         started: false,
         produced: Vec::new(),
         body: Vec::new(),
+        writes: Vec::new(),
+        refused: Vec::new(),
     };
     let status = handler.run(|req: Req| app.serve(req));
     let faulty = outcome(&handler, &host, status);
@@ -396,7 +409,7 @@ pub fn run(data: &[u8]) {
 
 /// A normal request: its own Date (so that the bytes do not depend on the clock), a write,
 /// then two chunks of unknown count.
-fn serve_normal(handler: &Handler<Faulty>, host: &Faulty) -> Outcome {
+pub(crate) fn serve_normal<H: Host>(handler: &Handler<H>, host: &Faulty) -> Outcome {
     let plan = IterPlan {
         chunks: vec![b"wor".to_vec(), b"ld\n".to_vec()],
         count: None,
