@@ -234,6 +234,19 @@ impl Input {
         if self.replaying {
             return self.replay(dst);
         }
+        // Never more than the limit allows, so where a read fails does not depend on how
+        // the host splits the body: up to the limit every byte is handed over; at the limit
+        // one more byte is asked for, and any byte there is too many.
+        let dst = match self.limit {
+            0 => dst,
+            limit => {
+                let allowed = usize::try_from(limit.saturating_sub(self.received))
+                    .unwrap_or(usize::MAX)
+                    .max(1);
+                let len = dst.len().min(allowed);
+                &mut dst[..len]
+            }
+        };
         let n = match self.framing {
             RequestFraming::Length => self.read_host(host, dst)?,
             RequestFraming::Chunked => self.read_chunked(host, dst)?,
@@ -875,6 +888,35 @@ mod tests {
                     "{framing:?} {wire:?} limit {limit} how {how}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_size_limit_fails_at_the_same_byte_however_the_body_is_split() {
+        // A 30-byte chunk against a limit of 10, read 7 bytes at a time, the wire split at
+        // every point: 7 bytes, then a failure, every time (the bytes before the limit are
+        // never lost to a block that crosses it).
+        let wire = b"1e\r\nabcdefghijklmnopqrstuvwxyz0123\r\n0\r\n\r\n";
+        for step in 1..=wire.len() {
+            let (mut input, mut host) = chunked(wire, step, 10);
+            let mut buf = [0u8; 7];
+            assert_eq!(input.read(&mut host, &mut buf), Ok(7), "step {step}");
+            assert_eq!(&buf, b"abcdefg");
+            let err = input.read(&mut host, &mut buf).unwrap_err();
+            assert_eq!(err.status, Status::TooLarge, "step {step}");
+            // One byte at a time: exactly the limit, then the failure.
+            let (mut input, mut host) = chunked(wire, step, 10);
+            for i in 0..10 {
+                assert_eq!(
+                    input.read(&mut host, &mut buf[..1]),
+                    Ok(1),
+                    "step {step} byte {i}"
+                );
+            }
+            assert_eq!(
+                input.read(&mut host, &mut buf[..1]).unwrap_err().status,
+                Status::TooLarge
+            );
         }
     }
 

@@ -681,6 +681,26 @@ static void test_borrowed_body_equals_copied_body(void **state) {
     assert_int_equal(gw_request_set_body_borrowed(NULL, "x", 1), GW_STATUS_NULL_ARGUMENT);
 }
 
+/* A flush answering EINTR fails the cycle in both modes alike (flush is not retried). */
+static int eintr_flush(void *ud) {
+    (void)ud;
+    return EINTR;
+}
+
+static void test_flush_eintr_same_in_both_modes(void **state) {
+    (void)state;
+    for (int nonblocking = 0; nonblocking < 2; nonblocking++) {
+        nb_reset(&C, A_BYTES, M_ORIGIN, S_NONE, H_NONE, 0);
+        gw_handler_hooks hooks = fh_hooks(&C.fh);
+        hooks.flush = eintr_flush;
+        gw_handler *h = NULL;
+        assert_int_equal(gw_handler_new(&hooks, &h), GW_STATUS_OK);
+        assert_int_equal(gw_handler_set_nonblocking(h, nonblocking), GW_STATUS_OK);
+        assert_int_equal(gw_handler_run(h, fh_app, &C.fh), GW_STATUS_IO_ERROR);
+        gw_handler_free(h);
+    }
+}
+
 /* ---- the API's refusals --------------------------------------------------------------------- */
 
 static void test_nonblocking_api_checks(void **state) {
@@ -724,6 +744,7 @@ int main(void) {
         cmocka_unit_test(test_send_file_hook),
         cmocka_unit_test(test_borrowed_body_equals_copied_body),
         cmocka_unit_test(test_send_file_empty_file),
+        cmocka_unit_test(test_flush_eintr_same_in_both_modes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

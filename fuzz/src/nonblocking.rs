@@ -272,15 +272,13 @@ impl NbPlan {
         .steer(known_bugs)
     }
 
-    /// Leaves out what meets a known bug, unless asked to play it.
-    fn steer(mut self, known_bugs: KnownBugs) -> NbPlan {
-        let chunked = self.body.as_ref().map(|b| b.framing) == Some(Framing::Chunked);
-        if known_bugs == KnownBugs::Avoid && chunked {
-            // A chunked body past gw_handler_set_max_request_body fails the reads at a point
-            // that depends on how the read hook splits the chunks, differently in blocking
-            // and non-blocking mode (regressions/nonblocking/known-bugs/limit-*).
-            self.max_request_body = None;
-        }
+    /// Leaves out what meets a known bug, unless asked to play it. None is known now (the
+    /// first, a chunked body past gw_handler_set_max_request_body failing the reads at a
+    /// point that depended on how the read hook split the chunks, was fixed: its inputs are
+    /// in regressions/nonblocking/limit-*). When a bug is reported and not fixed at once,
+    /// steer around its case here and keep its inputs in regressions/nonblocking/known-bugs/.
+    fn steer(self, known_bugs: KnownBugs) -> NbPlan {
+        let _ = known_bugs;
         self
     }
 

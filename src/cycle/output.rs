@@ -122,7 +122,8 @@ impl<H: Host> Request<'_, H> {
             self.st.queue_pos = 0;
         }
         if self.st.flush_due {
-            match retry_interrupted(|| self.host.flush()) {
+            // Not retried on EINTR, as in blocking mode (the header says which hooks are).
+            match self.host.flush() {
                 Ok(()) => self.st.flush_due = false,
                 Err(e) if would_block(&e) => {
                     self.st.blocked = true;

@@ -152,8 +152,8 @@ pub unsafe extern "C" fn gw_handler_resume(handler: *mut gw_handler) -> Status {
 
 /// Abandons a pending cycle (the client went away, the server shuts down): the body is
 /// closed exactly once, nothing more is written or read, no hook is called but the body's
-/// close, and the handler is ready for the next request (gw_handler_last_keep_alive is then
-/// false). GW_STATUS_OK, also when no cycle was pending (so a host may call it on every
+/// close (and write_stderr and flush_stderr for a log line when that close fails), and the
+/// handler is ready for the next request (gw_handler_last_keep_alive is then false). GW_STATUS_OK, also when no cycle was pending (so a host may call it on every
 /// connection it closes).
 #[no_mangle]
 pub unsafe extern "C" fn gw_handler_cancel(handler: *mut gw_handler) -> Status {
