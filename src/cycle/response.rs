@@ -12,7 +12,7 @@ use crate::framing::{
     decide, BodyFraming, BodyShape, ClientAsks, ConnectionHeader, Facts, Framing, LengthHeader,
     Protocol, RequestBody,
 };
-use crate::headers::{check_header, check_status};
+use crate::headers::{check_classified, check_header, check_status};
 use crate::host::{Host, ResponseHead};
 use crate::settings::{TOO_LARGE_BODY, TOO_LARGE_STATUS};
 use crate::status::{Error, Status};
@@ -67,8 +67,9 @@ impl<H: Host> Request<'_, H> {
         check_status(status)?;
         st.staged_headers.clear();
         for (name, value) in headers {
-            check_header(name, value)?;
-            st.staged_headers.push(name, value);
+            // Checked and classified in one pass (hop-by-hop, Date, Server, Content-Length).
+            let class = check_classified(name, value)?;
+            st.staged_headers.push_classified(name, value, class);
         }
         let app_length = st.staged_headers.content_length()?;
         if self.settings.validate {
