@@ -294,19 +294,14 @@ tsan() {
 
 # ---- Miri --------------------------------------------------------------------------------------
 # Miri interprets every step (some 1000x slower than a release build): the long environ tests
-# run fewer rounds under cfg!(miri). Skipped: the input tests that drive every read path over
-# chunked bodies byte by byte, or read a body ahead through a spool (memory, then a temporary
-# file) and back. Input and Spool are safe code (no unsafe, no raw pointers), their 8-64 KiB
+# run fewer rounds under cfg!(miri). Skipped: the input tests (every one drives the read paths
+# over bodies byte by byte, at every split or cut, or reads a body ahead through a spool) and
+# the spool tests (a body through memory, then a temporary file, and back). Input and Spool are safe code (no unsafe, no raw pointers), their 8-64 KiB
 # buffers and file round trips make each case minutes long under Miri (the two read-ahead
 # tests alone took 12 minutes), and they run natively in make test; Miri's job here is the ABI
 # (tests/ffi_*.rs) and the core's other units.
 MIRI_SKIP=(
-    input::tests::chunked_through_every_read_path
-    input::tests::chunked_early_end_at_every_byte_is_an_input_error
-    input::tests::malformed_chunks_fail_every_read_path
-    input::tests::drain_of_a_chunked_body
-    input::tests::size_limit_in_every_framing
-    input::tests::a_body_read_ahead_reads_back_as_a_blocking_read_would
+    input::tests::
     spool::tests::
 )
 
