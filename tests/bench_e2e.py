@@ -3,7 +3,7 @@
 
     python3 tests/bench_e2e.py DEMO_SERVER BASELINE_SERVER      (what `make bench-e2e` runs)
 
-Installs nothing: it needs wrk, nginx and taskset on PATH (Debian: `apt-get install wrk
+Installs nothing: it needs wrk, nginx and taskset on PATH (or in /usr/sbin) (Debian: `apt-get install wrk
 nginx-light`; taskset is in util-linux) and says "skipped" without them, and valgrind
 (callgrind_annotate is not needed) for the instruction share, skipped without it.
 
@@ -328,7 +328,10 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: bench_e2e.py DEMO_SERVER BASELINE_SERVER")
     demo, baseline = sys.argv[1], sys.argv[2]
-    missing = [t for t in ("wrk", "nginx", "taskset") if shutil.which(t) is None]
+    # nginx is in /usr/sbin on Debian, which a user's PATH may lack
+    search = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    tools = {t: shutil.which(t, path=search) for t in ("wrk", "nginx", "taskset")}
+    missing = [t for t, found in tools.items() if found is None]
     if missing:
         print("bench-e2e: skipped: %s not found on PATH; it needs wrk and nginx (Debian: "
               "apt-get install wrk nginx-light) and taskset (util-linux)" % ", ".join(missing))
@@ -342,7 +345,7 @@ def main():
         pin = ["taskset", "-c", SERVER_CPU]
         servers = {
             "demo": start(pin + [demo, "-w", "1", str(ports["demo"])], ports["demo"]),
-            "nginx": start(pin + ["nginx", "-p", tmp, "-c", nginx_config(tmp, ports["nginx"])], ports["nginx"]),
+            "nginx": start(pin + [tools["nginx"], "-p", tmp, "-c", nginx_config(tmp, ports["nginx"])], ports["nginx"]),
             "baseline": start(pin + [baseline, str(ports["baseline"])], ports["baseline"]),
         }
         check_same_bytes(ports["demo"], ports["baseline"])
@@ -370,10 +373,16 @@ def main():
         else:
             print("\ninstruction share: valgrind is not installed; skipped")
     finally:
-        for proc in started:
+        for proc in started:  # after an error: SIGINT (nginx's master stops and reaps its worker)
             if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:  # still running: its children, then itself
+                    for pid in tree(proc.pid)[1:]:
+                        os.kill(pid, signal.SIGKILL)
+                    proc.kill()
+                    proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
