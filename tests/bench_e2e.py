@@ -21,7 +21,8 @@ a percent-escape and a repeated header are compared byte for byte (after masking
 the ports and Content-Length, each Content-Length checked against its body). Each server's
 CPU time is utime+stime of its process and its children's processes (nginx's worker) read
 from /proc/PID/stat before and after a wrk run, all threads included; divided by the
-requests wrk reports, that is CPU us per request. E2E_ROUNDS rounds, the servers interleaved
+requests wrk reports, that is CPU us per request (user and system apart; and the context
+switches of its threads per request, /proc/PID/task/TID/status). E2E_ROUNDS rounds, the servers interleaved
 in each round; the medians over rounds are printed with the ratios demo/nginx and
 demo/baseline (the issue's target: demo at most 1.5x nginx).
 
@@ -124,6 +125,19 @@ def cpu_seconds(pid):
     return user / TICKS, system / TICKS
 
 
+def context_switches(pid):
+    """Voluntary and involuntary context switches of pid's process tree, all threads."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for task in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/status" % (p, task)) as f:
+                    total += sum(int(line.split()[1]) for line in f if "ctxt_switches:" in line)
+        except OSError:
+            pass
+    return total
+
+
 def wrk(port, seconds):
     out = subprocess.run(["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c%d" % CONNECTIONS, "-d%ds" % seconds,
                           "http://127.0.0.1:%d/" % port], capture_output=True, text=True, timeout=seconds + 30)
@@ -140,12 +154,14 @@ def wrk(port, seconds):
 
 def measure(proc, port):
     before = cpu_seconds(proc.pid)
+    switches = context_switches(proc.pid)
     t0 = time.monotonic()
     n = wrk(port, SECONDS)
     wall = time.monotonic() - t0
     after = cpu_seconds(proc.pid)
+    switches = context_switches(proc.pid) - switches
     user, system = after[0] - before[0], after[1] - before[1]
-    return n / wall, (user + system) * 1e6 / n, user * 1e6 / n, system * 1e6 / n
+    return n / wall, (user + system) * 1e6 / n, user * 1e6 / n, system * 1e6 / n, switches / n
 
 
 def exchange(port, raw, count):
@@ -360,10 +376,11 @@ def main():
                 results[name].append(measure(proc, ports[name]))
             print("  round %d: " % (r + 1) + ", ".join(
                 "%s %.0f req/s %.2f us" % (n, results[n][-1][0], results[n][-1][1]) for n in servers))
-        med = {n: tuple(statistics.median(x[i] for x in v) for i in range(4)) for n, v in results.items()}
-        print("\nmedians:\n%-10s %10s %16s %8s %8s" % ("server", "req/s", "CPU us/request", "user", "system"))
+        med = {n: tuple(statistics.median(x[i] for x in v) for i in range(5)) for n, v in results.items()}
+        print("\nmedians:\n%-10s %10s %16s %8s %8s %18s" % ("server", "req/s", "CPU us/request", "user", "system",
+                                                             "switches/request"))
         for n in servers:
-            print("%-10s %10.0f %16.2f %8.2f %8.2f" % ((n,) + med[n]))
+            print("%-10s %10.0f %16.2f %8.2f %8.2f %18.2f" % ((n,) + med[n]))
         print("\ndemo / nginx:    %.2fx CPU per request (target: at most 1.5x)" % (med["demo"][1] / med["nginx"][1]))
         print("demo / baseline: %.2fx CPU per request" % (med["demo"][1] / med["baseline"][1]))
         for proc in servers.values():
