@@ -187,7 +187,7 @@ $(BUILD)/bench: tests/bench.c include/gateway.h lib | $(BUILD)
 # /proc), the ratios; then the share of libgateway.so in the demo's user-space instructions
 # under callgrind (tests/bench_e2e.py explains the method). Needs wrk and nginx (Debian:
 # apt-get install wrk nginx-light), says "skipped" without them. E2E_SECONDS (5) per wrk run,
-# E2E_ROUNDS (3), E2E_CONNECTIONS (16), E2E_CALLGRIND_REQUESTS (2000): about 80 s in all.
+# E2E_ROUNDS (3), E2E_CONNECTIONS (16), E2E_CALLGRIND_REQUESTS (4000): about a minute in all.
 bench-e2e: $(BUILD)/demo_server $(BUILD)/bench_baseline_server
 	$(PYTHON) tests/bench_e2e.py $(BUILD)/demo_server $(BUILD)/bench_baseline_server
 
