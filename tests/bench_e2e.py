@@ -3,9 +3,10 @@
 
     python3 tests/bench_e2e.py DEMO_SERVER BASELINE_SERVER      (what `make bench-e2e` runs)
 
-Installs nothing: it needs wrk, nginx and taskset on PATH (or in /usr/sbin) (Debian: `apt-get install wrk
-nginx-light`; taskset is in util-linux) and says "skipped" without them, and valgrind
-(callgrind_annotate is not needed) for the instruction share, skipped without it.
+Installs nothing: it needs wrk, nginx and taskset on PATH or in /usr/sbin (Debian:
+`apt-get install wrk nginx-light`; taskset is in util-linux) and says "skipped" without
+them, and valgrind (callgrind_annotate is not needed) for the instruction share, skipped
+without it.
 
 Method, CPU per request. Each server listens on 127.0.0.1 and is pinned to CPU 0 with
 taskset; wrk (-t1, keep-alive, E2E_CONNECTIONS connections, E2E_SECONDS seconds) is pinned
@@ -22,19 +23,20 @@ the ports and Content-Length, each Content-Length checked against its body). Eac
 CPU time is utime+stime of its process and its children's processes (nginx's worker) read
 from /proc/PID/stat before and after a wrk run, all threads included; divided by the
 requests wrk reports, that is CPU us per request (user and system apart; and the context
-switches of its threads per request, /proc/PID/task/TID/status). E2E_ROUNDS rounds, the servers interleaved
-in each round; the medians over rounds are printed with the ratios demo/nginx and
+switches of its threads per request, /proc/PID/task/TID/status). E2E_ROUNDS rounds, the
+servers interleaved in each round; the medians over rounds are printed with the ratios demo/nginx and
 demo/baseline (the issue's target: demo at most 1.5x nginx).
 
 Method, the library's share of the demo's user-space instructions. The demo server (linked
 to target/release/libgateway.so) runs under `valgrind --tool=callgrind` and serves N and then,
-in a second run, 2N keep-alive requests (E2E_CALLGRIND_REQUESTS, wrk's request, sent by
+in a second run, 2N keep-alive requests (N: E2E_CALLGRIND_REQUESTS, 4000; wrk's request, sent by
 a Python client over one connection, answers read whole); it stops on SIGINT. This script
 reads the callgrind output files itself: every cost line belongs to the function it is under
 and that function's object (`ob=`), which gives each object's exclusive instructions; the
 cost lines after `calls=` (a call's inclusive cost) are skipped, except that the calls made
 from libgateway.so into other objects but the demo's own binary (libc's memcpy, malloc,
-...) are summed as well for a second figure. The difference between the two runs, divided
+...) are summed as well for a second figure. The exclusive costs must add up to the
+file's own `summary:` total, else the script stops. The difference between the two runs, divided
 by N, removes start-up and shut-down: instructions per request, in total and in
 libgateway.so, and the share (the issue's target: under 25%).
 """
