@@ -31,7 +31,7 @@ TEST_HEADERS := tests/host.h include/gateway.h
 .PHONY: all lib header check-header test test-rust test-c test-valgrind test-alloc test-examples test-install \
         test-symbols test-cxx lint demo bench install clean test-faults test-endurance test-keepalive \
         test-mhd test-demo test-sanitizers miri fuzz fuzz-replay test-nonblocking test-validate test-util test-epoll \
-        python test-python bench-python
+        python test-python bench-python bench-e2e
 
 all: lib
 
@@ -180,6 +180,20 @@ bench: $(BUILD)/bench
 
 $(BUILD)/bench: tests/bench.c include/gateway.h lib | $(BUILD)
 	$(CC) $(CFLAGS) -O2 $< $(RELEASE)/libgateway.a $(STATIC_LIBS) -o $@
+
+# End to end (not part of `make test`; installs nothing): the demo server (-w 1), nginx
+# `return 200` and a hand-written epoll server answering the demo's bytes, each pinned to CPU 0
+# under wrk keep-alive on CPU 1, interleaved rounds: req/s, server CPU us per request (from
+# /proc), the ratios; then the share of libgateway.so in the demo's user-space instructions
+# under callgrind (tests/bench_e2e.py explains the method). Needs wrk and nginx (Debian:
+# apt-get install wrk nginx-light), says "skipped" without them. E2E_SECONDS (5) per wrk run,
+# E2E_ROUNDS (3), E2E_CONNECTIONS (16), E2E_CALLGRIND_REQUESTS (4000): about a minute in all.
+bench-e2e: $(BUILD)/demo_server $(BUILD)/bench_baseline_server
+	$(PYTHON) tests/bench_e2e.py $(BUILD)/demo_server $(BUILD)/bench_baseline_server
+
+# Written by hand with no library: the baseline of bench-e2e.
+$(BUILD)/bench_baseline_server: tests/bench_baseline_server.c | $(BUILD)
+	$(CC) $(CFLAGS) -O2 $< -o $@
 
 test-valgrind: $(BUILD)/test_shared
 	$(VALGRIND) $(BUILD)/test_shared
