@@ -345,11 +345,6 @@ impl Input {
         self.replaying
     }
 
-    /// How many bytes of the body were read ahead, and whether they outgrew memory.
-    pub fn spooled(&self) -> (u64, bool) {
-        (self.spool.len(), self.spool.on_disk())
-    }
-
     /// Keeps a failure so every later read fails the same way.
     fn fail(&mut self, err: Error) -> Error {
         self.failed = Some(err.clone());

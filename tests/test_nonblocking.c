@@ -535,6 +535,20 @@ static int32_t file_cgi(void *ud, gw_environ *env) {
     return st;
 }
 
+/* An HTTP/1.1 origin handler over C whose send_file hook writes into the wire. */
+static gw_handler *file_handler(bool nonblocking) {
+    gw_handler_hooks hooks = fh_hooks(&C.fh);
+    hooks.userdata = &C;
+    hooks.write = nb_write;
+    hooks.send_file = nb_send_file;
+    hooks.add_cgi_vars = file_cgi;
+    gw_handler *h = NULL;
+    assert_int_equal(gw_handler_new(&hooks, &h), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+    assert_int_equal(gw_handler_set_nonblocking(h, nonblocking), GW_STATUS_OK);
+    return h;
+}
+
 static void test_send_file_hook(void **state) {
     (void)state;
     for (int variant = 0; variant < 8; variant++) {
@@ -544,15 +558,7 @@ static void test_send_file_hook(void **state) {
         nb_reset(&C, A_BYTES, M_ORIGIN, S_NONE, H_NONE, 0);
         C.send_file_eagain_each = nonblocking;
         C.send_file_cap = 7000;
-        gw_handler_hooks hooks = fh_hooks(&C.fh);
-        hooks.userdata = &C;
-        hooks.write = nb_write;
-        hooks.send_file = nb_send_file;
-        hooks.add_cgi_vars = file_cgi;
-        gw_handler *h = NULL;
-        assert_int_equal(gw_handler_new(&hooks, &h), GW_STATUS_OK);
-        assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
-        assert_int_equal(gw_handler_set_nonblocking(h, nonblocking), GW_STATUS_OK);
+        gw_handler *h = file_handler(nonblocking);
         gw_status st = gw_handler_run(h, file_app, NULL);
         int pauses = 0;
         while (st == GW_STATUS_PENDING && pauses++ < 1000) st = gw_handler_resume(h);
@@ -611,14 +617,7 @@ static void test_send_file_empty_file(void **state) {
         nb_reset(&C, A_BYTES, M_ORIGIN, S_NONE, H_NONE, 0);
         C.send_file_eagain_each = false;
         C.send_file_cap = 0;
-        gw_handler_hooks hooks = fh_hooks(&C.fh);
-        hooks.userdata = &C;
-        hooks.write = nb_write;
-        hooks.send_file = nb_send_file;
-        hooks.add_cgi_vars = file_cgi;
-        gw_handler *h = NULL;
-        assert_int_equal(gw_handler_new(&hooks, &h), GW_STATUS_OK);
-        assert_int_equal(gw_handler_set_http_version(h, "1.1", 3), GW_STATUS_OK);
+        gw_handler *h = file_handler(false);
         assert_int_equal(gw_handler_run(h, file_app, NULL), GW_STATUS_OK);
         const char *end = fh_find(C.fh.wire, C.fh.wire_len, "\r\n\r\n");
         assert_non_null(end);

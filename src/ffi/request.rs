@@ -196,7 +196,9 @@ pub unsafe extern "C" fn gw_request_set_body_iter(
 /// consumes the descriptor on every path: it is closed exactly once, when the body is closed,
 /// or before this function returns if the call fails (a body already set, a bad argument,
 /// file_wrapper turned off); otherwise it stays the caller's. No Content-Length is computed
-/// (as wsgiref). GW_STATUS_UNSUPPORTED when the handler does not offer wsgi.file_wrapper.
+/// (as wsgiref), unless the host has a send_file hook: a regular file then goes to it as
+/// (fd, offset, length) with its size (fstat) from the current position as Content-Length.
+/// GW_STATUS_UNSUPPORTED when the handler does not offer wsgi.file_wrapper.
 #[no_mangle]
 pub unsafe extern "C" fn gw_request_set_body_file(
     req: *mut gw_request,
