@@ -1,44 +1,59 @@
 /* demo_server: what `python -m wsgiref.simple_server` does, as a C host on gateway, but an
  * HTTP/1.1 server fit to face real clients.
  *
- *   demo_server [-w WORKERS] [-c MAX_CONNECTIONS] [-i IDLE_S] [-t HEAD_S] [-o IO_S] [PORT]
+ *   demo_server [-c MAX_CONNECTIONS] [-i IDLE_S] [-t HEAD_S] [-o IO_S] [PORT]
  *
  * Serves the demo application (a hello line and the sorted environ) on 127.0.0.1:PORT (8000
  * by default; 0 picks a free port) and writes an access log line per request to stderr in
  * wsgiref.simple_server's format (Common Log Format, request line escaped).
  *
- * How it is built: the HTTP work is the library's. The main thread is an event loop (poll)
- * that accepts connections and gathers request heads for all of them; it asks
- * gw_environ_set_from_request_head whether a head is complete (or bad: answered with
- * gw_error_response and closed). A complete head goes to a fixed pool of WORKERS threads (4),
- * each with its own reused gw_handler speaking HTTP/1.1: its add_cgi_vars parses the head
- * again into the environ the handler lends, the read hook hands out the body (bytes already
- * received first, then the socket), and after the run gw_handler_last_keep_alive says
- * whether the connection goes back to the event loop for its next request (pipelined bytes
- * included) or is closed. So an idle or slow client holds no thread, only a slot.
+ * How it is built: the HTTP work is the library's. One thread runs an epoll event loop and
+ * every request, on the library's non-blocking mode: each connection owns a gw_handler
+ * speaking HTTP/1.1 whose hooks are its socket (write answers EAGAIN when the socket is
+ * full, the read hook when it is empty: the cycle then returns GW_STATUS_PENDING and the
+ * loop resumes it when epoll says the socket is ready). So a keep-alive request costs a
+ * read, a write and its share of an epoll_wait, and an idle or slow client holds no thread,
+ * only a slot: the library reads a request body before the application runs and queues
+ * what the client does not take at once.
+ *
+ * Each head is parsed once. The loop only looks for its end (a blank line; the library
+ * refuses bare-LF line ends anyway) and then runs the handler, whose add_cgi_vars hook
+ * parses the head into the environ the handler lends. When that parse refuses the head,
+ * the hook ends the cycle quietly (GW_STATUS_CLIENT_GONE: nothing sent, nothing logged) and
+ * the loop answers with gw_error_response and closes. A head without a blank line yet (cut
+ * by the network, a slow client, or HTTP/0.9, which has none) is checked on a scratch
+ * environ, so a bad or over-long one is refused as soon as it is known to be.
+ *
+ * There is no pool of worker threads (there was: -w). The application never blocks, and in
+ * non-blocking mode no client can make it wait, so handing each request to another thread
+ * and back would only add a context switch, futex calls and a wake-up per request, which
+ * cost more than the request itself. An application that blocks (a database call) needs a
+ * thread per running request: a blocking-mode host with a pool, not this loop.
  *
  * Limits: at most MAX_CONNECTIONS (1000) connections (then new ones wait in the listen
  * backlog); a connection waiting for a request is closed after IDLE_S (10) seconds, a head
- * must be complete HEAD_S (10) seconds after its first byte (else 408 and close); each body
- * read and response write may wait IO_S (10) seconds. Heads use the library's default size
- * limits. Chunked request bodies are decoded by the library. SIGINT or SIGTERM:
- * stop accepting, close idle connections, let the workers finish their requests, exit 0.
+ * must be complete HEAD_S (10) seconds after its first byte (else 408 and close); a request
+ * whose body or response makes no progress for IO_S (10) seconds is cancelled and closed.
+ * Heads use the library's default size limits. Chunked request bodies are decoded by the
+ * library. The access log is buffered: written once per turn of the event loop (and when
+ * the buffer fills, and at exit), not once per request. SIGINT or SIGTERM: stop accepting,
+ * close idle connections, let running requests finish, exit 0.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,19 +62,26 @@
 #define SERVER_SOFTWARE "gateway-demo/" GW_VERSION
 #define BUF_SIZE (GW_REQUEST_HEAD_DEFAULT_MAX_HEAD + 16384) /* a head, and what follows it */
 #define LOGGED_LINE_MAX 1024                               /* request-line bytes logged */
+#define LOG_BUF_SIZE 65536                                 /* access log lines between writes */
 #define LINGER_MS 2000
+#define MAX_EVENTS 256
 #define HELLO_LEN 14 /* "Hello world!\n\n" */
 
-typedef enum { READING, BUSY, LINGERING } conn_state;
+typedef enum { READING_HEAD, IN_CYCLE, LINGERING } conn_state;
 
 typedef struct connection {
-    struct connection *next; /* in the workers' queue or the returned list */
+    struct connection *prev, *next; /* every connection: for the deadline sweep and the stop */
     int fd;
     conn_state state;
-    bool started;    /* a byte of the next head arrived */
-    bool closing;    /* set by the worker: do not keep the connection */
-    int64_t deadline; /* ms, monotonic: idle, head or lingering deadline */
+    uint32_t armed;   /* the epoll events registered for fd */
+    bool started;     /* a byte of the next head arrived: the head deadline runs */
+    bool peer_eof;    /* the read hook met the end of the stream inside a request body */
+    bool unfinished;  /* add_cgi_vars found the head incomplete after all */
+    uint16_t refused; /* add_cgi_vars refused the head: the status to answer */
+    int64_t deadline; /* ms, monotonic: idle, head, I/O or lingering deadline */
+    gw_handler *h;    /* this connection's: a pending cycle belongs to it */
     char peer[INET_ADDRSTRLEN];
+    size_t peer_len;
     uint16_t peer_port;
     char request_line[4 * LOGGED_LINE_MAX + 4]; /* escaped, for the access log */
     size_t len, pos; /* bytes in buf; the first one not consumed */
@@ -67,19 +89,23 @@ typedef struct connection {
 } connection;
 
 static struct {
-    long workers, max_connections, idle_s, head_s, io_s;
+    long max_connections, idle_s, head_s, io_s;
     uint16_t port;
-} cfg = { 4, 1000, 10, 10, 10, 8000 };
+} cfg = { 1000, 10, 10, 10, 8000 };
 
-static gw_request_head_options head_options = GW_REQUEST_HEAD_OPTIONS_INIT;
-static int wake[2]; /* the self-pipe: workers and signals wake the event loop */
-static volatile sig_atomic_t stop_signal = 0;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;
-static connection *queue_head, *queue_tail; /* complete heads, for the workers */
-static connection *returned;                /* back from the workers, for the event loop */
-static bool workers_exit;
-static long busy; /* connections at a worker (the event loop's count) */
+static struct {
+    int epfd, listener, sigfd;
+    bool listening, stopping;
+    long count;            /* connections open */
+    connection *all;
+    int64_t now;           /* ms, monotonic: read once per turn of the loop */
+    int64_t next_sweep;    /* no deadline is earlier than this */
+    gw_environ *scratch;   /* where a head without a blank line yet is checked */
+    gw_request_head_options head_options;
+} srv = { .listener = -1, .next_sweep = INT64_MAX };
+
+/* epoll_event.data.ptr of the two descriptors that are not connections */
+static char LISTENER_TAG, SIGNAL_TAG;
 
 static int64_t now_ms(void) {
     struct timespec ts;
@@ -87,23 +113,50 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void wake_loop(void) {
-    ssize_t ignored = write(wake[1], "", 1); /* non-blocking: a full pipe already wakes it */
-    (void)ignored;
+static void set_deadline(connection *c, int64_t when) {
+    c->deadline = when;
+    if (when < srv.next_sweep) srv.next_sweep = when;
 }
 
-static gw_connection_facts facts_of(const connection *c) {
-    gw_connection_facts f = GW_CONNECTION_FACTS_INIT;
-    f.remote_addr = c->peer;
-    f.remote_addr_len = strlen(c->peer);
-    f.server_name = "127.0.0.1";
-    f.server_name_len = 9;
-    f.remote_port = c->peer_port;
-    f.server_port = cfg.port;
-    return f;
+/* ---- the log: lines gathered, written once per turn of the loop -------------------------- */
+
+static struct {
+    size_t len;
+    char buf[LOG_BUF_SIZE];
+    time_t second; /* the second `when` shows */
+    char when[32];
+} logbuf = { .second = -1 };
+
+static void write_all(int fd, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return; /* nowhere to log: drop it rather than stop serving */
+        data += n;
+        len -= (size_t)n;
+    }
 }
 
-/* ---- the access log: nothing the client sent reaches it raw ------------------------------- */
+static void log_flush_now(void) {
+    write_all(STDERR_FILENO, logbuf.buf, logbuf.len);
+    logbuf.len = 0;
+}
+
+static void log_append(const char *data, size_t len) {
+    if (logbuf.len + len > sizeof logbuf.buf) log_flush_now();
+    if (len > sizeof logbuf.buf) {
+        write_all(STDERR_FILENO, data, len);
+        return;
+    }
+    memcpy(logbuf.buf + logbuf.len, data, len);
+    logbuf.len += len;
+}
+
+static void log_message(const char *format, const char *a, const char *b) {
+    char line[1024];
+    int n = snprintf(line, sizeof line, format, a, b);
+    if (n > 0) log_append(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
 
 /* Keeps the request's first line with every byte outside printable ASCII, '"' and '\\' written
  * as \xHH, so a client can neither forge log lines nor send terminal escapes. */
@@ -127,32 +180,35 @@ static void remember_request_line(connection *c) {
     c->request_line[o] = '\0';
 }
 
-/* wsgiref: `127.0.0.1 - - [19/Mar/2024 10:00:00] "GET / HTTP/1.1" 200 123`, local time. */
+/* wsgiref: `127.0.0.1 - - [19/Mar/2024 10:00:00] "GET / HTTP/1.1" 200 123`, local time (the
+ * time text is made once a second). */
 static void log_access(const connection *c, unsigned code, unsigned long long bytes) {
-    char when[64], line[sizeof c->request_line + 160];
     time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(when, sizeof when, "%d/%b/%Y %H:%M:%S", &tm);
-    int n = code == 0 ? snprintf(line, sizeof line, "%s - - [%s] \"%s\" - -\n", c->peer, when, c->request_line)
-                      : snprintf(line, sizeof line, "%s - - [%s] \"%s\" %u %llu\n", c->peer, when,
+    if (now != logbuf.second) {
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(logbuf.when, sizeof logbuf.when, "%d/%b/%Y %H:%M:%S", &tm);
+        logbuf.second = now;
+    }
+    char line[sizeof c->request_line + 160];
+    int n = code == 0 ? snprintf(line, sizeof line, "%s - - [%s] \"%s\" - -\n", c->peer, logbuf.when, c->request_line)
+                      : snprintf(line, sizeof line, "%s - - [%s] \"%s\" %u %llu\n", c->peer, logbuf.when,
                                  c->request_line, code, bytes);
-    fwrite(line, 1, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, stderr); /* one locked call */
+    log_append(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-/* ---- the hooks (worker threads) ------------------------------------------------------------ */
+/* ---- the hooks: the socket, as the library sees it --------------------------------------- */
 
 static int conn_write(void *userdata, const void *data, size_t len, size_t *out_written) {
     connection *c = userdata;
-    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL); /* SO_SNDTIMEO bounds the wait */
-    if (n < 0) return errno;
+    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+    if (n < 0) return errno; /* EAGAIN: the library keeps the rest and the cycle pends */
     *out_written = (size_t)n;
     return 0;
 }
 
-/* The body: the bytes that came with the head, then the socket (SO_RCVTIMEO bounds each
- * wait). The library never asks past the body's end (CONTENT_LENGTH, or the last chunk), so
- * a pipelined request stays in buf. */
+/* The body: the bytes that came with the head, then the socket. The library never asks past
+ * the body's end (CONTENT_LENGTH, or the last chunk), so a pipelined request stays in buf. */
 static int conn_read(void *userdata, void *buf, size_t len, size_t *out_read) {
     connection *c = userdata;
     size_t buffered = c->len - c->pos;
@@ -165,34 +221,55 @@ static int conn_read(void *userdata, void *buf, size_t len, size_t *out_read) {
     }
     ssize_t n = recv(c->fd, buf, len, 0);
     if (n < 0) return errno;
+    if (n == 0) { /* the client left mid-body: pause, and the loop cancels the cycle */
+        c->peer_eof = true;
+        return EAGAIN;
+    }
     *out_read = (size_t)n;
     return 0;
 }
 
+/* The library's own log lines (application errors) join the access log's buffer. */
 static int log_write(void *userdata, const void *data, size_t len, size_t *out_written) {
     (void)userdata;
-    size_t n = fwrite(data, 1, len, stderr);
-    if (n == 0 && len > 0) return EIO;
-    *out_written = n;
+    log_append(data, len);
+    *out_written = len;
     return 0;
 }
 
 static int log_flush(void *userdata) {
     (void)userdata;
-    return fflush(stderr) == 0 ? 0 : errno;
+    return 0; /* written at the end of the loop's turn */
 }
 
-/* The head was found complete and good by the event loop: parse it into the lent environ. */
+static gw_connection_facts facts_of(const connection *c) {
+    gw_connection_facts f = GW_CONNECTION_FACTS_INIT;
+    f.remote_addr = c->peer;
+    f.remote_addr_len = c->peer_len;
+    f.server_name = "127.0.0.1";
+    f.server_name_len = 9;
+    f.remote_port = c->peer_port;
+    f.server_port = cfg.port;
+    return f;
+}
+
+/* The one parse of the head, into the environ the handler lends. A refused head ends the
+ * cycle quietly (the library sends and logs nothing for CLIENT_GONE); the loop answers it. */
 static int32_t conn_add_cgi_vars(void *userdata, gw_environ *env) {
     connection *c = userdata;
     gw_connection_facts facts = facts_of(c);
     size_t consumed = 0;
     bool chunked = false;
     uint16_t code = 0;
-    gw_status st = gw_environ_set_from_request_head(env, c->buf + c->pos, c->len - c->pos, &facts, &head_options,
+    gw_status st = gw_environ_set_from_request_head(env, c->buf + c->pos, c->len - c->pos, &facts, &srv.head_options,
                                                     &consumed, &chunked, &code);
-    if (st == GW_STATUS_OK) c->pos += consumed;
-    return st;
+    if (st == GW_STATUS_OK) {
+        c->pos += consumed; /* the body (or the next request) starts here */
+        return GW_STATUS_OK;
+    }
+    if (st == GW_STATUS_INCOMPLETE) c->unfinished = true;
+    else c->refused = st == GW_STATUS_BAD_REQUEST ? code : 500;
+    return GW_STATUS_CLIENT_GONE;
 }
 
 /* ---- the application ------------------------------------------------------------------------ */
@@ -253,67 +330,54 @@ static gw_status demo_app(void *userdata, gw_request *req) {
     return st;
 }
 
-/* ---- the workers ---------------------------------------------------------------------------- */
+/* ---- connections ---------------------------------------------------------------------------- */
 
-static void serve_request(gw_handler *h, connection *c) {
+static void arm(connection *c, uint32_t events) {
+    if (c->armed == events) return;
+    struct epoll_event ev = { .events = events, .data.ptr = c };
+    epoll_ctl(srv.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->armed = events;
+}
+
+static void set_listening(bool on) {
+    if (srv.listening == on || srv.listener < 0) return;
+    struct epoll_event ev = { .events = on ? EPOLLIN : 0, .data.ptr = &LISTENER_TAG };
+    epoll_ctl(srv.epfd, EPOLL_CTL_MOD, srv.listener, &ev);
+    srv.listening = on;
+}
+
+/* The access log line of a finished (or abandoned) request. */
+static void log_request(connection *c) {
     uint16_t code = 0;
     uint64_t bytes = 0;
-    bool keep = false;
-    gw_handler_set_userdata(h, c);
-    gw_status st = gw_handler_run(h, demo_app, NULL);
-    gw_handler_last_response(h, &code, &bytes);
-    gw_handler_last_keep_alive(h, &keep);
-    if (st != GW_STATUS_OK && st != GW_STATUS_APP_ERROR && st != GW_STATUS_CLIENT_GONE) {
-        fprintf(stderr, "demo_server: %s: %s\n", gw_status_str(st), gw_last_error_message());
-    }
+    gw_handler_last_response(c->h, &code, &bytes);
     log_access(c, code, bytes);
-    c->closing = !keep;
-    if (keep) { /* keep what the client sent past this request: the next one starts there */
-        memmove(c->buf, c->buf + c->pos, c->len - c->pos);
-        c->len -= c->pos;
-        c->pos = 0;
-    }
 }
 
-static void *worker(void *arg) {
-    (void)arg;
-    gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT;
-    hooks.write = conn_write;
-    hooks.read_stdin = conn_read;
-    hooks.write_stderr = log_write;
-    hooks.flush_stderr = log_flush;
-    hooks.add_cgi_vars = conn_add_cgi_vars;
-    gw_handler *h = NULL;
-    if (gw_handler_new(&hooks, &h) != GW_STATUS_OK || gw_handler_set_http_version(h, "1.1", 3) != GW_STATUS_OK ||
-        gw_handler_set_server_software(h, SERVER_SOFTWARE, strlen(SERVER_SOFTWARE)) != GW_STATUS_OK ||
-        gw_handler_set_multiprocess(h, false) != GW_STATUS_OK) {
-        fprintf(stderr, "demo_server: %s\n", gw_last_error_message());
-        exit(1);
+static void close_conn(connection *c) {
+    gw_wait wait = GW_WAIT_NONE;
+    if (gw_handler_pending(c->h, &wait) == GW_STATUS_OK && wait != GW_WAIT_NONE) {
+        gw_handler_cancel(c->h); /* closes the body once; nothing more is sent or read */
+        log_request(c);
     }
-    for (;;) {
-        pthread_mutex_lock(&lock);
-        while (queue_head == NULL && !workers_exit) pthread_cond_wait(&work_ready, &lock);
-        connection *c = queue_head;
-        if (c != NULL && (queue_head = c->next) == NULL) queue_tail = NULL;
-        pthread_mutex_unlock(&lock);
-        if (c == NULL) break;
-        serve_request(h, c);
-        pthread_mutex_lock(&lock);
-        c->next = returned;
-        returned = c;
-        pthread_mutex_unlock(&lock);
-        wake_loop();
-    }
-    gw_handler_free(h);
-    return NULL;
+    gw_handler_free(c->h);
+    close(c->fd); /* also leaves the epoll set */
+    if (c->prev) c->prev->next = c->next;
+    else srv.all = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c);
+    srv.count--;
+    if (!srv.stopping) set_listening(true);
 }
 
-/* ---- the event loop (main thread) ---------------------------------------------------------- */
-
-static void start_lingering(connection *c) {
-    shutdown(c->fd, SHUT_WR); /* let the client read the answer before the socket closes */
+/* Stop sending, and read (and drop) what the client still sends until it closes or
+ * LINGER_MS pass: closing at once with unread bytes would reset the connection and could
+ * destroy the answer before the client read it. */
+static void linger(connection *c) {
+    shutdown(c->fd, SHUT_WR);
     c->state = LINGERING;
-    c->deadline = now_ms() + LINGER_MS;
+    set_deadline(c, srv.now + LINGER_MS);
+    arm(c, EPOLLIN);
 }
 
 /* An answer the library wrote for a request that never reaches the application. */
@@ -321,60 +385,234 @@ static void refuse(connection *c, uint16_t code) {
     char out[GW_ERROR_RESPONSE_MAX_LEN];
     size_t len = 0;
     if (gw_error_response(code, out, sizeof out, &len) == GW_STATUS_OK) {
-        send(c->fd, out, len, MSG_NOSIGNAL | MSG_DONTWAIT); /* small: fits the socket buffer */
+        ssize_t ignored = send(c->fd, out, len, MSG_NOSIGNAL | MSG_DONTWAIT); /* small: fits */
+        (void)ignored;
         const char *body = strstr(out, "\r\n\r\n");
         remember_request_line(c);
         log_access(c, code, body ? (unsigned long long)(len - (size_t)(body + 4 - out)) : 0);
     }
-    start_lingering(c);
-}
-
-/* Looks at what arrived of the next head: wait for more, refuse it, or hand it to a worker. */
-static void examine_head(connection *c, gw_environ **scratch) {
-    if (c->len == c->pos) return;
-    if (!c->started) {
-        c->started = true;
-        c->deadline = now_ms() + cfg.head_s * 1000;
-    }
-    gw_connection_facts facts = facts_of(c);
-    size_t consumed = 0;
-    bool chunked = false;
-    uint16_t code = 0;
-    gw_status st = gw_environ_set_from_request_head(*scratch, c->buf + c->pos, c->len - c->pos, &facts,
-                                                    &head_options, &consumed, &chunked, &code);
-    if (st == GW_STATUS_INCOMPLETE) return; /* max_head < BUF_SIZE: a head too long is 431 */
-    if (st == GW_STATUS_OK) { /* a fresh scratch environ, so it never grows */
-        gw_environ_free(*scratch);
-        *scratch = NULL;
-        if (gw_environ_new(scratch) != GW_STATUS_OK) exit(1);
-    }
-    if (st != GW_STATUS_OK) { /* a chunked body is fine: the library decodes it */
-        refuse(c, st == GW_STATUS_BAD_REQUEST ? code : 500);
-        return;
-    }
-    remember_request_line(c);
-    busy++;
-    c->state = BUSY;
-    c->closing = false;
-    c->next = NULL;
-    pthread_mutex_lock(&lock);
-    if (queue_tail) queue_tail->next = c;
-    else queue_head = c;
-    queue_tail = c;
-    pthread_cond_signal(&work_ready);
-    pthread_mutex_unlock(&lock);
+    linger(c);
 }
 
 static void wait_for_request(connection *c) {
-    c->state = READING;
+    c->state = READING_HEAD;
     c->started = false;
-    c->deadline = now_ms() + cfg.idle_s * 1000;
+    set_deadline(c, srv.now + cfg.idle_s * 1000);
 }
 
-static void on_signal(int sig) {
-    (void)sig;
-    stop_signal = 1;
-    wake_loop();
+/* What to do after gw_handler_run or gw_handler_resume returned `st`. True when the
+ * connection waits for its next request (which may be in buf already); false when the cycle
+ * pends (the socket is armed for it), the head needs more bytes, or the connection is
+ * lingering or closed. */
+static bool after_step(connection *c, gw_status st) {
+    if (st == GW_STATUS_PENDING) {
+        if (c->peer_eof) { /* the client is gone: no point waiting for the rest of the body */
+            close_conn(c);
+            return false;
+        }
+        gw_wait wait = GW_WAIT_NONE;
+        gw_handler_pending(c->h, &wait);
+        arm(c, wait == GW_WAIT_READ ? EPOLLIN : EPOLLOUT);
+        set_deadline(c, srv.now + cfg.io_s * 1000); /* pushed back at each step */
+        return false;
+    }
+    if (c->unfinished) { /* the head was not whole after all: wait for the rest */
+        c->state = READING_HEAD;
+        arm(c, EPOLLIN);
+        return false;
+    }
+    if (c->refused != 0) {
+        refuse(c, c->refused);
+        return false;
+    }
+    if (st != GW_STATUS_OK && st != GW_STATUS_APP_ERROR && st != GW_STATUS_CLIENT_GONE) {
+        log_message("demo_server: %s: %s\n", gw_status_str(st), gw_last_error_message());
+    }
+    log_request(c);
+    bool keep = false;
+    gw_handler_last_keep_alive(c->h, &keep);
+    if (srv.stopping) {
+        close_conn(c);
+        return false;
+    }
+    if (!keep) {
+        linger(c);
+        return false;
+    }
+    memmove(c->buf, c->buf + c->pos, c->len - c->pos); /* the next request's bytes */
+    c->len -= c->pos;
+    c->pos = 0;
+    wait_for_request(c);
+    return true;
+}
+
+/* Whether buf holds the whole next head, by its blank line: only a hint for the loop (the
+ * parse in add_cgi_vars decides). False for a head still arriving, and for HTTP/0.9's. */
+static bool head_complete(const connection *c) {
+    const char *p = c->buf + c->pos, *end = c->buf + c->len;
+    while (p < end && (*p == '\r' || *p == '\n')) p++; /* empty lines before a request */
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        if (end - p >= 3 && p[-1] == '\r' && p[1] == '\r' && p[2] == '\n') return true;
+        p++;
+    }
+    return false;
+}
+
+/* Runs the requests whose heads are in buf, one after the other (pipelining), until one
+ * pends, the connection ends, or buf holds no whole head (then it waits for more). */
+static void serve_buffered(connection *c) {
+    while (c->state == READING_HEAD && c->len > c->pos) {
+        if (!c->started) {
+            c->started = true;
+            set_deadline(c, srv.now + cfg.head_s * 1000);
+        }
+        if (!head_complete(c)) { /* the parser says whether it is bad, HTTP/0.9 or unfinished */
+            gw_connection_facts facts = facts_of(c);
+            size_t consumed = 0;
+            bool chunked = false;
+            uint16_t code = 0;
+            gw_status st = gw_environ_set_from_request_head(srv.scratch, c->buf + c->pos, c->len - c->pos, &facts,
+                                                            &srv.head_options, &consumed, &chunked, &code);
+            if (st == GW_STATUS_INCOMPLETE) break; /* max_head < BUF_SIZE: a head too long is 431 */
+            if (st != GW_STATUS_OK) {
+                refuse(c, st == GW_STATUS_BAD_REQUEST ? code : 500);
+                return;
+            }
+            gw_environ_free(srv.scratch); /* a fresh one, so it never grows */
+            srv.scratch = NULL;
+            if (gw_environ_new(&srv.scratch) != GW_STATUS_OK) abort();
+        }
+        remember_request_line(c);
+        c->state = IN_CYCLE;
+        c->peer_eof = c->unfinished = false;
+        c->refused = 0;
+        if (!after_step(c, gw_handler_run(c->h, demo_app, NULL))) return;
+    }
+    if (c->state == READING_HEAD) arm(c, EPOLLIN);
+}
+
+/* Reads what the socket holds into buf. False when the connection is over. */
+static bool read_more(connection *c) {
+    if (c->pos > 0) { /* make room: the unconsumed bytes go to the front */
+        memmove(c->buf, c->buf + c->pos, c->len - c->pos);
+        c->len -= c->pos;
+        c->pos = 0;
+    }
+    if (c->len == BUF_SIZE) return false; /* cannot happen: the parser refuses such a head */
+    ssize_t n = recv(c->fd, c->buf + c->len, BUF_SIZE - c->len, 0);
+    if (n > 0) c->len += (size_t)n;
+    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
+static void on_event(connection *c, uint32_t events) {
+    switch (c->state) {
+    case IN_CYCLE:
+        if (events & (EPOLLERR | EPOLLHUP)) { /* reset or gone: cancel the cycle */
+            close_conn(c);
+        } else if (after_step(c, gw_handler_resume(c->h))) {
+            serve_buffered(c); /* pipelined requests */
+        }
+        break;
+    case READING_HEAD:
+        if (read_more(c)) serve_buffered(c);
+        else close_conn(c);
+        break;
+    case LINGERING: {
+        char sink[4096];
+        ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) close_conn(c);
+        break;
+    }
+    }
+}
+
+static gw_handler *new_handler(connection *c) {
+    gw_handler_hooks hooks = GW_HANDLER_HOOKS_INIT;
+    hooks.userdata = c;
+    hooks.write = conn_write;
+    hooks.read_stdin = conn_read;
+    hooks.write_stderr = log_write;
+    hooks.flush_stderr = log_flush;
+    hooks.add_cgi_vars = conn_add_cgi_vars;
+    gw_handler *h = NULL;
+    if (gw_handler_new(&hooks, &h) != GW_STATUS_OK) return NULL;
+    if (gw_handler_set_nonblocking(h, true) != GW_STATUS_OK || gw_handler_set_http_version(h, "1.1", 3) != GW_STATUS_OK ||
+        gw_handler_set_server_software(h, SERVER_SOFTWARE, strlen(SERVER_SOFTWARE)) != GW_STATUS_OK ||
+        gw_handler_set_multithread(h, false) != GW_STATUS_OK || gw_handler_set_multiprocess(h, false) != GW_STATUS_OK) {
+        gw_handler_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+static void accept_all(void) {
+    while (srv.count < cfg.max_connections) {
+        struct sockaddr_in peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = accept(srv.listener, (struct sockaddr *)&peer, &peer_len);
+        if (fd < 0) {
+            if (errno == ECONNABORTED || errno == EINTR) continue;
+            return; /* EAGAIN: none left */
+        }
+        int one = 1;
+        connection *c = malloc(sizeof *c);
+        if (c == NULL || fcntl(fd, F_SETFL, O_NONBLOCK) != 0 || (c->h = new_handler(c)) == NULL) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        /* The library hands each response to write as it is made: no Nagle delay on it. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->fd = fd;
+        c->armed = EPOLLIN;
+        c->len = c->pos = 0;
+        c->peer_port = ntohs(peer.sin_port);
+        inet_ntop(AF_INET, &peer.sin_addr, c->peer, sizeof c->peer);
+        c->peer_len = strlen(c->peer);
+        wait_for_request(c);
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+        if (epoll_ctl(srv.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            gw_handler_free(c->h);
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->prev = NULL;
+        c->next = srv.all;
+        if (srv.all) srv.all->prev = c;
+        srv.all = c;
+        srv.count++;
+    }
+    set_listening(false); /* full: new clients wait in the backlog until one closes */
+}
+
+/* Connections past their deadline: an idle one is closed, a head too slow gets 408, a
+ * request making no progress is cancelled, lingering ends. Then the next deadline. */
+static void sweep(void) {
+    srv.next_sweep = INT64_MAX;
+    for (connection *c = srv.all, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->deadline <= srv.now) {
+            if (c->state == READING_HEAD && c->started && !srv.stopping) {
+                refuse(c, 408); /* sets the lingering deadline */
+            } else {
+                close_conn(c);
+                continue;
+            }
+        }
+        if (c->deadline < srv.next_sweep) srv.next_sweep = c->deadline;
+    }
+}
+
+/* SIGINT or SIGTERM: stop accepting; connections not in a request close now. */
+static void stop(void) {
+    srv.stopping = true;
+    close(srv.listener);
+    srv.listener = -1;
+    for (connection *c = srv.all, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->state != IN_CYCLE) close_conn(c);
+    }
 }
 
 static bool parse_long(const char *s, long min, long max, long *out) {
@@ -386,199 +624,102 @@ static bool parse_long(const char *s, long min, long max, long *out) {
     return true;
 }
 
+/* The listening socket on 127.0.0.1:port, non-blocking; sets cfg.port to the real port. */
+static int listen_on(long port) {
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 128) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) != 0 || fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    cfg.port = ntohs(addr.sin_port);
+    return fd;
+}
+
 int main(int argc, char **argv) {
     long port = 8000;
     bool ok = true;
-    for (int opt; (opt = getopt(argc, argv, "w:c:i:t:o:")) != -1;) {
-        long *target = opt == 'w' ? &cfg.workers : opt == 'c' ? &cfg.max_connections : opt == 'i' ? &cfg.idle_s
-                     : opt == 't' ? &cfg.head_s : opt == 'o' ? &cfg.io_s : NULL;
+    for (int opt; (opt = getopt(argc, argv, "c:i:t:o:")) != -1;) {
+        long *target = opt == 'c' ? &cfg.max_connections : opt == 'i' ? &cfg.idle_s : opt == 't' ? &cfg.head_s
+                     : opt == 'o' ? &cfg.io_s : NULL;
         ok = ok && target != NULL && parse_long(optarg, 1, 100000, target);
     }
     if (!ok || argc - optind > 1 || (optind < argc && !parse_long(argv[optind], 0, 65535, &port))) {
-        fprintf(stderr, "usage: %s [-w WORKERS] [-c MAX_CONNECTIONS] [-i IDLE_S] [-t HEAD_S] [-o IO_S] [PORT]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s [-c MAX_CONNECTIONS] [-i IDLE_S] [-t HEAD_S] [-o IO_S] [PORT]\n", argv[0]);
         return 2;
     }
     struct rlimit rl; /* a connection is a descriptor: stay under the process's limit */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)cfg.max_connections + 16 > rl.rlim_cur) {
         cfg.max_connections = rl.rlim_cur > 32 ? (long)rl.rlim_cur - 16 : 16;
     }
-    head_options.allow_http09 = true;
+    srv.head_options = (gw_request_head_options)GW_REQUEST_HEAD_OPTIONS_INIT;
+    srv.head_options.allow_http09 = true;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-    sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    int one = 1;
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t addr_len = sizeof addr;
-    if (listener < 0 || setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(listener, 128) != 0 ||
-        getsockname(listener, (struct sockaddr *)&addr, &addr_len) != 0 || pipe(wake) != 0) {
-        perror("demo_server");
-        return 1;
-    }
-    fcntl(listener, F_SETFL, O_NONBLOCK);
-    fcntl(wake[0], F_SETFL, O_NONBLOCK);
-    fcntl(wake[1], F_SETFL, O_NONBLOCK);
-    cfg.port = ntohs(addr.sin_port);
-
-    /* The workers block SIGINT and SIGTERM (they inherit this mask), so the loop gets them. */
-    sigset_t stops, old;
+    /* SIGINT and SIGTERM arrive as readable data on a signalfd, in the loop like any event. */
+    sigset_t stops;
     sigemptyset(&stops);
     sigaddset(&stops, SIGINT);
     sigaddset(&stops, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stops, &old);
-    pthread_t *threads = calloc((size_t)cfg.workers, sizeof *threads);
-    connection **conns = calloc((size_t)cfg.max_connections, sizeof *conns);
-    struct pollfd *fds = calloc((size_t)cfg.max_connections + 2, sizeof *fds);
-    connection **polled = calloc((size_t)cfg.max_connections + 2, sizeof *polled);
-    gw_environ *scratch = NULL;
-    if (threads == NULL || conns == NULL || fds == NULL || polled == NULL || gw_environ_new(&scratch) != GW_STATUS_OK) {
+    sigprocmask(SIG_BLOCK, &stops, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    srv.listener = listen_on(port);
+    srv.sigfd = signalfd(-1, &stops, SFD_CLOEXEC);
+    srv.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (srv.listener < 0 || srv.sigfd < 0 || srv.epfd < 0 || gw_environ_new(&srv.scratch) != GW_STATUS_OK) {
+        perror("demo_server");
         return 1;
     }
-    for (long i = 0; i < cfg.workers; i++) {
-        if (pthread_create(&threads[i], NULL, worker, NULL) != 0) return 1;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &LISTENER_TAG };
+    epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.listener, &ev);
+    srv.listening = true;
+    ev.data.ptr = &SIGNAL_TAG;
+    epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.sigfd, &ev);
     printf("Serving HTTP on 127.0.0.1 port %u ...\n", (unsigned)cfg.port);
     fflush(stdout);
 
-    long count = 0;
-    bool stopping = false;
-    while (!stopping || busy > 0) {
-        if (stop_signal && !stopping) { /* stop accepting; idle connections go now */
-            stopping = true;
-            close(listener);
-            for (long i = 0; i < count; i++) {
-                if (conns[i]->state != BUSY) conns[i]->deadline = 0;
-            }
-        }
-        nfds_t n = 0, listen_at = 0;
-        int64_t now = now_ms(), next = -1;
-        fds[n++] = (struct pollfd){ wake[0], POLLIN, 0 };
-        if (!stopping && count < cfg.max_connections) {
-            listen_at = n;
-            fds[n++] = (struct pollfd){ listener, POLLIN, 0 };
-        }
-        for (long i = 0; i < count; i++) {
-            connection *c = conns[i];
-            if (c->state == BUSY) continue;
-            polled[n] = c;
-            fds[n++] = (struct pollfd){ c->fd, POLLIN, 0 };
-            if (next < 0 || c->deadline < next) next = c->deadline;
-        }
-        int timeout = next < 0 ? -1 : next <= now ? 0 : (int)(next - now);
-        if (poll(fds, n, timeout) < 0 && errno != EINTR) {
-            perror("demo_server: poll");
+    struct epoll_event events[MAX_EVENTS];
+    srv.now = now_ms();
+    while (!srv.stopping || srv.count > 0) {
+        int64_t until = srv.next_sweep - srv.now;
+        int timeout = srv.next_sweep == INT64_MAX ? -1 : until <= 0 ? 0 : until > 60000 ? 60000 : (int)until;
+        int n = epoll_wait(srv.epfd, events, MAX_EVENTS, timeout);
+        if (n < 0 && errno != EINTR) {
+            perror("demo_server: epoll_wait");
             break;
         }
-        for (nfds_t k = 1; k < n; k++) {
-            if (fds[k].revents == 0) continue;
-            if (k == listen_at) {
-                for (;;) {
-                    struct sockaddr_in peer;
-                    socklen_t peer_len = sizeof peer;
-                    int fd = count < cfg.max_connections ? accept(listener, (struct sockaddr *)&peer, &peer_len) : -1;
-                    if (fd < 0) break;
-                    connection *c = malloc(sizeof *c);
-                    if (c == NULL) {
-                        close(fd);
-                        break;
-                    }
-                    struct timeval tv = { cfg.io_s, 0 };
-                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-                    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                    c->fd = fd;
-                    c->len = c->pos = 0;
-                    c->peer_port = ntohs(peer.sin_port);
-                    inet_ntop(AF_INET, &peer.sin_addr, c->peer, sizeof c->peer);
-                    wait_for_request(c);
-                    conns[count++] = c;
-                }
-                continue;
-            }
-            connection *c = polled[k];
-            if (c->state == READING) {
-                ssize_t got = recv(c->fd, c->buf + c->len, BUF_SIZE - c->len, MSG_DONTWAIT);
-                if (got > 0) {
-                    c->len += (size_t)got;
-                    examine_head(c, &scratch);
-                } else if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-                    c->deadline = 0; /* closed or broken: drop it below */
-                    c->state = LINGERING;
-                }
-            } else { /* LINGERING: read and discard until the client closes */
-                char sink[4096];
-                ssize_t got = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
-                if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) c->deadline = 0;
+        srv.now = now_ms();
+        /* Only the connection an event is about is ever closed while handling it (stop()
+         * closes others, and ends the batch), so the other events of the batch stay valid. */
+        for (int i = 0; i < n; i++) {
+            void *tag = events[i].data.ptr;
+            if (tag == &LISTENER_TAG) {
+                accept_all();
+            } else if (tag == &SIGNAL_TAG) {
+                if (!srv.stopping) stop();
+                break;
+            } else {
+                on_event(tag, events[i].events);
             }
         }
-        if (fds[0].revents) { /* workers returned connections */
-            char drain[256];
-            while (read(wake[0], drain, sizeof drain) > 0) {
-            }
-            pthread_mutex_lock(&lock);
-            connection *list = returned;
-            returned = NULL;
-            pthread_mutex_unlock(&lock);
-            for (connection *c = list, *next_c; c != NULL; c = next_c) {
-                next_c = c->next;
-                busy--;
-                if (stopping) {
-                    c->state = LINGERING;
-                    c->deadline = 0;
-                } else if (c->closing) {
-                    start_lingering(c);
-                } else {
-                    wait_for_request(c);
-                    examine_head(c, &scratch); /* a pipelined request may be there already */
-                }
-            }
-        }
-        /* Deadlines: an idle connection is closed, a head too slow gets 408, lingering ends. */
-        now = now_ms();
-        long kept = 0;
-        for (long i = 0; i < count; i++) {
-            connection *c = conns[i];
-            if (c->state != BUSY && c->deadline <= now) {
-                if (c->state == READING && c->started && !stopping) {
-                    refuse(c, 408);
-                } else {
-                    close(c->fd);
-                    free(c);
-                    continue;
-                }
-            }
-            conns[kept++] = c;
-        }
-        count = kept;
+        if (srv.next_sweep <= srv.now) sweep();
+        log_flush_now(); /* the access log lines of this turn, in one write */
     }
-    pthread_mutex_lock(&lock);
-    workers_exit = true;
-    pthread_cond_broadcast(&work_ready);
-    pthread_mutex_unlock(&lock);
-    for (long i = 0; i < cfg.workers; i++) pthread_join(threads[i], NULL);
-    for (long i = 0; i < count; i++) {
-        close(conns[i]->fd);
-        free(conns[i]);
+    for (connection *c = srv.all, *next; c != NULL; c = next) { /* after an epoll error */
+        next = c->next;
+        close_conn(c);
     }
-    gw_environ_free(scratch);
-    free(threads);
-    free(conns);
-    free(fds);
-    free(polled);
-    fprintf(stderr, "demo_server: stopped by a signal\n");
+    gw_environ_free(srv.scratch);
+    close(srv.epfd);
+    close(srv.sigfd);
+    log_append("demo_server: stopped by a signal\n", 33);
+    log_flush_now();
     return 0;
 }

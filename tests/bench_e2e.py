@@ -11,12 +11,14 @@ without it.
 Method, CPU per request. Each server listens on 127.0.0.1 and is pinned to CPU 0 with
 taskset; wrk (-t1, keep-alive, E2E_CONNECTIONS connections, E2E_SECONDS seconds) is pinned
 to CPU 1 and asks for `/`. The servers:
-  demo     build/demo_server -w 1 (one worker thread beside its event-loop thread), its access
-           log (a line per request on stderr) going to /dev/null;
+  demo     build/demo_server (one thread: an epoll loop running each request on the library's
+           non-blocking mode), its access log (a line per request on stderr, written once per
+           turn of its loop) going to /dev/null;
   nginx    a generated config in a temporary directory: worker_processes 1, access_log off,
            `location / { return 200 "Hello world!\n"; }` (a master process and one worker);
   baseline tests/bench_baseline_server.c: one epoll thread, written by hand, answering every
-           request with the demo's bytes (checked below) and writing the same access log line.
+           request with the demo's bytes (checked below) and writing the same access log line
+           (buffered as the demo's).
 Before timing, the baseline's and the demo's answers to wrk's request and to one with a query,
 a percent-escape and a repeated header are compared byte for byte (after masking the Date,
 the ports and Content-Length, each Content-Length checked against its body). Each server's
@@ -304,7 +306,7 @@ def parse_callgrind(path, lib_name, main_name):
 def callgrind_run(demo, requests, tmp, tag):
     port = free_port()
     out = os.path.join(tmp, "callgrind.%s" % tag)
-    proc = start(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, demo, "-w", "1", str(port)], port)
+    proc = start(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, demo, str(port)], port)
     raw = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         for _ in range(requests):
@@ -318,8 +320,8 @@ def callgrind_run(demo, requests, tmp, tag):
                 if need is None and b"\r\n\r\n" in data:
                     head, _ = data.split(b"\r\n\r\n", 1)
                     need = len(head) + 4 + int(re.search(rb"Content-Length: (\d+)", head).group(1))
-    # Under valgrind a SIGINT is now and then not acted upon (the main thread stays in poll,
-    # a second one works; natively 0 of 30 runs): sent again every 2 s, 30 times at most.
+    # Under valgrind a SIGINT was now and then not acted upon when the demo had a worker
+    # thread (natively 0 of 30 runs): sent again every 2 s, 30 times at most.
     for _ in range(30):
         proc.send_signal(signal.SIGINT)
         try:
@@ -371,7 +373,7 @@ def main():
         ports = {k: free_port() for k in ("demo", "nginx", "baseline")}
         pin = ["taskset", "-c", SERVER_CPU]
         servers = {
-            "demo": start(pin + [demo, "-w", "1", str(ports["demo"])], ports["demo"]),
+            "demo": start(pin + [demo, str(ports["demo"])], ports["demo"]),
             "nginx": start(pin + [tools["nginx"], "-p", tmp, "-c", nginx_config(tmp, ports["nginx"])], ports["nginx"]),
             "baseline": start(pin + [baseline, str(ports["baseline"])], ports["baseline"]),
         }

@@ -3,10 +3,11 @@
 
     python3 tests/demo_server.py BUILD/demo_server
 
-Starts the demo (port 0, 4 workers, idle timeout 5 s, head deadline 3 s) and checks:
+Starts the demo (port 0, idle timeout 5 s, head deadline 3 s, I/O timeout 2 s) and checks:
   - curl: GET, HEAD, POST without Expect (two on one connection: the second reuses it),
     chunked uploads (decoded by the library; two on one connection),
-    POST with `Expect: 100-continue` (answered at once, not after curl's 1 s wait);
+    POST with `Expect: 100-continue` (100 Continue and the answer at once, not after curl's 1 s
+    wait);
   - pipelining: three requests in one send(), three responses in order, parsed by h11;
   - h11, a strict client, over one keep-alive connection: GET, HEAD, POST, OPTIONS *, then
     `Connection: close`; HTTP/1.0 with and without keep-alive; a real HTTP/0.9 request;
@@ -14,9 +15,13 @@ Starts the demo (port 0, 4 workers, idle timeout 5 s, head deadline 3 s) and che
     escape sequence and a forged log line arrives escaped (no control byte in the log);
   - concurrency and attacks, each timing a normal request (a fresh connection, GET) while the
     attack runs; the slowest must answer within BOUND seconds: an idle connection, a client
-    sending one byte a second, 200 such connections (and 100 idle ones);
+    sending one byte a second, 200 such connections (and 100 idle ones), 200 connections
+    sending their request bodies one byte a second;
+  - heads in pieces: a head split inside its blank line is served; a head over a limit (request
+    line 414, a field line or 100 fields 431) is refused before it ends, a whole one over
+    64 KiB with 431;
   - deadlines: a slowloris client is cut off (408, then the close) about 3 s after its first
-    byte, an idle connection is closed after 5 s;
+    byte, an idle connection is closed after 5 s, a request whose body stalls after 2 s (-o);
   - limits: a second demo with -c 5: with 5 idle connections a sixth client waits, and is
     served once one of them closes;
   - SIGINT stops the demo with status 0 while it holds connections.
@@ -38,7 +43,7 @@ except ImportError:
     sys.exit("demo_server.py: the Python package h11 is missing (pip install h11)")
 
 BOUND = 1.0  # seconds: the slowest normal request while an attack runs
-HEAD_S, IDLE_S = 3, 5
+HEAD_S, IDLE_S, IO_S = 3, 5, 2
 TIMEOUT = 10.0
 failures = []
 
@@ -158,13 +163,18 @@ def probe_during(port, seconds, label):
 
 
 class Slow:
-    """Connections each sending one byte of a never-ending head per second."""
+    """Connections each sending one byte of a never-ending head per second (or, with `head`,
+    that head at once and then one byte of a long body per second)."""
 
-    def __init__(self, port, n):
+    def __init__(self, port, n, head=None):
         self.socks = [socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) for _ in range(n)]
         self.stop = threading.Event()
         self.cut = 0
         self.payload = b"GET /slow HTTP/1.1\r\nX-Slow: " + b"a" * 100000
+        if head is not None:
+            for s in self.socks:
+                s.sendall(head)
+            self.payload = b"b" * 100000
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -193,7 +203,7 @@ def curl(*args):
 
 def main():
     demo = sys.argv[1]
-    server = Server(demo, "-w", "4", "-t", str(HEAD_S), "-i", str(IDLE_S))
+    server = Server(demo, "-t", str(HEAD_S), "-i", str(IDLE_S), "-o", str(IO_S))
     url = "http://127.0.0.1:%d" % server.port
     try:
         run_checks(server, url)
@@ -228,8 +238,10 @@ def run_checks(server, url):
     start = time.monotonic()
     out, err = curl("-i", "-H", "Expect: 100-continue", "--data-binary", "x" * 2000, url + "/expect")
     took = time.monotonic() - start
-    check(out.startswith("HTTP/1.1 200 OK") and "HTTP_EXPECT = 100-continue" in out and took < 0.9,
-          "curl POST with Expect: 100-continue answered at once (%.3f s)" % took, out[:200] + err)
+    # The library reads the body before the application runs, so it sends the 100 Continue.
+    check(out.startswith("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK") and "HTTP_EXPECT = 100-continue" in out
+          and "CONTENT_LENGTH = 2000" in out and took < 0.9,
+          "curl POST with Expect: 100-continue: 100 Continue, then 200 at once (%.3f s)" % took, out[:200] + err)
 
     # ---- pipelining: three requests in one send ----
     with server.connect() as s:
@@ -313,6 +325,31 @@ def run_checks(server, url):
         bad = recv_all(s)
     check(bad.startswith(b"HTTP/1.1 400 Bad Request"), "a request line with an escape byte gets 400", repr(bad[:60]))
 
+    # ---- heads in pieces: the loop waits for the blank line, refuses a bad head at once ----
+    with server.connect() as s:
+        s.sendall(b"GET /split HTTP/1.1\r\nHost: x\r")
+        time.sleep(0.2)
+        s.sendall(b"\n\r")
+        time.sleep(0.2)
+        s.sendall(b"\nGET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = recv_all(s)
+    check(data.startswith(b"HTTP/1.1 200 OK") and b"PATH_INFO = /split" in data and b"PATH_INFO = /after" in data,
+          "a head in three pieces, then a pipelined one", repr(data[:80]))
+    for unfinished, status in ((b"GET /" + b"a" * 9000, b"414"), (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 9000, b"431"),
+                               (b"GET / HTTP/1.1\r\n" + b"X-Many: y\r\n" * 101, b"431")):
+        with server.connect() as s:  # no blank line yet: the limits are known to be broken
+            start = time.monotonic()
+            s.sendall(unfinished)
+            bad = recv_all(s)
+            took = time.monotonic() - start
+        check(bad.startswith(b"HTTP/1.1 " + status) and took < 1.0,
+              "a head over a limit gets %s before it ends (%.3f s)" % (status.decode(), took), repr(bad[:60]))
+    with server.connect() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n" +
+                  b"".join(b"X-F%d: %s\r\n" % (i, b"b" * 8000) for i in range(9)) + b"\r\n")
+        big = recv_all(s)
+    check(big.startswith(b"HTTP/1.1 431 "), "a whole head over 64 KiB gets 431", repr(big[:60]))
+
     # ---- concurrency and attacks ----
     idle = server.connect()
     probe_during(port, 1.5, "one idle connection open")
@@ -326,6 +363,10 @@ def run_checks(server, url):
     slow.close()
     for s in idles:
         s.close()
+    body_head = b"POST /slowbody HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+    slow = Slow(port, 200, head=body_head)
+    probe_during(port, 2.5, "200 connections sending their bodies a byte a second")
+    slow.close()
 
     # ---- deadlines ----
     slow = Slow(port, 1)
@@ -346,6 +387,15 @@ def run_checks(server, url):
     print("   idle connection closed after %.2f s (idle timeout %d s)" % (took, IDLE_S))
     check(answer == b"" and IDLE_S - 0.5 < took < IDLE_S + 1.5, "an idle connection is closed at the idle timeout",
           "%.2f s, %r" % (took, answer[:40]))
+    with server.connect() as s:
+        s.settimeout(IO_S + 5)
+        s.sendall(b"POST /stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        start = time.monotonic()
+        answer = recv_all(s)
+        took = time.monotonic() - start
+    print("   stalled body cut off after %.2f s (I/O timeout %d s)" % (took, IO_S))
+    check(b"200 OK" not in answer and IO_S - 0.5 < took < IO_S + 1.5,
+          "a request whose body stalls is cancelled at the I/O timeout", "%.2f s, %r" % (took, answer[:40]))
 
     # ---- SIGINT with connections open ----
     held = server.connect()
@@ -377,7 +427,7 @@ def run_checks(server, url):
 
 
 def limits(demo):
-    server = Server(demo, "-c", "5", "-w", "2")
+    server = Server(demo, "-c", "5")
     try:
         held = [server.connect() for _ in range(5)]
         time.sleep(0.3)
