@@ -83,7 +83,7 @@ typedef struct connection {
     char peer[INET_ADDRSTRLEN];
     size_t peer_len;
     uint16_t peer_port;
-    char request_line[4 * LOGGED_LINE_MAX + 4]; /* escaped, for the access log */
+    size_t head;     /* where the current request's head starts in buf: the access log's line */
     size_t len, pos; /* bytes in buf; the first one not consumed */
     char buf[BUF_SIZE];
 } connection;
@@ -125,6 +125,7 @@ static struct {
     char buf[LOG_BUF_SIZE];
     time_t second; /* the second `when` shows */
     char when[32];
+    size_t when_len;
 } logbuf = { .second = -1 };
 
 static void write_all(int fd, const char *data, size_t len) {
@@ -158,43 +159,71 @@ static void log_message(const char *format, const char *a, const char *b) {
     if (n > 0) log_append(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-/* Keeps the request's first line with every byte outside printable ASCII, '"' and '\\' written
- * as \xHH, so a client can neither forge log lines nor send terminal escapes. */
-static void remember_request_line(connection *c) {
-    const char *p = c->buf + c->pos, *end = c->buf + c->len;
+/* Appends the request's first line, from the head at `p` (bytes up to `end`), with every byte
+ * outside printable ASCII, '"' and '\\' written as \xHH, so a client can neither forge log
+ * lines nor send terminal escapes. Writes at most 4 * LOGGED_LINE_MAX + 3 bytes. */
+static char *put_request_line(char *o, const char *p, const char *end) {
+    static const char hex[] = "0123456789abcdef";
     while (p < end && (*p == '\r' || *p == '\n')) p++; /* empty lines before a request */
-    size_t o = 0;
     for (size_t i = 0; p + i < end && p[i] != '\r' && p[i] != '\n'; i++) {
         if (i == LOGGED_LINE_MAX) {
-            memcpy(c->request_line + o, "...", 3);
-            o += 3;
-            break;
+            memcpy(o, "...", 3);
+            return o + 3;
         }
         unsigned char u = (unsigned char)p[i];
         if (u < 0x20 || u >= 0x7f || u == '"' || u == '\\') {
-            o += (size_t)snprintf(c->request_line + o, 5, "\\x%02x", u);
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[u >> 4];
+            *o++ = hex[u & 15];
         } else {
-            c->request_line[o++] = (char)u;
+            *o++ = (char)u;
         }
     }
-    c->request_line[o] = '\0';
+    return o;
+}
+
+static char *put_decimal(char *o, unsigned long long v) {
+    char digits[20];
+    size_t n = 0;
+    do digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0) *o++ = digits[--n];
+    return o;
 }
 
 /* wsgiref: `127.0.0.1 - - [19/Mar/2024 10:00:00] "GET / HTTP/1.1" 200 123`, local time (the
- * time text is made once a second). */
+ * time text is made once a second), the request line taken from the head at c->head. */
 static void log_access(const connection *c, unsigned code, unsigned long long bytes) {
     time_t now = time(NULL);
     if (now != logbuf.second) {
         struct tm tm;
         localtime_r(&now, &tm);
-        strftime(logbuf.when, sizeof logbuf.when, "%d/%b/%Y %H:%M:%S", &tm);
+        logbuf.when_len = strftime(logbuf.when, sizeof logbuf.when, "%d/%b/%Y %H:%M:%S", &tm);
         logbuf.second = now;
     }
-    char line[sizeof c->request_line + 160];
-    int n = code == 0 ? snprintf(line, sizeof line, "%s - - [%s] \"%s\" - -\n", c->peer, logbuf.when, c->request_line)
-                      : snprintf(line, sizeof line, "%s - - [%s] \"%s\" %u %llu\n", c->peer, logbuf.when,
-                                 c->request_line, code, bytes);
-    log_append(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    size_t longest = c->peer_len + logbuf.when_len + 4 * LOGGED_LINE_MAX + 64;
+    if (logbuf.len + longest > sizeof logbuf.buf) log_flush_now();
+    char *start = logbuf.buf + logbuf.len, *o = start;
+    memcpy(o, c->peer, c->peer_len);
+    o += c->peer_len;
+    memcpy(o, " - - [", 6);
+    o += 6;
+    memcpy(o, logbuf.when, logbuf.when_len);
+    o += logbuf.when_len;
+    memcpy(o, "] \"", 3);
+    o = put_request_line(o + 3, c->buf + c->head, c->buf + c->len);
+    if (code == 0) {
+        memcpy(o, "\" - -", 5);
+        o += 5;
+    } else {
+        memcpy(o, "\" ", 2);
+        o = put_decimal(o + 2, code);
+        *o++ = ' ';
+        o = put_decimal(o, bytes);
+    }
+    *o++ = '\n';
+    logbuf.len += (size_t)(o - start);
 }
 
 /* ---- the hooks: the socket, as the library sees it --------------------------------------- */
@@ -275,58 +304,116 @@ static int32_t conn_add_cgi_vars(void *userdata, gw_environ *env) {
 /* ---- the application ------------------------------------------------------------------------ */
 
 typedef struct entry {
+    uint64_t key; /* the name's first 8 bytes, big-endian, zero-padded: most comparisons end here */
     const char *name;
     size_t name_len;
     const char *value;
     size_t value_len;
 } entry;
 
-static int compare_entries(const void *a, const void *b) {
-    const entry *x = a, *y = b;
+/* Byte order of the names (memcmp, then the shorter first). A name holds no NUL, so equal keys
+ * mean equal first 8 bytes and both names at least that long, or the same name. */
+static int compare_entries(const entry *x, const entry *y) {
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
     size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-    int c = memcmp(x->name, y->name, n);
+    int c = n > 8 ? memcmp(x->name + 8, y->name + 8, n - 8) : 0;
     if (c != 0) return c;
     return (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+static entry make_entry(const char *name, size_t name_len, const char *value, size_t value_len) {
+    unsigned char b[8] = { 0 };
+    memcpy(b, name, name_len < 8 ? name_len : 8);
+    uint64_t key = (uint64_t)b[0] << 56 | (uint64_t)b[1] << 48 | (uint64_t)b[2] << 40 | (uint64_t)b[3] << 32 |
+                   (uint64_t)b[4] << 24 | (uint64_t)b[5] << 16 | (uint64_t)b[6] << 8 | b[7];
+    return (entry){ key, name, name_len, value, value_len };
+}
+
+/* Grows *buf to hold `need` bytes; its contents are not kept. */
+static bool reserve(void *buf, size_t *cap, size_t need) {
+    if (need <= *cap) return true;
+    size_t grown = *cap ? *cap : 1024;
+    while (grown < need) grown *= 2;
+    void *p = malloc(grown);
+    if (p == NULL) return false;
+    free(*(void **)buf);
+    *(void **)buf = p;
+    *cap = grown;
+    return true;
+}
+
+/* The application's buffers, kept at their largest size: one thread runs it, and each
+ * request is done with them when the application returns (the body is copied). */
+static struct {
+    char *body;
+    entry *entries;
+    entry **order;
+    size_t body_cap, entries_cap, order_cap;
+} app;
+
+/* The environ's entries into app.entries, in its order. */
+static gw_status read_environ(gw_environ *env, size_t *out_count) {
+    size_t count = 0, cursor = 0, n = 0;
+    gw_status st = gw_environ_len(env, &count);
+    if (st != GW_STATUS_OK) return st;
+    if (!reserve(&app.entries, &app.entries_cap, (count + 1) * sizeof *app.entries)) return GW_STATUS_TOO_LARGE;
+    const char *name, *value;
+    size_t name_len, value_len;
+    while (n < count && gw_environ_next(env, &cursor, &name, &name_len, &value, &value_len) == GW_STATUS_OK) {
+        app.entries[n++] = make_entry(name, name_len, value, value_len);
+    }
+    *out_count = n;
+    return GW_STATUS_OK;
+}
+
+/* Sorts app.order by name: an insertion sort, as the environ is a few dozen entries (the
+ * head's limits keep it small) and partly in order already; most comparisons are of keys. */
+static void sort_entries(size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        entry *e = app.order[i];
+        size_t j = i;
+        while (j > 0 && (app.order[j - 1]->key > e->key ||
+                         (app.order[j - 1]->key == e->key && compare_entries(app.order[j - 1], e) > 0))) {
+            app.order[j] = app.order[j - 1];
+            j--;
+        }
+        app.order[j] = e;
+    }
 }
 
 /* wsgiref's demo_app: "Hello world!", a blank line, then `key = value` for the sorted environ. */
 static gw_status demo_app(void *userdata, gw_request *req) {
     (void)userdata;
     gw_environ *env = NULL;
+    size_t n = 0;
     gw_status st = gw_request_environ(req, &env);
+    if (st == GW_STATUS_OK) st = read_environ(env, &n);
+    if (st == GW_STATUS_TOO_LARGE) return gw_request_fail(req, "out of memory", 13);
     if (st != GW_STATUS_OK) return st;
-    size_t count = 0;
-    if ((st = gw_environ_len(env, &count)) != GW_STATUS_OK) return st;
-    entry *entries = calloc(count + 1, sizeof *entries);
-    if (entries == NULL) return gw_request_fail(req, "out of memory", 13);
-    size_t cursor = 0, n = 0, size = HELLO_LEN;
-    while (n < count && gw_environ_next(env, &cursor, &entries[n].name, &entries[n].name_len, &entries[n].value,
-                                        &entries[n].value_len) == GW_STATUS_OK) {
-        size += entries[n].name_len + 3 + entries[n].value_len + 1;
-        n++;
-    }
-    qsort(entries, n, sizeof *entries, compare_entries);
-    char *body = malloc(size);
-    if (body == NULL) {
-        free(entries);
-        return gw_request_fail(req, "out of memory", 13);
-    }
-    memcpy(body, "Hello world!\n\n", HELLO_LEN);
-    size_t used = HELLO_LEN;
+    if (!reserve(&app.order, &app.order_cap, (n + 1) * sizeof *app.order)) return gw_request_fail(req, "out of memory", 13);
+    size_t size = HELLO_LEN;
     for (size_t i = 0; i < n; i++) {
-        memcpy(body + used, entries[i].name, entries[i].name_len);
-        used += entries[i].name_len;
-        memcpy(body + used, " = ", 3);
-        used += 3;
-        memcpy(body + used, entries[i].value, entries[i].value_len);
-        used += entries[i].value_len;
-        body[used++] = '\n';
+        app.order[i] = &app.entries[i];
+        size += app.entries[i].name_len + 3 + app.entries[i].value_len + 1;
     }
-    free(entries);
+    sort_entries(n);
+    if (!reserve(&app.body, &app.body_cap, size)) return gw_request_fail(req, "out of memory", 13);
+    char *o = app.body;
+    memcpy(o, "Hello world!\n\n", HELLO_LEN);
+    o += HELLO_LEN;
+    for (size_t i = 0; i < n; i++) {
+        const entry *e = app.order[i];
+        memcpy(o, e->name, e->name_len);
+        o += e->name_len;
+        memcpy(o, " = ", 3);
+        o += 3;
+        memcpy(o, e->value, e->value_len);
+        o += e->value_len;
+        *o++ = '\n';
+    }
     static const gw_header headers[] = { { "Content-Type", 12, "text/plain; charset=utf-8", 25 } };
     st = gw_request_start_response(req, "200 OK", 6, headers, 1, 0);
-    if (st == GW_STATUS_OK) st = gw_request_set_body_bytes(req, body, used);
-    free(body);
+    if (st == GW_STATUS_OK) st = gw_request_set_body_bytes(req, app.body, (size_t)(o - app.body));
     return st;
 }
 
@@ -388,7 +475,7 @@ static void refuse(connection *c, uint16_t code) {
         ssize_t ignored = send(c->fd, out, len, MSG_NOSIGNAL | MSG_DONTWAIT); /* small: fits */
         (void)ignored;
         const char *body = strstr(out, "\r\n\r\n");
-        remember_request_line(c);
+        c->head = c->pos;
         log_access(c, code, body ? (unsigned long long)(len - (size_t)(body + 4 - out)) : 0);
     }
     linger(c);
@@ -482,7 +569,7 @@ static void serve_buffered(connection *c) {
             srv.scratch = NULL;
             if (gw_environ_new(&srv.scratch) != GW_STATUS_OK) abort();
         }
-        remember_request_line(c);
+        c->head = c->pos; /* the head stays in buf until the cycle ends: the log reads it */
         c->state = IN_CYCLE;
         c->peer_eof = c->unfinished = false;
         c->refused = 0;
@@ -717,6 +804,9 @@ int main(int argc, char **argv) {
         close_conn(c);
     }
     gw_environ_free(srv.scratch);
+    free(app.body);
+    free(app.entries);
+    free(app.order);
     close(srv.epfd);
     close(srv.sigfd);
     log_append("demo_server: stopped by a signal\n", 33);

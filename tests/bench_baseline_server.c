@@ -8,8 +8,10 @@
  * demo's application sees (the request's HTTP_* variables, PATH_INFO percent-decoded,
  * QUERY_STRING, REQUEST_URI, the server's variables and the wsgi.* entries as the demo names
  * them), under the same head (Date cached per second, Server, Content-Type, Content-Length).
- * Like the demo it writes an access log line per request to stderr in wsgiref's format,
- * buffered and written once per turn of its loop.
+ * It sorts the environ as the demo's application does (an insertion sort on an 8-byte key of
+ * each name). Like the demo it writes an access log line per request to stderr in wsgiref's
+ * format (the request line escaped the same way), buffered and written once per turn of its
+ * loop.
  * tests/bench_e2e.py checks the bytes against the demo's before timing.
  *
  * What it leaves out, since the bench does not send it: request bodies other than a
@@ -22,6 +24,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +54,7 @@ typedef struct {
 typedef struct {
     const char *name, *value;
     size_t name_len, value_len;
+    uint64_t key;
 } var;
 
 static unsigned server_port;
@@ -67,6 +71,27 @@ static int cmp_var(const void *a, const void *b) {
     int c = memcmp(x->name, y->name, n);
     if (c != 0) return c;
     return (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+/* The name's first 8 bytes, big-endian, zero-padded: sorting compares these first. */
+static uint64_t name_key(const char *name, size_t len) {
+    unsigned char b[8] = { 0 };
+    memcpy(b, name, len < 8 ? len : 8);
+    return (uint64_t)b[0] << 56 | (uint64_t)b[1] << 48 | (uint64_t)b[2] << 40 | (uint64_t)b[3] << 32 |
+           (uint64_t)b[4] << 24 | (uint64_t)b[5] << 16 | (uint64_t)b[6] << 8 | b[7];
+}
+
+/* The demo application's sort: insertion by key, then by the whole name. */
+static void sort_vars(var **order, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        var *e = order[i];
+        size_t j = i;
+        while (j > 0 && (order[j - 1]->key > e->key || (order[j - 1]->key == e->key && cmp_var(order[j - 1], e) > 0))) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = e;
+    }
 }
 
 static char date_header[64]; /* "Date: ...\r\n", rebuilt once a second */
@@ -111,6 +136,7 @@ static int hexval(char ch) {
 static char log_buf[65536];
 static size_t log_len;
 static char log_when[32];
+static size_t log_when_len;
 static time_t log_second = -1;
 
 static void log_flush(void) {
@@ -123,21 +149,59 @@ static void log_flush(void) {
     log_len = 0;
 }
 
+static char *put_decimal(char *o, unsigned long long v) {
+    char digits[20];
+    size_t n = 0;
+    do digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0) *o++ = digits[--n];
+    return o;
+}
+
+/* The demo's line, made as the demo makes it: the request line escaped (\xHH for bytes
+ * outside printable ASCII, '"' and '\\'), at most 1024 of its bytes. */
 static void access_log(const conn *c, const char *line, size_t line_len, unsigned code, size_t bytes) {
-    char buf[1200];
+    static const char hex[] = "0123456789abcdef";
     time_t now = time(NULL);
     if (now != log_second) {
         struct tm tm;
         localtime_r(&now, &tm);
-        strftime(log_when, sizeof log_when, "%d/%b/%Y %H:%M:%S", &tm);
+        log_when_len = strftime(log_when, sizeof log_when, "%d/%b/%Y %H:%M:%S", &tm);
         log_second = now;
     }
-    int n = snprintf(buf, sizeof buf, "%s - - [%s] \"%.*s\" %u %zu\n", c->peer, log_when,
-                     (int)(line_len > 1000 ? 1000 : line_len), line, code, bytes);
-    size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
-    if (log_len + len > sizeof log_buf) log_flush();
-    memcpy(log_buf + log_len, buf, len);
-    log_len += len;
+    if (log_len + 4 * 1024 + 128 > sizeof log_buf) log_flush();
+    char *start = log_buf + log_len, *o = start;
+    size_t peer_len = strlen(c->peer);
+    memcpy(o, c->peer, peer_len);
+    o += peer_len;
+    memcpy(o, " - - [", 6);
+    o += 6;
+    memcpy(o, log_when, log_when_len);
+    o += log_when_len;
+    memcpy(o, "] \"", 3);
+    o += 3;
+    for (size_t i = 0; i < line_len; i++) {
+        if (i == 1024) {
+            memcpy(o, "...", 3);
+            o += 3;
+            break;
+        }
+        unsigned char u = (unsigned char)line[i];
+        if (u < 0x20 || u >= 0x7f || u == '"' || u == '\\') {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[u >> 4];
+            *o++ = hex[u & 15];
+        } else {
+            *o++ = (char)u;
+        }
+    }
+    memcpy(o, "\" ", 2);
+    o = put_decimal(o + 2, code);
+    *o++ = ' ';
+    o = put_decimal(o, bytes);
+    *o++ = '\n';
+    log_len += (size_t)(o - start);
 }
 
 static void simple_error(conn *c, const char *status) {
@@ -150,7 +214,7 @@ static void simple_error(conn *c, const char *status) {
 
 static int add(var *vars, size_t *nvars, const char *n, size_t nl, const char *v, size_t vl) {
     if (*nvars == MAX_VARS) return -1;
-    vars[*nvars] = (var){ n, v, nl, vl };
+    vars[*nvars] = (var){ n, v, nl, vl, name_key(n, nl) };
     (*nvars)++;
     return 0;
 }
@@ -244,7 +308,7 @@ static int answer(conn *c, size_t head_len) {
             if ((size_t)(ve - v) == 10 && strncasecmp(v, "keep-alive", 10) == 0) keep = 1;
         }
         size_t j = 0;
-        while (j < nvars && cmp_var(&vars[j], &(var){ name, NULL, k, 0 }) != 0) j++;
+        while (j < nvars && cmp_var(&vars[j], &(var){ name, NULL, k, 0, 0 }) != 0) j++;
         if (j < nvars) { /* a repeat: the value becomes "old, new" in the arena */
             size_t vl = vars[j].value_len + 2 + (size_t)(ve - v);
             if (used + vl > ARENA_SIZE) return simple_error(c, "431 Request Header Fields Too Large"), -1;
@@ -280,7 +344,9 @@ static int answer(conn *c, size_t head_len) {
     ADD(LIT("wsgi.run_once"), LIT("0"));
     ADD(LIT("wsgi.url_scheme"), LIT("http"));
     ADD(LIT("wsgi.version"), LIT("1.0"));
-    qsort(vars, nvars, sizeof *vars, cmp_var);
+    var *order[MAX_VARS];
+    for (size_t i = 0; i < nvars; i++) order[i] = &vars[i];
+    sort_vars(order, nvars);
 
     size_t body_len = 14;
     for (size_t i = 0; i < nvars; i++) body_len += vars[i].name_len + 3 + vars[i].value_len + 1;
@@ -293,9 +359,9 @@ static int answer(conn *c, size_t head_len) {
     out_put(c, head, (size_t)head_len_out);
     out_put(c, "Hello world!\n\n", 14);
     for (size_t i = 0; i < nvars; i++) {
-        out_put(c, vars[i].name, vars[i].name_len);
+        out_put(c, order[i]->name, order[i]->name_len);
         out_put(c, " = ", 3);
-        out_put(c, vars[i].value, vars[i].value_len);
+        out_put(c, order[i]->value, order[i]->value_len);
         out_put(c, "\n", 1);
     }
     access_log(c, line, line_len, 200, body_len);
