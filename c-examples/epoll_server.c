@@ -21,12 +21,15 @@
  * queued for it: a body iterator's next block is pulled only once the last one went out)
  * and never the thread.
  *
- * Request heads are gathered in the connection's buffer and checked with
- * gw_environ_set_from_request_head (a bad one is answered with gw_error_response and the
- * connection closed); the add_cgi_vars hook parses the head again into the handler's
- * environ. In non-blocking mode the library reads a request body before the application
- * runs (so the application never waits for it): first the bytes that came with the head,
- * then the socket.
+ * Request heads are gathered in the connection's buffer and parsed once: when the blank
+ * line that ends a head is there, the loop runs the handler, whose add_cgi_vars hook parses
+ * the head with gw_environ_set_from_request_head into the handler's environ; a head it
+ * refuses ends the cycle quietly (the hook returns GW_STATUS_CLIENT_GONE: nothing is sent or
+ * logged) and the loop answers it with gw_error_response and closes the connection. A head
+ * without its blank line yet is checked on a scratch environ, so one over a size limit is
+ * refused before it ends. In non-blocking mode the library reads a request body before the
+ * application runs (so the application never waits for it): first the bytes that came with
+ * the head, then the socket.
  * After a response, gw_handler_last_keep_alive says whether the connection goes on; the
  * next request may already be in the buffer (pipelining).
  *
@@ -77,6 +80,8 @@ typedef struct conn {
     conn_state state;
     uint32_t armed;   /* the epoll events registered for fd */
     bool peer_eof;    /* the read hook met the end of the stream inside a request body */
+    bool unfinished;  /* add_cgi_vars found the head incomplete after all */
+    uint16_t refused; /* add_cgi_vars refused the head: the status to answer */
     int64_t deadline; /* ms, monotonic */
     gw_handler *h;    /* this connection's: a pending cycle belongs to it */
     char peer[INET_ADDRSTRLEN];
@@ -91,7 +96,7 @@ static struct {
     long max_conns, idle_s, nconns;
     bool listening;
     conn *all;
-    gw_environ *scratch; /* where the loop checks heads before running a cycle */
+    gw_environ *scratch; /* where the loop checks a head that has no blank line yet */
     gw_request_head_options head_options;
     unsigned long accepted, requests, files, iters_opened, iters_closed;
     unsigned long cancelled[3]; /* by what the cycle waited for: indexed by gw_wait */
@@ -168,7 +173,8 @@ static gw_connection_facts facts_of(const conn *c) {
     return f;
 }
 
-/* The loop found the head complete and good: parse it into the environ the handler lends. */
+/* The one parse of the head, into the environ the handler lends. A refused head ends the
+ * cycle quietly (the library sends and logs nothing for CLIENT_GONE); the loop answers it. */
 static int32_t add_cgi_vars(void *userdata, gw_environ *env) {
     conn *c = userdata;
     gw_connection_facts facts = facts_of(c);
@@ -177,8 +183,13 @@ static int32_t add_cgi_vars(void *userdata, gw_environ *env) {
     uint16_t code = 0;
     gw_status st = gw_environ_set_from_request_head(env, c->buf + c->pos, c->len - c->pos, &facts,
                                                     &srv.head_options, &consumed, &chunked, &code);
-    if (st == GW_STATUS_OK) c->pos += consumed; /* the body (or the next request) starts here */
-    return st;
+    if (st == GW_STATUS_OK) {
+        c->pos += consumed; /* the body (or the next request) starts here */
+        return GW_STATUS_OK;
+    }
+    if (st == GW_STATUS_INCOMPLETE) c->unfinished = true;
+    else c->refused = st == GW_STATUS_BAD_REQUEST ? code : 500;
+    return GW_STATUS_CLIENT_GONE;
 }
 
 /* ---- the applications ------------------------------------------------------------------ */
@@ -199,7 +210,8 @@ static int compare_entries(const void *a, const void *b) {
 }
 
 /* wsgiref's demo_app: "Hello world!", a blank line, then `key = value` for the sorted environ.
- * (The same function as c-examples/demo_server.c's.) */
+ * (c-examples/demo_server.c's does the same with buffers kept between requests and a
+ * cheaper sort.) */
 static gw_status demo_app(void *userdata, gw_request *req) {
     (void)userdata;
     gw_environ *env = NULL;
@@ -459,6 +471,15 @@ static bool after_step(conn *c, gw_status st) {
         c->deadline = now_ms() + IO_TIMEOUT_S * 1000; /* pushed back at each step */
         return false;
     }
+    if (c->unfinished) { /* the head was not whole after all: wait for the rest */
+        c->state = READING_HEAD;
+        arm(c, EPOLLIN);
+        return false;
+    }
+    if (c->refused != 0) {
+        refuse(c, c->refused);
+        return false;
+    }
     srv.requests++;
     bool keep = false;
     gw_handler_last_keep_alive(c->h, &keep);
@@ -475,29 +496,45 @@ static bool after_step(conn *c, gw_status st) {
     return false;
 }
 
+/* Whether buf holds the whole next head, by its blank line: only a hint for the loop (the
+ * parse in add_cgi_vars decides; the library refuses bare-LF line ends anyway). */
+static bool head_complete(const conn *c) {
+    const char *p = c->buf + c->pos, *end = c->buf + c->len;
+    while (p < end && (*p == '\r' || *p == '\n')) p++; /* empty lines before a request */
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        if (end - p >= 3 && p[-1] == '\r' && p[1] == '\r' && p[2] == '\n') return true;
+        p++;
+    }
+    return false;
+}
+
 /* Runs the requests whose heads are complete in buf, one after the other (pipelining), until
  * one pends, the connection ends, or buf holds no whole head (then it waits for more). */
 static void serve_buffered(conn *c) {
     while (c->state == READING_HEAD && c->len > c->pos) {
-        gw_connection_facts facts = facts_of(c);
-        size_t consumed = 0;
-        bool chunked = false;
-        uint16_t code = 0;
-        gw_status st = gw_environ_set_from_request_head(srv.scratch, c->buf + c->pos, c->len - c->pos, &facts,
-                                                        &srv.head_options, &consumed, &chunked, &code);
-        if (st == GW_STATUS_INCOMPLETE) break;
-        if (st != GW_STATUS_OK) {
-            refuse(c, st == GW_STATUS_BAD_REQUEST ? code : 500);
-            return;
+        if (!head_complete(c)) { /* the parser says whether it is bad or unfinished */
+            gw_connection_facts facts = facts_of(c);
+            size_t consumed = 0;
+            bool chunked = false;
+            uint16_t code = 0;
+            gw_status st = gw_environ_set_from_request_head(srv.scratch, c->buf + c->pos, c->len - c->pos, &facts,
+                                                            &srv.head_options, &consumed, &chunked, &code);
+            if (st == GW_STATUS_INCOMPLETE) break;
+            if (st != GW_STATUS_OK) {
+                refuse(c, st == GW_STATUS_BAD_REQUEST ? code : 500);
+                return;
+            }
+            /* A fresh scratch environ, so it does not keep every field name clients ever sent. */
+            gw_environ_free(srv.scratch);
+            srv.scratch = NULL;
+            if (gw_environ_new(&srv.scratch) != GW_STATUS_OK) abort();
         }
-        /* A fresh scratch environ, so it does not keep every field name clients ever sent. */
-        gw_environ_free(srv.scratch);
-        srv.scratch = NULL;
-        if (gw_environ_new(&srv.scratch) != GW_STATUS_OK) abort();
         c->state = IN_CYCLE;
+        c->unfinished = false;
+        c->refused = 0;
         if (!after_step(c, gw_handler_run(c->h, route, NULL))) return;
     }
-    arm(c, EPOLLIN);
+    if (c->state == READING_HEAD) arm(c, EPOLLIN);
 }
 
 /* Reads what the socket holds into buf. False when the connection is over. */
