@@ -17,7 +17,8 @@ Starts the demo (port 0, idle timeout 5 s, head deadline 3 s, I/O timeout 2 s) a
     attack runs; the slowest must answer within BOUND seconds: an idle connection, a client
     sending one byte a second, 200 such connections (and 100 idle ones), 200 connections
     sending their request bodies one byte a second;
-  - heads in pieces: a head split inside its blank line is served; a head over a limit (request
+  - heads in pieces: a head split inside its blank line is served; a bad head pipelined after a
+    good one gets 400 after the good one's answer, then the close; a head over a limit (request
     line 414, a field line or 100 fields 431) is refused before it ends, a whole one over
     64 KiB with 431;
   - deadlines: a slowloris client is cut off (408, then the close) about 3 s after its first
@@ -335,6 +336,13 @@ def run_checks(server, url):
         data = recv_all(s)
     check(data.startswith(b"HTTP/1.1 200 OK") and b"PATH_INFO = /split" in data and b"PATH_INFO = /after" in data,
           "a head in three pieces, then a pipelined one", repr(data[:80]))
+    with server.connect() as s:
+        s.sendall(b"GET /good HTTP/1.1\r\nHost: x\r\n\r\nGET /bad HTTP/1.1\r\nBad Header: 1\r\n\r\n"
+                  b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = recv_all(s)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
+    check(statuses == [b"200", b"400"] and b"PATH_INFO = /good" in data and data.endswith(b"400 Bad Request\n"),
+          "a bad head pipelined after a good one: 200, then 400 and the close", repr(statuses))
     for unfinished, status in ((b"GET /" + b"a" * 9000, b"414"), (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 9000, b"431"),
                                (b"GET / HTTP/1.1\r\n" + b"X-Many: y\r\n" * 101, b"431")):
         with server.connect() as s:  # no blank line yet: the limits are known to be broken
