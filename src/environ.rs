@@ -197,11 +197,15 @@ fn scan_words(name: &[u8], seed: u64) -> (u32, u64) {
     let len = name.len();
     let mut scan = NameScan::new(seed, len);
     if len >= 8 {
-        // The whole words before the last byte, then the last eight bytes.
-        for chunk in name[..len - 1].chunks_exact(8) {
-            scan.word(word(chunk, 0));
+        // The words before the last eight bytes (a plain loop: names are short), then the
+        // last eight bytes.
+        let last = len - 8;
+        let mut at = 0;
+        while at < last {
+            scan.word(word(name, at));
+            at += 8;
         }
-        scan.word(word(name, len - 8));
+        scan.word(word(name, last));
     } else if len >= 4 {
         scan.word(half_word(name, 0) | half_word(name, len - 4) << 32);
     } else if len > 0 {
@@ -224,14 +228,17 @@ fn scan_and_copy(name: &[u8], seed: u64, dst: &mut [u8]) -> (u32, u64) {
     let len = name.len();
     let mut scan = NameScan::new(seed, len);
     if len >= 8 {
-        let whole = name[..len - 1].chunks_exact(8);
-        for (src, out) in whole.zip(dst[..len - 1].chunks_exact_mut(8)) {
-            let w = word(src, 0);
-            out.copy_from_slice(&w.to_le_bytes());
+        let last = len - 8;
+        let dst = &mut dst[..len];
+        let mut at = 0;
+        while at < last {
+            let w = word(name, at);
+            store(dst, at, w.to_le_bytes());
             scan.word(w);
+            at += 8;
         }
-        let w = word(name, len - 8);
-        store(dst, len - 8, w.to_le_bytes());
+        let w = word(name, last);
+        store(dst, last, w.to_le_bytes());
         scan.word(w);
     } else if len >= 4 {
         let (head, tail) = (half_word(name, 0), half_word(name, len - 4));
