@@ -1136,8 +1136,8 @@ impl Environ {
 
     /// Indexes entry `i`, appended by `set_records`, as `put` would have set it. A slot
     /// taken by another name costs a comparison of hashes, and of bytes only when the hashes
-    /// agree.
-    #[inline(always)]
+    /// agree. Out of line: `index_plain` takes the common case.
+    #[inline(never)]
     fn index_new(&mut self, i: usize) {
         let hash = self.entries[i].hash;
         let mask = self.slots.len() - 1;
