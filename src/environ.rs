@@ -159,9 +159,13 @@ impl NameScan {
     #[inline(always)]
     fn word(&mut self, w: u64) {
         const EQUALS: u64 = ONES * b'=' as u64;
-        // A zero byte of `w` (or of `w ^ EQUALS`: an '=') sets its high bit here.
-        let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v;
-        self.found |= zero_bytes(w) | zero_bytes(w ^ EQUALS);
+        // A NUL in `w`, or a zero byte of `t` (an '=' in `w`), sets its high bit here: for a
+        // byte below 0x80 (`!w`), `- 1` sets the high bit only when it is 0 (and the same
+        // byte of `t` is below 0x80 too). A borrow out of a byte comes only from a zero
+        // one: without one no bit is set, and the lowest one is always found. (Both tests
+        // in one: fewer constants, which then stay in registers.)
+        let t = w ^ EQUALS;
+        self.found |= (w.wrapping_sub(ONES) | t.wrapping_sub(ONES)) & !w;
         self.mix(w);
     }
 
@@ -1677,6 +1681,33 @@ mod tests {
         }
         // Bytes that differ from NUL or '=' only in the high bit are fine.
         assert!(!scan_name(b"\x80\xbd\x80\xbd\x80\xbd\x80\xbd\xbd").1);
+    }
+
+    /// Every byte value, at every place of a name, over backgrounds of plain, high and
+    /// borrowing bytes (0x01 after a NUL, 0x3E after an '='): the check says NUL or '='
+    /// exactly when one is there.
+    #[test]
+    fn the_name_check_is_exact_for_every_byte() {
+        let backgrounds: [&[u8]; 4] = [b"A", b"\x80\xbd\xff", b"\x01", b"\x3e\x3c"];
+        let values: Vec<u8> = if cfg!(miri) {
+            vec![0, 1, b'=', 0x3c, 0x3e, 0x7f, 0x80, 0xbd, 0xff]
+        } else {
+            (0..=255).collect()
+        };
+        for background in backgrounds {
+            for len in [3, 5, 8, 13, 16, 17] {
+                let name: Vec<u8> = (0..len).map(|i| background[i % background.len()]).collect();
+                let expected = |n: &[u8]| n.iter().any(|&b| b == 0 || b == b'=');
+                assert_eq!(scan_name(&name).1, expected(&name));
+                for pos in 0..len {
+                    for &value in &values {
+                        let mut n = name.clone();
+                        n[pos] = value;
+                        assert_eq!(scan_name(&n).1, expected(&n), "{n:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
