@@ -201,13 +201,17 @@ fn scan_words(name: &[u8], seed: u64) -> (u32, u64) {
     let len = name.len();
     let mut scan = NameScan::new(seed, len);
     if len >= 8 {
-        // The words before the last eight bytes (a plain loop: names are short), then the
-        // last eight bytes.
+        // The words before the last eight bytes, then the last eight bytes. Most names are
+        // 9 to 16 bytes: one word before the last, without a loop.
         let last = len - 8;
-        let mut at = 0;
-        while at < last {
-            scan.word(word(name, at));
-            at += 8;
+        if last > 8 {
+            let mut at = 0;
+            while at < last {
+                scan.word(word(name, at));
+                at += 8;
+            }
+        } else if last > 0 {
+            scan.word(word(name, 0));
         }
         scan.word(word(name, last));
     } else if len >= 4 {
@@ -234,12 +238,18 @@ fn scan_and_copy(name: &[u8], seed: u64, dst: &mut [u8]) -> (u32, u64) {
     if len >= 8 {
         let last = len - 8;
         let dst = &mut dst[..len];
-        let mut at = 0;
-        while at < last {
-            let w = word(name, at);
-            store(dst, at, w.to_le_bytes());
+        if last > 8 {
+            let mut at = 0;
+            while at < last {
+                let w = word(name, at);
+                store(dst, at, w.to_le_bytes());
+                scan.word(w);
+                at += 8;
+            }
+        } else if last > 0 {
+            let w = word(name, 0);
+            store(dst, 0, w.to_le_bytes());
             scan.word(w);
-            at += 8;
         }
         let w = word(name, last);
         store(dst, last, w.to_le_bytes());
