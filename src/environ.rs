@@ -77,13 +77,13 @@ struct Entry {
 const RESERVED_WSGI: u8 = 1;
 const RESERVED_SOFTWARE: u8 = 2;
 
+#[inline(always)]
 fn reserved_bits(name: &[u8]) -> u8 {
-    if name.starts_with(b"wsgi.") {
-        RESERVED_WSGI
-    } else if name == b"SERVER_SOFTWARE" {
-        RESERVED_SOFTWARE
-    } else {
-        0
+    // The first byte first: most names start with neither 'w' nor 'S'.
+    match name.first() {
+        Some(b'w') if name.starts_with(b"wsgi.") => RESERVED_WSGI,
+        Some(b'S') if name == b"SERVER_SOFTWARE" => RESERVED_SOFTWARE,
+        _ => 0,
     }
 }
 
@@ -132,44 +132,138 @@ fn half_word(b: &[u8], at: usize) -> u64 {
     u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// The steps of a name's scan: its seeded hash, and whether it holds a NUL or an '=' (which
+/// no environment variable's name can). `scan_name` and `scan_and_copy` share them, so both
+/// give the same hash.
+struct NameScan {
+    hash: u64,
+    /// Per byte, the high bit set where a byte may be NUL or '=': zero means neither is
+    /// there (`BAD_BYTES` masks it; left unmasked, so a batch can OR many and mask once).
+    found: u64,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of every byte: what `NameScan::found` is masked with.
+const BAD_BYTES: u64 = 0x8080_8080_8080_8080;
+
+impl NameScan {
+    #[inline(always)]
+    fn new(seed: u64, len: usize) -> NameScan {
+        NameScan {
+            hash: seed ^ (len as u64).wrapping_mul(MULTIPLIER),
+            found: 0,
+        }
+    }
+
+    /// Eight bytes of the name (four and four, for a name of 4 to 7 bytes).
+    #[inline(always)]
+    fn word(&mut self, w: u64) {
+        const EQUALS: u64 = ONES * b'=' as u64;
+        // A NUL in `w`, or a zero byte of `t` (an '=' in `w`), sets its high bit here: for a
+        // byte below 0x80 (`!w`), `- 1` sets the high bit only when it is 0 (and the same
+        // byte of `t` is below 0x80 too). A borrow out of a byte comes only from a zero
+        // one: without one no bit is set, and the lowest one is always found. (Both tests
+        // in one: fewer constants, which then stay in registers.)
+        let t = w ^ EQUALS;
+        self.found |= (w.wrapping_sub(ONES) | t.wrapping_sub(ONES)) & !w;
+        self.mix(w);
+    }
+
+    /// A name of 1 to 3 bytes: its first, middle and last byte as one word.
+    #[inline(always)]
+    fn short(&mut self, name: &[u8]) {
+        let len = name.len();
+        if name.iter().any(|&b| b == 0 || b == b'=') {
+            self.found |= BAD_BYTES;
+        }
+        self.mix(
+            u64::from(name[0]) | u64::from(name[len / 2]) << 8 | u64::from(name[len - 1]) << 16,
+        );
+    }
+
+    #[inline(always)]
+    fn mix(&mut self, w: u64) {
+        self.hash = (self.hash ^ w).wrapping_mul(MULTIPLIER).rotate_left(29);
+    }
+
+    /// The hash, and the unmasked `found`.
+    #[inline(always)]
+    fn finish(self) -> (u32, u64) {
+        let h = self.hash ^ self.hash >> 32;
+        ((h.wrapping_mul(MULTIPLIER) >> 32) as u32, self.found)
+    }
+}
+
 /// One pass over a name, eight bytes at a time (the last word, or two halves of a short
-/// name, overlapping): its seeded hash, and whether it holds a NUL or an '=' (which no
-/// environment variable's name can).
+/// name, overlapping): its seeded hash, and the unmasked `found` (see `NameScan`).
+#[inline(always)]
+fn scan_words(name: &[u8], seed: u64) -> (u32, u64) {
+    let len = name.len();
+    let mut scan = NameScan::new(seed, len);
+    if len >= 8 {
+        // The words before the last eight bytes, then the last eight bytes. Most names are
+        // 9 to 16 bytes: one word before the last, without a loop.
+        let last = len - 8;
+        if last > 8 {
+            let mut at = 0;
+            while at < last {
+                scan.word(word(name, at));
+                at += 8;
+            }
+        } else if last > 0 {
+            scan.word(word(name, 0));
+        }
+        scan.word(word(name, last));
+    } else if len >= 4 {
+        scan.word(half_word(name, 0) | half_word(name, len - 4) << 32);
+    } else if len > 0 {
+        scan.short(name);
+    }
+    scan.finish()
+}
+
+/// A name's seeded hash, and whether it holds a NUL or an '='.
 #[inline(always)]
 fn scan_name(name: &[u8]) -> (u32, bool) {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const EQUALS: u64 = ONES * b'=' as u64;
-    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let bad = |v: u64| zero_byte(v) | zero_byte(v ^ EQUALS);
-    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(MULTIPLIER).rotate_left(29);
+    let (hash, found) = scan_words(name, seed());
+    (hash, found & BAD_BYTES != 0)
+}
+
+/// `scan_words`, copying the name into `dst` (of its length) from the words it reads, so
+/// each byte is read once.
+#[inline(always)]
+fn scan_and_copy(name: &[u8], seed: u64, dst: &mut [u8]) -> (u32, u64) {
     let len = name.len();
-    let mut h = seed() ^ (len as u64).wrapping_mul(MULTIPLIER);
-    let mut found = 0;
+    let mut scan = NameScan::new(seed, len);
     if len >= 8 {
-        let mut at = 0;
-        while at + 8 < len {
-            let w = word(name, at);
-            found |= bad(w);
-            h = mix(h, w);
-            at += 8;
+        let last = len - 8;
+        let dst = &mut dst[..len];
+        if last > 8 {
+            let mut at = 0;
+            while at < last {
+                let w = word(name, at);
+                store(dst, at, w.to_le_bytes());
+                scan.word(w);
+                at += 8;
+            }
+        } else if last > 0 {
+            let w = word(name, 0);
+            store(dst, 0, w.to_le_bytes());
+            scan.word(w);
         }
-        let w = word(name, len - 8);
-        found |= bad(w);
-        h = mix(h, w);
+        let w = word(name, last);
+        store(dst, last, w.to_le_bytes());
+        scan.word(w);
     } else if len >= 4 {
-        let w = half_word(name, 0) | half_word(name, len - 4) << 32;
-        found |= bad(w);
-        h = mix(h, w);
+        let (head, tail) = (half_word(name, 0), half_word(name, len - 4));
+        store(dst, 0, (head as u32).to_le_bytes());
+        store(dst, len - 4, (tail as u32).to_le_bytes());
+        scan.word(head | tail << 32);
     } else if len > 0 {
-        let w = u64::from(name[0]) | u64::from(name[len / 2]) << 8 | u64::from(name[len - 1]) << 16;
-        if name.iter().any(|&b| b == 0 || b == b'=') {
-            found = 1;
-        }
-        h = mix(h, w);
+        dst.copy_from_slice(name);
+        scan.short(name);
     }
-    h ^= h >> 32;
-    ((h.wrapping_mul(MULTIPLIER) >> 32) as u32, found != 0)
+    scan.finish()
 }
 
 /// A seeded hash of every byte of `name`.
@@ -278,11 +372,26 @@ impl Arena {
     #[cold]
     #[inline(never)]
     fn grow(&mut self, needed: usize) {
-        let size = needed.max(self.buf.len() * 2).max(256);
+        Arena::grown(&mut self.buf, self.used, needed);
+    }
+
+    /// Grows `buf`, of which `used` bytes are live, to at least `needed` bytes (doubling,
+    /// but not past the environ's limit unless `needed` is).
+    #[cold]
+    #[inline(never)]
+    fn grown(buf: &mut Vec<u8>, used: usize, needed: usize) {
+        let size = needed.max((buf.len() * 2).min(MAX_ARENA_LEN)).max(256);
         // A zeroed allocation (calloc), then the live bytes: cheaper than resize's fill.
         let mut bigger = vec![0; size];
-        bigger[..self.used].copy_from_slice(&self.buf[..self.used]);
-        self.buf = bigger;
+        bigger[..used].copy_from_slice(&buf[..used]);
+        *buf = bigger;
+    }
+
+    /// The bytes of `buf` past `used`, up to the environ's limit.
+    #[inline(always)]
+    fn free_part(buf: &mut [u8], used: usize) -> &mut [u8] {
+        let end = buf.len().min(MAX_ARENA_LEN);
+        &mut buf[used..end]
     }
 
     /// Appends `bytes` and a NUL after them; `reserve` made room.
@@ -355,6 +464,114 @@ fn refused_at(index: usize, err: Error) -> Error {
         err.status,
         format!("environ variable {index}: {}", err.message),
     )
+}
+
+/// A record `append_records` refused: its index, and the pair (None: the caller's
+/// iterator refused it).
+type Refusal<'p> = (usize, Option<(&'p [u8], &'p [u8])>);
+
+/// The first pass of `set_records`: checks every record, and appends its name and value
+/// (each with a NUL) to `arena` and an entry for them to `entries`; the entries are not
+/// indexed yet. Gives the `reserved_bits` of the names, or the first refused record (what it
+/// appended before then is still there: the caller cuts it back).
+fn append_records<'p, I>(
+    records: I,
+    arena: &mut Arena,
+    entries: &mut Vec<Entry>,
+) -> Result<u8, Refusal<'p>>
+where
+    I: Iterator<Item = Option<(&'p [u8], &'p [u8])>>,
+{
+    let mut reserved = 0;
+    for (index, record) in records.enumerate() {
+        let Some((name, value)) = record else {
+            return Err((index, None));
+        };
+        let (hash, bad) = scan_name(name);
+        let size = name.len() + value.len() + 2;
+        let ok = !bad
+            & !name.is_empty()
+            & (name.len() <= MAX_NAME_LEN)
+            & (value.len() <= MAX_VALUE_LEN)
+            & (arena.len() + size <= MAX_ARENA_LEN);
+        if !ok {
+            return Err((index, Some((name, value))));
+        }
+        arena.reserve(size);
+        let name_span = arena.push_reserved(name);
+        let value_span = arena.push_reserved(value);
+        reserved |= reserved_bits(name);
+        entries.push(Entry {
+            name: name_span,
+            value: value_span,
+            hash,
+            origin: Origin::Own,
+            live: true,
+        });
+    }
+    Ok(reserved)
+}
+
+/// The first pass of `try_set_many`: `append_records` for pairs that are expected to be
+/// good, with fewer tests per pair. The limits are tested by branches that are never taken,
+/// and the bytes of the names are checked for the whole batch at once, at the end; any
+/// refusal gives None (what was appended is still there: the caller cuts it back). Else the
+/// `reserved_bits` of the names. Each name is read once: its hash, its check and its copy
+/// come from the same words.
+#[inline(always)]
+fn append_plain<'p, I>(pairs: I, arena: &mut Arena, entries: &mut Vec<Entry>) -> Option<u8>
+where
+    I: Iterator<Item = (&'p [u8], &'p [u8])>,
+{
+    let seed = seed();
+    let mut used = arena.used;
+    let mut reserved = 0;
+    let mut found = 0;
+    // The free part of the buffer, up to the arena's limit: a pair that does not fit is past
+    // the limit, or needs the buffer to grow.
+    let mut free: &mut [u8] = Arena::free_part(&mut arena.buf, used);
+    for (name, value) in pairs {
+        let (n, v) = (name.len(), value.len());
+        // Not empty (n - 1 wraps), within the limits.
+        if n.wrapping_sub(1) >= MAX_NAME_LEN || v > MAX_VALUE_LEN {
+            arena.used = used;
+            return None;
+        }
+        let size = n + v + 2;
+        if size > free.len() {
+            if used + size > MAX_ARENA_LEN {
+                arena.used = used;
+                return None;
+            }
+            Arena::grown(&mut arena.buf, used, used + size);
+            free = Arena::free_part(&mut arena.buf, used);
+        }
+        let (out, rest) = std::mem::take(&mut free).split_at_mut(size);
+        free = rest;
+        let (name_out, value_out) = out.split_at_mut(n);
+        let (hash, bad_bytes) = scan_and_copy(name, seed, name_out);
+        found |= bad_bytes;
+        value_out[0] = 0;
+        copy_short(&mut value_out[1..=v], value);
+        value_out[v + 1] = 0;
+        reserved |= reserved_bits(name);
+        entries.push(Entry {
+            name: Span {
+                start: used as u32,
+                len: n as u32,
+            },
+            value: Span {
+                start: (used + n + 1) as u32,
+                len: v as u32,
+            },
+            hash,
+            origin: Origin::Own,
+            live: true,
+        });
+        used += size;
+    }
+    arena.used = used;
+    (found & BAD_BYTES == 0).then_some(reserved)
 }
 
 /// What this layer says of a name: its newest entry decides.
@@ -807,11 +1024,10 @@ impl Environ {
     /// pointer in a C array, say) undoes the pairs before it like a refused one, and
     /// `why(index)` is the error.
     ///
-    /// Two passes. The first checks and hashes each name in the same reads and appends the
-    /// name, the value and an entry, without touching the index: a refused record only has
-    /// to cut the arena and the entries back. The second indexes the new entries in order,
-    /// which cannot fail: a name already here takes the new value in its place (its new
-    /// entry stays behind, dead), as `set` does.
+    /// Two passes. The first checks each record, and appends the name, the value and an
+    /// entry, without touching the index: a refused record only has to cut the arena and
+    /// the entries back. The second (`index_appended`) indexes the new entries in order,
+    /// which cannot fail.
     pub fn set_records<'p, I, F>(&mut self, records: I, why: F) -> Result<(), Error>
     where
         I: Iterator<Item = Option<(&'p [u8], &'p [u8])>>,
@@ -824,43 +1040,103 @@ impl Environ {
         // What the caller says is coming, within reason: a count past what the arena can
         // hold is refused record by record, never reserved (and aborted on) up front.
         self.entries.reserve(records.size_hint().0.min(4096));
-        let mut reserved = 0;
-        for (index, record) in records.enumerate() {
-            let Some((name, value)) = record else {
-                return Err(self.cut_back(first, arena_mark, why(index)));
-            };
-            let (hash, bad) = scan_name(name);
-            let ok = !bad
-                & !name.is_empty()
-                & (name.len() <= MAX_NAME_LEN)
-                & (value.len() <= MAX_VALUE_LEN)
-                & (self.arena.len() + name.len() + value.len() + 2 <= MAX_ARENA_LEN);
-            if !ok {
-                let err = Environ::refused_pair(index, name, value);
+        match append_records(records, &mut self.arena, &mut self.entries) {
+            Ok(reserved) => self.reserved |= reserved,
+            Err((index, record)) => {
+                let err = match record {
+                    None => why(index),
+                    Some((name, value)) => Environ::refused_pair(index, name, value),
+                };
                 return Err(self.cut_back(first, arena_mark, err));
             }
-            self.arena.reserve(name.len() + value.len() + 2);
-            let name_span = self.arena.push_reserved(name);
-            let value_span = self.arena.push_reserved(value);
-            reserved |= reserved_bits(name);
-            self.entries.push(Entry {
-                name: name_span,
-                value: value_span,
-                hash,
-                origin: Origin::Own,
-                live: true,
-            });
         }
-        self.reserved |= reserved;
+        self.index_appended(first);
+        Ok(())
+    }
+
+    /// `set_many` when no pair is refused: true. When one is, false, and nothing changed
+    /// (`set_many` or `set_records` then says which pair, and why). The fast way to set a
+    /// host's variables: each name is checked, hashed and copied in the same reads; the
+    /// limits are tested by branches never taken, the bytes of the names once for the
+    /// whole batch, at the end.
+    pub fn try_set_many<'p, I>(&mut self, pairs: I) -> bool
+    where
+        I: Iterator<Item = (&'p [u8], &'p [u8])>,
+    {
+        if self.materialize_keys().is_err() {
+            return false;
+        }
+        self.compact_if_worth_it();
+        let first = self.entries.len();
+        let arena_mark = self.arena.len();
+        self.entries.reserve(pairs.size_hint().0.min(4096));
+        match append_plain(pairs, &mut self.arena, &mut self.entries) {
+            Some(reserved) => self.reserved |= reserved,
+            None => {
+                self.entries.truncate(first);
+                self.arena.truncate(arena_mark);
+                return false;
+            }
+        }
+        self.index_appended(first);
+        true
+    }
+
+    /// Indexes the entries from `first` on, which `set_records` or `try_set_many` appended,
+    /// as `put` would have set them: a name already here takes the new value in its place
+    /// (its new entry stays behind, dead).
+    fn index_appended(&mut self, first: usize) {
         // Room for the new entries; a bigger index holds the old ones only, so far.
         let needed = self.entries.len() * 2;
         if needed > self.slots.len() {
             self.rebuild_index(needed.next_power_of_two().max(MIN_SLOTS), first);
         }
-        for i in first..self.entries.len() {
-            self.index_new(i);
+        let mut i = first;
+        while i < self.entries.len() {
+            i = self.index_plain(i);
+            if i < self.entries.len() {
+                self.index_new(i);
+                i += 1;
+            }
         }
-        Ok(())
+    }
+
+    /// Indexes the entries from `from` on while each is plainly new: no base to shadow, and
+    /// no slot on its probe taken by an entry with the same hash. Gives the first entry that
+    /// is not (`index_new` takes it), or the end.
+    #[inline(always)]
+    fn index_plain(&mut self, from: usize) -> usize {
+        if self.base.is_some() {
+            return from;
+        }
+        // Locals and slices: nothing the loop reads is reloaded after its stores.
+        let stamp = self.stamp;
+        let stamped = u64::from(stamp) << 32;
+        let slots = &mut self.slots[..];
+        let mask = slots.len() - 1;
+        let entries = &self.entries[..];
+        let mut i = from;
+        'entries: while i < entries.len() {
+            let hash = entries[i].hash;
+            let mut slot = hash as usize & mask;
+            loop {
+                let s = slots[slot];
+                if (s >> 32) as u32 != stamp {
+                    break;
+                }
+                if entries
+                    .get(s as u32 as usize)
+                    .is_none_or(|e| e.hash == hash)
+                {
+                    break 'entries;
+                }
+                slot = (slot + 1) & mask;
+            }
+            slots[slot] = stamped | i as u64;
+            i += 1;
+        }
+        self.len += i - from;
+        i
     }
 
     /// Drops what a refused `set_records` appended and gives its error back.
@@ -872,11 +1148,31 @@ impl Environ {
         err
     }
 
-    /// Indexes entry `i`, appended by `set_records`, as `put` would have set it.
-    #[inline(always)]
+    /// Indexes entry `i`, appended by `set_records`, as `put` would have set it. A slot
+    /// taken by another name costs a comparison of hashes, and of bytes only when the hashes
+    /// agree. Out of line: `index_plain` takes the common case.
+    #[inline(never)]
     fn index_new(&mut self, i: usize) {
-        let (name, hash) = (self.entries[i].name, self.entries[i].hash);
-        let (slot, found) = self.probe(self.arena.get(name), hash);
+        let hash = self.entries[i].hash;
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        let found = loop {
+            let s = self.slots[slot];
+            if (s >> 32) as u32 != self.stamp {
+                break None;
+            }
+            let j = s as u32 as usize;
+            let other = &self.entries[j];
+            if other.hash == hash
+                && same_bytes(
+                    self.arena.get(other.name),
+                    self.arena.get(self.entries[i].name),
+                )
+            {
+                break Some(j);
+            }
+            slot = (slot + 1) & mask;
+        };
         match found {
             Some(j) if self.entries[j].live => {
                 // The name is here: the new value goes in its place; the new entry is dead.
@@ -894,7 +1190,11 @@ impl Environ {
                 self.len += 1;
             }
             None => {
-                match self.base_index(self.arena.get(name), hash) {
+                let shadowed = match &self.base {
+                    None => None,
+                    Some(_) => self.base_index(self.arena.get(self.entries[i].name), hash),
+                };
+                match shadowed {
                     Some(b) => {
                         self.entries[i].origin = Origin::Shadow(b as u32);
                         self.shadows += 1;
@@ -1393,6 +1693,33 @@ mod tests {
         assert!(!scan_name(b"\x80\xbd\x80\xbd\x80\xbd\x80\xbd\xbd").1);
     }
 
+    /// Every byte value, at every place of a name, over backgrounds of plain, high and
+    /// borrowing bytes (0x01 after a NUL, 0x3E after an '='): the check says NUL or '='
+    /// exactly when one is there.
+    #[test]
+    fn the_name_check_is_exact_for_every_byte() {
+        let backgrounds: [&[u8]; 4] = [b"A", b"\x80\xbd\xff", b"\x01", b"\x3e\x3c"];
+        let values: Vec<u8> = if cfg!(miri) {
+            vec![0, 1, b'=', 0x3c, 0x3e, 0x7f, 0x80, 0xbd, 0xff]
+        } else {
+            (0..=255).collect()
+        };
+        for background in backgrounds {
+            for len in [3, 5, 8, 13, 16, 17] {
+                let name: Vec<u8> = (0..len).map(|i| background[i % background.len()]).collect();
+                let expected = |n: &[u8]| n.iter().any(|&b| b == 0 || b == b'=');
+                assert_eq!(scan_name(&name).1, expected(&name));
+                for pos in 0..len {
+                    for &value in &values {
+                        let mut n = name.clone();
+                        n[pos] = value;
+                        assert_eq!(scan_name(&n).1, expected(&n), "{n:?}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn names_are_checked() {
         let mut env = Environ::new();
@@ -1545,6 +1872,85 @@ mod tests {
         out
     }
 
+    /// The copying scan gives the hash and the verdict of the plain one, and the bytes.
+    #[test]
+    fn scan_and_copy_agrees_with_scan_name() {
+        for len in 0..if cfg!(miri) { 12 } else { 40 } {
+            let clean: Vec<u8> = (0..len).map(|i| b'A' + (i % 26) as u8).collect();
+            let mut names = vec![clean.clone()];
+            for pos in 0..len {
+                for bad in [0u8, b'='] {
+                    let mut dirty = clean.clone();
+                    dirty[pos] = bad;
+                    names.push(dirty);
+                }
+            }
+            for name in names {
+                let mut copy = vec![0xAA; len];
+                let (hash, found) = scan_and_copy(&name, seed(), &mut copy);
+                assert_eq!((hash, found & BAD_BYTES != 0), scan_name(&name), "{name:?}");
+                assert_eq!(copy, name);
+            }
+        }
+    }
+
+    /// try_set_many does what set_many does when that succeeds, and refuses (changing
+    /// nothing) exactly when set_many refuses.
+    #[test]
+    fn try_set_many_is_set_many_or_nothing() {
+        let long_name = vec![b'N'; MAX_NAME_LEN + 1];
+        let long_value = vec![b'v'; MAX_VALUE_LEN + 1];
+        let longest_name = vec![b'N'; MAX_NAME_LEN];
+        let batches: [&[(&[u8], &[u8])]; 12] = [
+            &[],
+            &[(b"A", b"1"), (b"B", b"")],
+            &[(b"A", b"1"), (b"A", b"2"), (b"C", b"3"), (b"A", b"4")],
+            &[
+                (b"BASE1", b"new"),
+                (b"wsgi.x", b"w"),
+                (b"SERVER_SOFTWARE", b"s"),
+            ],
+            &[(b"A", b"1"), (b"", b"empty name")],
+            &[(b"A", b"1"), (b"B=C", b"equals")],
+            &[(b"LONG_NAME_WITH_\0_INSIDE", b"x"), (b"A", b"1")],
+            &[(b"A\0", b"nul")],
+            &[(&long_name, b"x")],
+            &[(b"A", &long_value)],
+            &[(&longest_name, b"fits")],
+            &[(b"REMOVED", b"again"), (b"BASE2", b"b")],
+        ];
+        let mut base = Environ::new();
+        base.set(b"BASE1", b"b1").unwrap();
+        base.set(b"BASE2", b"b2").unwrap();
+        let shared = base.share();
+        for batch in batches {
+            for with_base in [false, true] {
+                let mut env = Environ::new();
+                env.reset(with_base.then(|| Arc::clone(&shared)));
+                env.set(b"A", b"before").unwrap();
+                env.set(b"REMOVED", b"r").unwrap();
+                env.remove(b"REMOVED").unwrap();
+                if with_base {
+                    env.remove(b"BASE2").unwrap();
+                }
+                let before = dump(&env);
+                let mut fast = env.clone();
+                let mut slow = env.clone();
+                let done = fast.try_set_many(batch.iter().copied());
+                let result = slow.set_many(batch.iter().copied());
+                assert_eq!(done, result.is_ok(), "{batch:?}");
+                if done {
+                    assert_eq!(dump(&fast), dump(&slow), "{batch:?}");
+                } else {
+                    assert_eq!(dump(&fast), before, "{batch:?}");
+                }
+                // Whatever happened, the environ still takes new keys.
+                fast.set(b"AFTER", b"1").unwrap();
+                assert_eq!(fast.get(b"AFTER"), Some(&b"1"[..]));
+            }
+        }
+    }
+
     /// Random batches over a base with removed and re-added keys: set_many does what the
     /// same single sets do, and a batch with a refused pair anywhere changes nothing.
     #[test]
@@ -1565,12 +1971,14 @@ mod tests {
         let mut many = Environ::new();
         many.reset(Some(Arc::clone(&shared)));
         let mut single = many.clone();
+        let mut fast = many.clone();
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
         let steps = if cfg!(miri) { 30 } else { 5_000 };
         for step in 0..steps {
             if rng.below(4) == 0 {
                 let name = names[rng.below(names.len())];
                 assert_eq!(many.remove(name).unwrap(), single.remove(name).unwrap());
+                fast.remove(name).unwrap();
                 continue;
             }
             let count = rng.below(6);
@@ -1587,6 +1995,7 @@ mod tests {
             }
             let before = dump(&many);
             let result = many.set_many(pairs.iter().copied());
+            assert_eq!(fast.try_set_many(pairs.iter().copied()), result.is_ok());
             if refused {
                 assert!(result.is_err(), "step {step}");
                 assert_eq!(dump(&many), before, "step {step}");
@@ -1597,6 +2006,7 @@ mod tests {
                 }
             }
             assert_eq!(dump(&many), dump(&single), "step {step}");
+            assert_eq!(dump(&fast), dump(&single), "step {step}");
         }
     }
 

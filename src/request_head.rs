@@ -134,8 +134,27 @@ impl From<Error> for Failure {
 pub struct Scratch {
     decoded: Vec<u8>,
     path: Vec<u8>,
-    name: Vec<u8>,
-    value: Vec<u8>,
+    /// The HTTP_* names of the fields, one after another.
+    names: Vec<u8>,
+    /// The values of fields sent more than once, joined, one after another.
+    joined: Vec<u8>,
+    /// The variable of each field name kept, in order.
+    vars: Vec<FieldVar>,
+}
+
+/// The variable a field name becomes: its name in `Scratch::names`, its value.
+#[derive(Clone, Copy, Debug)]
+struct FieldVar {
+    name: (usize, usize),
+    value: FieldValue,
+}
+
+/// A variable's value: the value of its one field (by index), or the values of its fields
+/// joined in `Scratch::joined`.
+#[derive(Clone, Copy, Debug)]
+enum FieldValue {
+    Field(usize),
+    Joined(usize, usize),
 }
 
 /// What the line scan found.
@@ -549,6 +568,12 @@ fn below_prefix<'p>(path: &'p [u8], prefix: &[u8]) -> Result<&'p [u8], Rejection
 /// `-` is the only byte that becomes `_` and `%` itself is written `%25`.
 pub fn env_name(name: &[u8], keep: bool, out: &mut Vec<u8>) -> bool {
     out.clear();
+    push_env_name(name, keep, out)
+}
+
+/// `env_name`, appended to `out`; when the field is dropped, `out` is as it was.
+fn push_env_name(name: &[u8], keep: bool, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
     out.extend_from_slice(b"HTTP_");
     for &b in name {
         match b {
@@ -558,7 +583,10 @@ pub fn env_name(name: &[u8], keep: bool, out: &mut Vec<u8>) -> bool {
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
                 out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
             }
-            _ => return false,
+            _ => {
+                out.truncate(start);
+                return false;
+            }
         }
     }
     true
@@ -760,44 +788,15 @@ impl Fill<'_, '_> {
             below_prefix(&scratch.path, conn.script_name)?
         };
 
-        let mut port = [0u8; 5];
-        env.set(b"GATEWAY_INTERFACE", b"CGI/1.1")?;
-        env.set(b"SERVER_NAME", conn.server_name)?;
-        env.set(b"SERVER_PORT", port_text(conn.server_port, &mut port))?;
-        env.set(b"SERVER_PROTOCOL", self.protocol)?;
-        env.set(b"REQUEST_METHOD", self.method)?;
-        env.set(b"REQUEST_URI", self.target)?;
-        env.set(b"SCRIPT_NAME", conn.script_name)?;
-        env.set(b"PATH_INFO", path_info)?;
-        env.set(b"QUERY_STRING", query)?;
-        if !conn.remote_addr.is_empty() {
-            env.set(b"REMOTE_ADDR", conn.remote_addr)?;
-        }
-        if conn.remote_port != 0 {
-            env.set(b"REMOTE_PORT", port_text(conn.remote_port, &mut port))?;
-        }
-        if conn.tls {
-            env.set(b"HTTPS", b"on")?;
-        }
-        self.set_joined(env, "content-type", b"CONTENT_TYPE", scratch)?;
-        if let Framing::Length(n) = self.framing {
-            // The number, not the field: `007` is passed on as `7`.
-            let mut digits = [0u8; 20];
-            let mut i = digits.len();
-            let mut n = n;
-            loop {
-                i -= 1;
-                digits[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            env.set(b"CONTENT_LENGTH", &digits[i..])?;
-        }
-        if let Some(host) = self.host {
-            env.set(b"HTTP_HOST", host)?;
-        }
+        // The fields' variables first, into the scratch buffers (nothing borrows them yet).
+        scratch.names.clear();
+        scratch.joined.clear();
+        scratch.vars.clear();
+        let content_type = self
+            .fields
+            .iter()
+            .position(|f| f.name.eq_ignore_ascii_case("content-type"))
+            .map(|i| self.value_of(i, &mut scratch.joined));
         for (i, field) in self.fields.iter().enumerate() {
             let name = field.name.as_bytes();
             if special(name)
@@ -807,53 +806,103 @@ impl Fill<'_, '_> {
             {
                 continue; // handled above, or joined into the first field of its name
             }
-            if !env_name(name, options.keep_unusual_names, &mut scratch.name) {
+            let start = scratch.names.len();
+            if !push_env_name(name, options.keep_unusual_names, &mut scratch.names) {
                 continue;
             }
-            self.join(field.name, scratch);
-            env.set(&scratch.name, &scratch.value)?;
+            let value = self.value_of(i, &mut scratch.joined);
+            scratch.vars.push(FieldVar {
+                name: (start, scratch.names.len()),
+                value,
+            });
         }
-        Ok(())
+
+        let (mut server_port, mut remote_port) = ([0u8; 5], [0u8; 5]);
+        // The number, not the field: `007` is passed on as `7`.
+        let mut digits = [0u8; 20];
+        let content_length = match self.framing {
+            Framing::Length(n) => Some(decimal(n, &mut digits)),
+            _ => None,
+        };
+        let scratch = &*scratch;
+        let value = |v: FieldValue| match v {
+            FieldValue::Field(i) => self.fields[i].value,
+            FieldValue::Joined(start, end) => &scratch.joined[start..end],
+        };
+        let fixed: [Option<(&[u8], &[u8])>; 15] = [
+            Some((b"GATEWAY_INTERFACE", b"CGI/1.1")),
+            Some((b"SERVER_NAME", conn.server_name)),
+            Some((
+                b"SERVER_PORT",
+                port_text(conn.server_port, &mut server_port),
+            )),
+            Some((b"SERVER_PROTOCOL", self.protocol)),
+            Some((b"REQUEST_METHOD", self.method)),
+            Some((b"REQUEST_URI", self.target)),
+            Some((b"SCRIPT_NAME", conn.script_name)),
+            Some((b"PATH_INFO", path_info)),
+            Some((b"QUERY_STRING", query)),
+            (!conn.remote_addr.is_empty()).then_some((b"REMOTE_ADDR", conn.remote_addr)),
+            (conn.remote_port != 0).then(|| {
+                (
+                    &b"REMOTE_PORT"[..],
+                    port_text(conn.remote_port, &mut remote_port),
+                )
+            }),
+            conn.tls.then_some((b"HTTPS", b"on")),
+            content_type.map(|v| (&b"CONTENT_TYPE"[..], value(v))),
+            content_length.map(|digits| (&b"CONTENT_LENGTH"[..], digits)),
+            self.host.map(|host| (&b"HTTP_HOST"[..], host)),
+        ];
+        let fields = scratch
+            .vars
+            .iter()
+            .map(|v| (&scratch.names[v.name.0..v.name.1], value(v.value)));
+        // All of them in one go, as that many sets would (a name already in the environ
+        // keeps its place), or none: the fast way, then the checked one for the error.
+        let pairs = fixed.iter().flatten().copied().chain(fields);
+        if env.try_set_many(pairs.clone()) {
+            return Ok(());
+        }
+        Ok(env.set_many(pairs)?)
     }
 
-    /// Every value of the fields named `name` (any case) into `scratch.value`, joined with
-    /// ", " (Cookie with "; ", RFC 9114 §4.2.1's rule, since a cookie may hold a comma).
-    fn join(&self, name: &str, scratch: &mut Scratch) {
+    /// The value of the variable of field `first`, the first of its name (any case): its
+    /// own value when no later field has that name, else every value of that name joined
+    /// with ", " (Cookie with "; ", RFC 9114 §4.2.1's rule, since a cookie may hold a comma)
+    /// into `joined`.
+    fn value_of(&self, first: usize, joined: &mut Vec<u8>) -> FieldValue {
+        let name = self.fields[first].name;
+        let same = |f: &&httparse::Header| f.name.eq_ignore_ascii_case(name);
+        if !self.fields[first + 1..].iter().any(|f| same(&f)) {
+            return FieldValue::Field(first);
+        }
         let separator: &[u8] = if name.eq_ignore_ascii_case("cookie") {
             b"; "
         } else {
             b", "
         };
-        scratch.value.clear();
-        for (k, f) in self
-            .fields
-            .iter()
-            .filter(|f| f.name.eq_ignore_ascii_case(name))
-            .enumerate()
-        {
+        let start = joined.len();
+        for (k, f) in self.fields[first..].iter().filter(same).enumerate() {
             if k > 0 {
-                scratch.value.extend_from_slice(separator);
+                joined.extend_from_slice(separator);
             }
-            scratch.value.extend_from_slice(f.value);
+            joined.extend_from_slice(f.value);
         }
+        FieldValue::Joined(start, joined.len())
     }
+}
 
-    fn set_joined(
-        &self,
-        env: &mut Environ,
-        field: &str,
-        var: &[u8],
-        scratch: &mut Scratch,
-    ) -> Result<(), Error> {
-        if self
-            .fields
-            .iter()
-            .any(|f| f.name.eq_ignore_ascii_case(field))
-        {
-            self.join(field, scratch);
-            env.set(var, &scratch.value)?;
+/// `n` as decimal text in `buf`, without allocating.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
         }
-        Ok(())
     }
 }
 
@@ -1596,6 +1645,56 @@ mod tests {
             } else {
                 assert_eq!(vars, first);
             }
+        }
+    }
+
+    /// Variables already in the environ take the head's values in their places, as sets one
+    /// by one would; a value past the environ's limit sets nothing at all.
+    #[test]
+    fn an_environ_with_variables_is_updated_in_place_or_not_at_all() {
+        let head = b"GET /p HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nX-A: 2\r\n\r\n";
+        let mut env = Environ::new();
+        env.set(b"HTTP_X_A", b"old").unwrap();
+        env.set(b"KEEP", b"k").unwrap();
+        env.set(b"PATH_INFO", b"/old").unwrap();
+        let mut scratch = Scratch::default();
+        set_from_request_head(&mut env, head, &CONN, &Options::default(), &mut scratch).unwrap();
+        let mut vars = Vec::new();
+        let mut cursor = 0;
+        while let Some((n, v)) = env.next(&mut cursor) {
+            vars.push((
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            ));
+        }
+        let firsts: Vec<(&str, &str)> =
+            vars.iter().take(3).map(|(n, v)| (&n[..], &v[..])).collect();
+        assert_eq!(
+            firsts,
+            [("HTTP_X_A", "1, 2"), ("KEEP", "k"), ("PATH_INFO", "/p")]
+        );
+        assert_eq!(vars.len(), 3 + 11);
+
+        // A joined value past the environ's limit: an error, and the environ as it was.
+        let field = format!("X-Big: {}\r\n", "v".repeat(8000));
+        let fields = 1 + crate::environ::MAX_VALUE_LEN / 8000;
+        let big = format!("GET /q HTTP/1.1\r\nHost: h\r\n{}\r\n", field.repeat(fields));
+        let options = Options {
+            max_fields: MAX_FIELDS_LIMIT,
+            max_head: 2 * big.len(),
+            ..Options::default()
+        };
+        // (Not under Miri: a megabyte of head.)
+        if fields <= MAX_FIELDS_LIMIT && !cfg!(miri) {
+            let before = env.len();
+            let outcome =
+                set_from_request_head(&mut env, big.as_bytes(), &CONN, &options, &mut scratch);
+            assert!(
+                matches!(outcome, Err(Failure::Error(ref e)) if e.status == crate::status::Status::TooLarge),
+                "{outcome:?}"
+            );
+            assert_eq!(env.len(), before);
+            assert_eq!(env.get(b"PATH_INFO"), Some(&b"/p"[..]));
         }
     }
 }

@@ -7,7 +7,9 @@
  *   bench --case NAME --requests N [--vars V] [--headers H] [--body BYTES]
  *                             runs N requests of one case and nothing else (what
  *                             tests/bench_instructions.sh counts under callgrind); NAME is
- *                             baseline-cgi, gateway-cgi, baseline-origin or gateway-origin
+ *                             baseline-cgi, gateway-cgi, baseline-origin, gateway-origin, or
+ *                             gateway-head (the variables parsed from a request head with
+ *                             gw_environ_set_from_request_head instead; no baseline)
  *   bench --check-allocations exits non-zero when a warmed-up request allocates
  *
  * The request (the issue's): 15 CGI variables from the host (one gw_environ_set_many), the
@@ -446,14 +448,17 @@ static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
 /* ---- the cases ---- */
 enum { BASELINE_CGI, GATEWAY_CGI, BASELINE_ORIGIN, GATEWAY_ORIGIN, CASES };
 static const char *const CASE_NAMES[CASES] = { "baseline-cgi", "gateway-cgi", "baseline-origin", "gateway-origin" };
-static gw_handler *handlers[2]; /* CGI, origin */
+/* Outside the timings and the ratios (it has no baseline): the CGI variables parsed from a
+ * request head in add_cgi_vars (gw_environ_set_from_request_head), for --case only. */
+enum { GATEWAY_HEAD = CASES };
+static gw_handler *handlers[3]; /* CGI, origin, head */
 static sink the_sink;
 
 static void run_case(int c, long iterations) {
     for (long i = 0; i < iterations; i++) {
         if (c == BASELINE_CGI || c == BASELINE_ORIGIN) {
             baseline_request(&the_sink, c == BASELINE_ORIGIN);
-        } else if (gw_handler_run(handlers[c == GATEWAY_ORIGIN], hello_app, NULL) != GW_STATUS_OK) {
+        } else if (gw_handler_run(handlers[c == GATEWAY_HEAD ? 2 : c == GATEWAY_ORIGIN], hello_app, NULL) != GW_STATUS_OK) {
             fprintf(stderr, "bench: %s\n", gw_last_error_message());
             exit(1);
         }
@@ -581,6 +586,10 @@ int main(int argc, char **argv) {
     make_request_data();
     handlers[0] = make_handler(&the_sink, false);
     handlers[1] = make_handler(&the_sink, true);
+    gw_handler_hooks head_hooks = { .size = sizeof(gw_handler_hooks), .userdata = &the_sink, .write = sink_write,
+                                    .add_cgi_vars = add_head_vars };
+    if (gw_handler_new(&head_hooks, &handlers[2]) != GW_STATUS_OK) return 2;
+    gw_handler_set_server_software(handlers[2], "bench/1", 7);
     int status = 0;
     if (argc > 1 && strcmp(argv[1], "--check-allocations") == 0) {
         status = check_allocations(&the_sink, handlers[0], handlers[1]);
@@ -590,6 +599,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < CASES; i++) {
             if (argc > 2 && strcmp(argv[2], CASE_NAMES[i]) == 0) c = i;
         }
+        if (argc > 2 && strcmp(argv[2], "gateway-head") == 0) c = GATEWAY_HEAD;
         for (int i = 3; i + 1 < argc; i += 2) {
             long v = strtol(argv[i + 1], NULL, 10);
             if (strcmp(argv[i], "--requests") == 0) requests = v;
@@ -599,7 +609,8 @@ int main(int argc, char **argv) {
             else c = -1;
         }
         if (c < 0 || requests < 0) {
-            fprintf(stderr, "usage: bench --case baseline-cgi|gateway-cgi|baseline-origin|gateway-origin --requests N "
+            fprintf(stderr, "usage: bench --case baseline-cgi|gateway-cgi|baseline-origin|gateway-origin|gateway-head "
+                            "--requests N "
                             "[--vars V] [--headers H] [--body BYTES]\n");
             status = 2;
         } else {
@@ -612,5 +623,6 @@ int main(int argc, char **argv) {
     }
     gw_handler_free(handlers[0]);
     gw_handler_free(handlers[1]);
+    gw_handler_free(handlers[2]);
     return status;
 }

@@ -120,10 +120,42 @@ pub unsafe extern "C" fn gw_environ_set_many(
         let env = unsafe { env_mut(environ) }?;
         // SAFETY: the caller promises `count` records at `vars`.
         let vars = unsafe { slice_arg(vars, count, "vars") }?;
+        // SAFETY: `plain_or_empty` reads each record's bytes only once its pointers and
+        // lengths are checked.
+        if env.try_set_many(vars.iter().map(|v| unsafe { plain_or_empty(v) })) {
+            return Ok(());
+        }
+        // Some record is refused: the checks again, in order, so the error is the first bad
+        // record's, whatever refused it.
         // SAFETY: each record's pointers are checked before its bytes are read.
         let records = vars.iter().map(|v| unsafe { record(v) });
         env.set_records(records, |i| record_error(i, &vars[i]))
     })
+}
+
+/// A record's name and value when they are plainly good: a name pointer that is not NULL
+/// and a length within 1 and the limit, a value pointer that is not NULL (or a length of 0)
+/// and a length within the limit. Anything else gives an empty name, which the environ
+/// refuses (`set_records` then says why). The length tests are the environ's own, so the
+/// compiler drops its copies of them.
+#[inline(always)]
+unsafe fn plain_or_empty<'a>(v: &gw_header) -> (&'a [u8], &'a [u8]) {
+    if v.name.is_null()
+        || v.name_len.wrapping_sub(1) >= GW_ENVIRON_MAX_NAME_LEN
+        || v.value_len > GW_ENVIRON_MAX_VALUE_LEN
+        || (v.value.is_null() && v.value_len > 0)
+    {
+        return (&[], &[]);
+    }
+    // SAFETY: checked above: the name pointer is not NULL, the value pointer is not NULL
+    // or its length is 0 (`checked` makes that an empty slice); the record promises the
+    // bytes.
+    unsafe {
+        (
+            std::slice::from_raw_parts(v.name.cast::<u8>(), v.name_len),
+            checked(v.value, v.value_len),
+        )
+    }
 }
 
 /// One record's name and value, once its pointers are checked: non-NULL, or a length of 0;

@@ -116,7 +116,8 @@ thread_local! {
 ///   431, 501 or 505; gw_error_response makes the bytes), gw_last_error_message() says why;
 ///   nothing was set. Close the connection after the answer.
 /// - GW_STATUS_NULL_ARGUMENT, GW_STATUS_INVALID_ARGUMENT (bad facts or options),
-///   GW_STATUS_UNSUPPORTED (a newer struct), GW_STATUS_TOO_LARGE (an environ limit).
+///   GW_STATUS_UNSUPPORTED (a newer struct), GW_STATUS_TOO_LARGE (an environ limit; nothing
+///   was set).
 ///
 /// The variables, in this order: GATEWAY_INTERFACE (CGI/1.1), SERVER_NAME and SERVER_PORT
 /// (from the facts), SERVER_PROTOCOL (HTTP/1.0, HTTP/1.1 or HTTP/0.9), REQUEST_METHOD,
