@@ -62,10 +62,13 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-static CACHE: RwLock<(i64, [u8; HTTP_DATE_LEN])> = RwLock::new((i64::MIN, [0; HTTP_DATE_LEN]));
+/// Length of the head's `Date: <date>\r\n` line.
+pub const DATE_LINE_LEN: usize = HTTP_DATE_LEN + 8;
 
-/// The current time as an HTTP date, formatted at most once per second process-wide.
-pub fn http_date_now() -> [u8; HTTP_DATE_LEN] {
+static CACHE: RwLock<(i64, [u8; DATE_LINE_LEN])> = RwLock::new((i64::MIN, [0; DATE_LINE_LEN]));
+
+/// The head's `Date: <now>\r\n` line, formatted at most once per second process-wide.
+pub fn date_line_now() -> [u8; DATE_LINE_LEN] {
     let now = match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs() as i64),
@@ -76,9 +79,20 @@ pub fn http_date_now() -> [u8; HTTP_DATE_LEN] {
             return cached.1;
         }
     }
-    let formatted = format_http_date(now);
-    *CACHE.write() = (now, formatted);
-    formatted
+    let mut line = [0u8; DATE_LINE_LEN];
+    line[..6].copy_from_slice(b"Date: ");
+    line[6..6 + HTTP_DATE_LEN].copy_from_slice(&format_http_date(now));
+    line[6 + HTTP_DATE_LEN..].copy_from_slice(b"\r\n");
+    *CACHE.write() = (now, line);
+    line
+}
+
+/// The current time as an HTTP date, formatted at most once per second process-wide.
+pub fn http_date_now() -> [u8; HTTP_DATE_LEN] {
+    let line = date_line_now();
+    let mut date = [0u8; HTTP_DATE_LEN];
+    date.copy_from_slice(&line[6..6 + HTTP_DATE_LEN]);
+    date
 }
 
 #[cfg(test)]
@@ -103,5 +117,7 @@ mod tests {
         let d = http_date_now();
         assert_eq!(&d[25..], b" GMT");
         assert_eq!(d, http_date_now().max(d).min(d));
+        let line = date_line_now();
+        assert!(line.starts_with(b"Date: ") && line.ends_with(b" GMT\r\n"));
     }
 }

@@ -3,7 +3,6 @@
 //! Every rule is checked over the full byte length, always: there is no debug switch that
 //! turns validation off (wsgiref's `__debug__`-only checks, gh-150726).
 
-use crate::environ::Arena;
 use crate::status::{escape_bytes, Error, Status};
 
 /// wsgiref.util's hop-by-hop set, exactly (note `trailers`, the RFC 2616 spelling); what
@@ -144,13 +143,9 @@ fn value_ok(value: &[u8]) -> bool {
 
 /// Status: 3 ASCII digits from 100 to 599, one space, a reason without control bytes
 /// (HTAB included, as wsgiref's patched check). Bytes 0x80-0xFF pass: they are latin-1 text.
+#[inline]
 pub fn check_status(status: &[u8]) -> Result<(), Error> {
-    let fail = |msg: &str| {
-        Err(Error::new(
-            Status::InvalidStatusLine,
-            format!("{msg}: '{}'", escape_bytes(status)),
-        ))
-    };
+    let fail = |msg: &'static str| Err(bad_status(msg, status));
     if !all_in(status, TEXT) {
         return fail("Control characters are not allowed in status");
     }
@@ -169,6 +164,15 @@ pub fn check_status(status: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+#[cold]
+#[inline(never)]
+fn bad_status(msg: &str, status: &[u8]) -> Error {
+    Error::new(
+        Status::InvalidStatusLine,
+        format!("{msg}: '{}'", escape_bytes(status)),
+    )
+}
+
 /// A header name is a non-empty token; a value has no control byte but HTAB; hop-by-hop
 /// names are refused.
 pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), Error> {
@@ -176,34 +180,54 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), Error> {
 }
 
 /// `check_header`, giving the name's class (found once, for `HeaderList::push_classified`).
+/// Inlined into start_response's loop; the messages are built out of line.
+#[inline]
 pub fn check_classified(name: &[u8], value: &[u8]) -> Result<HeaderClass, Error> {
     if name.is_empty() || !all_in(name, TCHAR) {
-        return Err(Error::new(
-            Status::InvalidHeader,
-            format!("Header name must be a token: '{}'", escape_bytes(name)),
-        ));
+        return Err(bad_name(name));
     }
     if !value_ok(value) {
-        return Err(Error::new(
-            Status::InvalidHeader,
-            format!(
-                "Control characters not allowed in header value of '{}'",
-                escape_bytes(name)
-            ),
-        ));
+        return Err(bad_value(name));
     }
     let class = classify(name);
     if class == HeaderClass::HopByHop {
-        return Err(Error::new(
-            Status::HopByHopHeader,
-            format!(
-                "Hop-by-hop header, '{}: {}', not allowed",
-                escape_bytes(name),
-                escape_bytes(value)
-            ),
-        ));
+        return Err(hop_by_hop(name, value));
     }
     Ok(class)
+}
+
+#[cold]
+#[inline(never)]
+fn bad_name(name: &[u8]) -> Error {
+    Error::new(
+        Status::InvalidHeader,
+        format!("Header name must be a token: '{}'", escape_bytes(name)),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn bad_value(name: &[u8]) -> Error {
+    Error::new(
+        Status::InvalidHeader,
+        format!(
+            "Control characters not allowed in header value of '{}'",
+            escape_bytes(name)
+        ),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn hop_by_hop(name: &[u8], value: &[u8]) -> Error {
+    Error::new(
+        Status::HopByHopHeader,
+        format!(
+            "Hop-by-hop header, '{}: {}', not allowed",
+            escape_bytes(name),
+            escape_bytes(value)
+        ),
+    )
 }
 
 /// Parses a Content-Length value strictly: 1*DIGIT, no sign, no spaces, no overflow.
@@ -216,26 +240,45 @@ pub fn parse_content_length(value: &[u8]) -> Option<u64> {
     })
 }
 
+/// One header of a `HeaderList`: its line starts at `start`, the value after the name's
+/// `": "`.
 #[derive(Clone, Copy, Debug)]
-struct Span {
+struct Item {
     start: usize,
-    len: usize,
+    name_len: usize,
+    value_len: usize,
+    class: HeaderClass,
 }
 
-/// Headers copied out of the caller's memory into one reusable arena, each with its class,
+impl Item {
+    fn value_start(&self) -> usize {
+        self.start + self.name_len + 2
+    }
+
+    /// `name: value\r\n`.
+    fn line_len(&self) -> usize {
+        self.name_len + self.value_len + 4
+    }
+}
+
+/// Headers copied out of the caller's memory into one reusable buffer, each with its class,
 /// so the head and the framing decision ask about Date, Server and Content-Length without
-/// comparing every name again.
+/// comparing every name again. The buffer holds each header as the head writes it,
+/// `name: value\r\n`, so a head copies all of them at once.
 #[derive(Clone, Debug, Default)]
 pub struct HeaderList {
-    arena: Arena,
-    items: Vec<(Span, Span, HeaderClass)>,
+    /// Kept at its largest length (zero-filled when it grows), so a push is a copy into
+    /// memory that is already there; the first `used` bytes are the lines.
+    buf: Vec<u8>,
+    used: usize,
+    items: Vec<Item>,
     /// `HeaderClass::bit` of every class present.
     present: u8,
 }
 
 impl HeaderList {
     pub fn clear(&mut self) {
-        self.arena.clear();
+        self.used = 0;
         self.items.clear();
         self.present = 0;
     }
@@ -253,37 +296,67 @@ impl HeaderList {
     }
 
     /// `push` with the class `check_classified` already found.
+    #[inline]
     pub fn push_classified(&mut self, name: &[u8], value: &[u8], class: HeaderClass) {
-        let name = Span {
-            start: self.arena.push_plain(name),
-            len: name.len(),
+        let item = Item {
+            start: self.used,
+            name_len: name.len(),
+            value_len: value.len(),
+            class,
         };
-        let value = Span {
-            start: self.arena.push_plain(value),
-            len: value.len(),
-        };
-        self.items.push((name, value, class));
+        let end = item.start + item.line_len();
+        if end > self.buf.len() {
+            self.grow(end);
+        }
+        let value_start = item.value_start();
+        let value_end = value_start + value.len();
+        self.buf[item.start..value_start - 2].copy_from_slice(name);
+        self.buf[value_start - 2..value_start].copy_from_slice(b": ");
+        self.buf[value_start..value_end].copy_from_slice(value);
+        self.buf[value_end..end].copy_from_slice(b"\r\n");
+        self.used = end;
+        self.items.push(item);
         self.present |= class.bit();
     }
 
-    fn bytes(&self, span: Span) -> &[u8] {
-        self.arena.slice(span.start, span.len)
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, needed: usize) {
+        let size = needed.max(self.buf.len() * 2).max(256);
+        self.buf.resize(size, 0);
+    }
+
+    fn pair(&self, item: &Item) -> (&[u8], &[u8]) {
+        let value = item.value_start();
+        (
+            &self.buf[item.start..item.start + item.name_len],
+            &self.buf[value..value + item.value_len],
+        )
     }
 
     pub fn get(&self, index: usize) -> Option<(&[u8], &[u8])> {
-        let (n, v, _) = *self.items.get(index)?;
-        Some((self.bytes(n), self.bytes(v)))
+        Some(self.pair(self.items.get(index)?))
     }
 
     /// The class of header `index`.
     pub fn class(&self, index: usize) -> Option<HeaderClass> {
-        self.items.get(index).map(|item| item.2)
+        self.items.get(index).map(|item| item.class)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.items
-            .iter()
-            .map(move |&(n, v, _)| (self.bytes(n), self.bytes(v)))
+        self.items.iter().map(move |item| self.pair(item))
+    }
+
+    /// Every header as the head writes it, `name: value\r\n`, in order.
+    pub fn lines(&self) -> &[u8] {
+        &self.buf[..self.used]
+    }
+
+    /// Appends the lines of every header but those of `class` to `out`.
+    pub fn lines_without(&self, class: HeaderClass, out: &mut Vec<u8>) {
+        for item in self.items.iter().filter(|item| item.class != class) {
+            out.extend_from_slice(&self.buf[item.start..item.start + item.line_len()]);
+        }
     }
 
     /// Whether a header of this class is present (no name is compared).
@@ -303,8 +376,12 @@ impl HeaderList {
     }
 
     pub fn copy_from(&mut self, other: &HeaderList) {
-        self.arena.copy_from(&other.arena);
-        self.items.clear();
+        self.clear();
+        if other.used > self.buf.len() {
+            self.grow(other.used);
+        }
+        self.buf[..other.used].copy_from_slice(other.lines());
+        self.used = other.used;
         self.items.extend_from_slice(&other.items);
         self.present = other.present;
     }
@@ -316,11 +393,11 @@ impl HeaderList {
             return Ok(None);
         }
         let mut declared = None;
-        for &(_, v, class) in &self.items {
-            if class != HeaderClass::ContentLength {
+        for item in &self.items {
+            if item.class != HeaderClass::ContentLength {
                 continue;
             }
-            let value = self.bytes(v);
+            let (_, value) = self.pair(item);
             let Some(n) = parse_content_length(value) else {
                 return Err(Error::new(
                     Status::InvalidHeader,
@@ -466,6 +543,32 @@ mod tests {
         assert!(copy.has(HeaderClass::Server));
         h.clear();
         assert!(!h.has(HeaderClass::Server) && !h.contains(b"date"));
+    }
+
+    #[test]
+    fn lines_are_the_heads_bytes() {
+        let mut h = HeaderList::default();
+        h.push(b"X-A", b"1");
+        h.push(b"Content-Length", b"5");
+        h.push(b"X-Empty", b"");
+        assert_eq!(h.lines(), b"X-A: 1\r\nContent-Length: 5\r\nX-Empty: \r\n");
+        let mut out = b"head\r\n".to_vec();
+        h.lines_without(HeaderClass::ContentLength, &mut out);
+        assert_eq!(out, b"head\r\nX-A: 1\r\nX-Empty: \r\n");
+        assert_eq!(h.get(1), Some((&b"Content-Length"[..], &b"5"[..])));
+        // Past the buffer's first size, and again after a clear (the buffer kept).
+        let long = vec![b'v'; 300];
+        for _ in 0..2 {
+            h.clear();
+            h.push(b"X-Long", &long);
+            h.push(b"X-B", b"2");
+            assert_eq!(h.get(0), Some((&b"X-Long"[..], &long[..])));
+            assert_eq!(h.lines().len(), 6 + 2 + 300 + 2 + 8);
+            let mut copy = HeaderList::default();
+            copy.copy_from(&h);
+            assert_eq!(copy.lines(), h.lines());
+            assert_eq!(copy.iter().count(), 2);
+        }
     }
 
     #[test]

@@ -487,7 +487,7 @@ impl<H: Host> Request<'_, H> {
     /// An origin server with http_version 1.1 answering an HTTP/1.1 client.
     fn speaks_http11(&self) -> bool {
         self.settings.origin_server
-            && self.settings.http_version() == b"1.1"
+            && self.settings.http11()
             && self.environ_has(b"SERVER_PROTOCOL", |p| p.eq_ignore_ascii_case(b"HTTP/1.1"))
     }
 
