@@ -539,6 +539,71 @@ mod tests {
         assert!(!decide(&f).keep_alive);
     }
 
+    /// `start_head` skips the lookups of SERVER_PROTOCOL (a CGI or structured host) and of
+    /// the Connection header (a handler speaking HTTP/1.0 too): they must not matter there.
+    #[test]
+    fn the_client_matters_only_where_it_is_looked_up() {
+        let protocols = [
+            Protocol::Http09,
+            Protocol::Http10,
+            Protocol::Http11,
+            Protocol::Other,
+        ];
+        let asks = [
+            ClientAsks::Nothing,
+            ClientAsks::Close,
+            ClientAsks::KeepAlive,
+        ];
+        let shapes = [Whole(0), Whole(5), BodyShape::Streamed, BodyShape::File(3)];
+        for (origin_server, server_http11, structured) in [
+            (false, false, false),
+            (false, true, false),
+            (true, false, false),
+            (true, true, true),
+            (false, true, true),
+        ] {
+            for body in shapes {
+                for code in [103, 200, 204, 304, 500] {
+                    for head_request in [false, true] {
+                        let base = Facts {
+                            code,
+                            head_request,
+                            origin_server,
+                            server_http11,
+                            body,
+                            structured,
+                            ..facts()
+                        };
+                        let client_matters = origin_server && !structured;
+                        let asks_matter = client_matters && server_http11;
+                        for client in protocols {
+                            let expected = decide(&Facts {
+                                client: if client_matters {
+                                    client
+                                } else {
+                                    Protocol::Other
+                                },
+                                client_asks: ClientAsks::Nothing,
+                                ..base
+                            });
+                            for client_asks in asks {
+                                if asks_matter && client_asks != ClientAsks::Nothing {
+                                    continue;
+                                }
+                                let f = Facts {
+                                    client,
+                                    client_asks,
+                                    ..base
+                                };
+                                assert_eq!(decide(&f), expected, "{f:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn protocols_in_any_case() {
         let parse = |p: &[u8]| Protocol::parse(Some(p));

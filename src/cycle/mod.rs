@@ -23,6 +23,7 @@ use crate::framing::Framing;
 use crate::headers::HeaderList;
 use crate::host::{BodySource, Chunk, FileRange, Host};
 use crate::input::Input;
+use crate::request_framing::RequestFraming;
 use crate::settings::Settings;
 use crate::status::{Error, Status};
 use crate::validate::{Severity, ITERATED_BEFORE_START};
@@ -227,9 +228,7 @@ impl<B> State<B> {
         self.body = Body::Unset;
         self.bytes_body.clear();
         self.expect_continue = false;
-        // No body until setup_environ says otherwise (a failed add_cgi_vars stops before).
-        self.input
-            .reset(crate::request_framing::RequestFraming::NoBody, None, 0);
+        // The input is reset once, by setup_environ, on every path.
         self.keep_alive = false;
         self.app_message.clear();
         self.failure.clear();
@@ -436,7 +435,11 @@ impl<H: Host> Request<'_, H> {
         let s = self.settings;
         let mut env = self.environ.borrow_mut();
         env.reset(s.os_environ.clone());
-        self.host.add_cgi_vars(&mut env)?;
+        if let Err(e) = self.host.add_cgi_vars(&mut env) {
+            // No body when the environ could not be built.
+            self.st.input.reset(RequestFraming::NoBody, None, 0);
+            return Err(e);
+        }
         // Before wsgi.input_terminated is set for the app: the host's own value is rule 3.
         let content_length = env.get(b"CONTENT_LENGTH");
         let framing = crate::request_framing::decide(
@@ -450,8 +453,7 @@ impl<H: Host> Request<'_, H> {
         let https = crate::util::guess_scheme(env.get(b"HTTPS")) == b"https";
         if let Err(e) = env.add_request_keys(&s.request_keys(), https) {
             // No body until the environ is complete.
-            let no_body = crate::request_framing::RequestFraming::NoBody;
-            self.st.input.reset(no_body, None, 0);
+            self.st.input.reset(RequestFraming::NoBody, None, 0);
             return Err(e);
         }
         let violations = if s.validate {

@@ -239,12 +239,26 @@ impl<H: Host> Request<'_, H> {
     /// (nothing is written yet).
     pub(super) fn start_head(&mut self, body: BodyShape, error_page: bool) -> Result<(), Error> {
         let s = self.settings;
+        let structured = self.host.takes_head();
+        // The client's protocol matters only to an origin server writing bytes, and its
+        // Connection header only to one speaking HTTP/1.1 (see `decide`): the other
+        // lookups are skipped.
+        let client_matters = s.origin_server && !structured;
+        let server_http11 = s.http11();
         let (head_request, client, client_asks) = {
             let env = self.environ.borrow();
             (
                 env.get(b"REQUEST_METHOD") == Some(b"HEAD"),
-                Protocol::parse(env.get(b"SERVER_PROTOCOL")),
-                ClientAsks::parse(env.get(b"HTTP_CONNECTION")),
+                if client_matters {
+                    Protocol::parse(env.get(b"SERVER_PROTOCOL"))
+                } else {
+                    Protocol::Other
+                },
+                if client_matters && server_http11 {
+                    ClientAsks::parse(env.get(b"HTTP_CONNECTION"))
+                } else {
+                    ClientAsks::Nothing
+                },
             )
         };
         let code = parse_code(&self.st.status);
@@ -252,14 +266,14 @@ impl<H: Host> Request<'_, H> {
             code,
             head_request,
             origin_server: s.origin_server,
-            server_http11: s.http11(),
+            server_http11,
             client,
             client_asks,
             app_length: self.st.app_length,
             body,
             request_body: self.request_body_state(),
             error_page,
-            structured: self.host.takes_head(),
+            structured,
         };
         let framing = decide(&facts);
         let st = &mut *self.st;
