@@ -167,6 +167,7 @@ pub struct Framing {
 ///   The head of a handler speaking HTTP/1.1 says so: `Connection: close` whenever the
 ///   connection will not be kept, `Connection: keep-alive` to an HTTP/1.0 client whose wish
 ///   is granted.
+#[inline]
 pub fn decide(f: &Facts) -> Framing {
     let head = f.structured || !(f.origin_server && f.client == Protocol::Http09);
     let bodiless_status = f.code < 200 || f.code == 204 || f.code == 304;

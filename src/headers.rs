@@ -106,12 +106,17 @@ const BYTE_CLASS: [u8; 256] = {
     table
 };
 
-/// Whether every byte of `bytes` is in `class` (no early exit: one AND per byte).
+/// Whether every byte of `bytes` is in `class` (no early exit: one AND per byte, eight
+/// bytes a round).
 fn all_in(bytes: &[u8], class: u8) -> bool {
-    bytes
-        .iter()
-        .fold(class, |acc, &b| acc & BYTE_CLASS[b as usize])
-        == class
+    let of = |b: u8| BYTE_CLASS[b as usize];
+    let mut words = bytes.chunks_exact(8);
+    let mut acc = class;
+    for w in &mut words {
+        acc &=
+            of(w[0]) & of(w[1]) & of(w[2]) & of(w[3]) & of(w[4]) & of(w[5]) & of(w[6]) & of(w[7]);
+    }
+    words.remainder().iter().fold(acc, |acc, &b| acc & of(b)) == class
 }
 
 /// Whether a header value is free of control bytes (HTAB allowed): `all_in(value, VALUE)`,
@@ -296,7 +301,7 @@ impl HeaderList {
     }
 
     /// `push` with the class `check_classified` already found.
-    #[inline]
+    #[inline(always)]
     pub fn push_classified(&mut self, name: &[u8], value: &[u8], class: HeaderClass) {
         let item = Item {
             start: self.used,
@@ -308,12 +313,14 @@ impl HeaderList {
         if end > self.buf.len() {
             self.grow(end);
         }
-        let value_start = item.value_start();
-        let value_end = value_start + value.len();
-        self.buf[item.start..value_start - 2].copy_from_slice(name);
-        self.buf[value_start - 2..value_start].copy_from_slice(b": ");
-        self.buf[value_start..value_end].copy_from_slice(value);
-        self.buf[value_end..end].copy_from_slice(b"\r\n");
+        let line = &mut self.buf[item.start..end];
+        let (name_part, rest) = line.split_at_mut(name.len());
+        name_part.copy_from_slice(name);
+        let (separator, rest) = rest.split_at_mut(2);
+        separator.copy_from_slice(b": ");
+        let (value_part, crlf) = rest.split_at_mut(value.len());
+        value_part.copy_from_slice(value);
+        crlf.copy_from_slice(b"\r\n");
         self.used = end;
         self.items.push(item);
         self.present |= class.bit();
