@@ -407,10 +407,16 @@ where
     /// Abandons a cycle under way (the client went away while it waited): the body is
     /// closed, nothing more is written, and the handler is ready for the next request.
     /// False when no cycle was under way.
+    #[inline]
     pub fn cancel(&mut self) -> bool {
         if self.state.stage == Stage::Idle {
             return false;
         }
+        self.cancel_pending();
+        true
+    }
+
+    fn cancel_pending(&mut self) {
         let mut req = self.request();
         req.close_body();
         let st = &mut *req.st;
@@ -423,7 +429,6 @@ where
         st.input.release_spool();
         st.body = Body::Unset;
         st.stage = Stage::Idle;
-        true
     }
 }
 
@@ -487,6 +492,7 @@ impl<H: Host> Request<'_, H> {
     }
 
     /// An origin server with http_version 1.1 answering an HTTP/1.1 client.
+    #[inline]
     fn speaks_http11(&self) -> bool {
         self.settings.origin_server
             && self.settings.http11()
@@ -600,17 +606,20 @@ impl<H: Host> Request<'_, H> {
 
     /// The cycle's result is known: a failure is handled (logged, the error page), and what
     /// is still queued goes out before the end.
+    #[inline]
     fn conclude(&mut self, result: Result<(), Error>) {
         self.st.outcome = match result {
             Ok(()) => Ok(()),
-            Err(e) => {
-                let e = self.handle_error(e);
-                // A structured host hears that the body was cut short (its close is quiet).
-                let _ = self.end_body(false);
-                Err(e)
-            }
+            Err(e) => Err(self.conclude_failure(e)),
         };
         self.st.stage = Stage::Ending;
+    }
+
+    fn conclude_failure(&mut self, e: Error) -> Error {
+        let e = self.handle_error(e);
+        // A structured host hears that the body was cut short (its close is quiet).
+        let _ = self.end_body(false);
+        e
     }
 
     /// The end of a cycle whose output went out: the failure kept for the host, the verdict
@@ -658,6 +667,7 @@ impl<H: Host> Request<'_, H>
 where
     H::Body: for<'r> BodySource<Request<'r, H>>,
 {
+    #[inline]
     fn close_body(&mut self) {
         if let Body::Source(mut source) = mem::replace(&mut self.st.body, Body::Taken) {
             if let Err(e) = source.close() {
