@@ -62,7 +62,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Length of the head's `Date: <date>\r\n` line.
-pub const DATE_LINE_LEN: usize = HTTP_DATE_LEN + 8;
+pub(crate) const DATE_LINE_LEN: usize = HTTP_DATE_LEN + 8;
 
 /// The second a line was formatted for: from `start` (inclusive) to `end`.
 #[derive(Clone, Copy)]
