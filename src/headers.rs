@@ -395,10 +395,15 @@ impl HeaderList {
 
     /// The response's declared length: every Content-Length must be a plain decimal number
     /// and all of them must agree.
+    #[inline]
     pub fn content_length(&self) -> Result<Option<u64>, Error> {
         if !self.has(HeaderClass::ContentLength) {
             return Ok(None);
         }
+        self.declared_length()
+    }
+
+    fn declared_length(&self) -> Result<Option<u64>, Error> {
         let mut declared = None;
         for item in &self.items {
             if item.class != HeaderClass::ContentLength {

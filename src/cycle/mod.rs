@@ -512,12 +512,17 @@ impl<H: Host> Request<'_, H> {
     }
 
     /// Keeps the message of a failed call for the error log, then hands the result back.
+    #[inline]
     fn record<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
         if let Err(e) = &result {
-            self.st.app_message.clear();
-            self.st.app_message.push_str(&e.message);
+            self.keep_message(e);
         }
         result
+    }
+
+    fn keep_message(&mut self, e: &Error) {
+        self.st.app_message.clear();
+        self.st.app_message.push_str(&e.message);
     }
 
     // ---- the body ---------------------------------------------------------------------------
