@@ -369,7 +369,11 @@ where
         let mut req = self.request();
         match req.setup_environ() {
             Ok(()) if req.settings.nonblocking => req.st.stage = Stage::ReadingBody,
-            Ok(()) => req.st.stage = Stage::AppDue,
+            Ok(()) => {
+                // What `drive` would answer at once.
+                req.st.stage = Stage::AppDue;
+                return Progress::AppDue;
+            }
             Err(e) => req.conclude(Err(e)),
         }
         req.drive()
