@@ -147,6 +147,7 @@ pub enum WriteFailure {
 
 /// Hands all of `data` to `write`: short writes are completed, EINTR is retried, a write
 /// that takes nothing or fails stops it.
+#[inline]
 pub fn write_fully(
     mut write: impl FnMut(&[u8]) -> io::Result<usize>,
     mut data: &[u8],

@@ -411,7 +411,7 @@ where
     /// Abandons a cycle under way (the client went away while it waited): the body is
     /// closed, nothing more is written, and the handler is ready for the next request.
     /// False when no cycle was under way.
-    #[inline]
+    #[inline(always)]
     pub fn cancel(&mut self) -> bool {
         if self.state.stage == Stage::Idle {
             return false;
@@ -496,7 +496,7 @@ impl<H: Host> Request<'_, H> {
     }
 
     /// An origin server with http_version 1.1 answering an HTTP/1.1 client.
-    #[inline]
+    #[inline(always)]
     fn speaks_http11(&self) -> bool {
         self.settings.origin_server
             && self.settings.http11()
@@ -615,7 +615,7 @@ impl<H: Host> Request<'_, H> {
 
     /// The cycle's result is known: a failure is handled (logged, the error page), and what
     /// is still queued goes out before the end.
-    #[inline]
+    #[inline(always)]
     fn conclude(&mut self, result: Result<(), Error>) {
         self.st.outcome = match result {
             Ok(()) => Ok(()),
@@ -676,7 +676,7 @@ impl<H: Host> Request<'_, H>
 where
     H::Body: for<'r> BodySource<Request<'r, H>>,
 {
-    #[inline]
+    #[inline(always)]
     fn close_body(&mut self) {
         if let Body::Source(mut source) = mem::replace(&mut self.st.body, Body::Taken) {
             if let Err(e) = source.close() {
