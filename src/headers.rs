@@ -150,6 +150,19 @@ fn value_ok(value: &[u8]) -> bool {
 /// (HTAB included, as wsgiref's patched check). Bytes 0x80-0xFF pass: they are latin-1 text.
 #[inline]
 pub fn check_status(status: &[u8]) -> Result<(), Error> {
+    // The common case in one pass; a status that fails it is checked again in wsgiref's
+    // order, which picks the message.
+    if let [b'1'..=b'5', b'0'..=b'9', b'0'..=b'9', b' ', reason @ ..] = status {
+        if all_in(reason, TEXT) {
+            return Ok(());
+        }
+    }
+    check_status_in_order(status)
+}
+
+#[cold]
+#[inline(never)]
+fn check_status_in_order(status: &[u8]) -> Result<(), Error> {
     let fail = |msg: &'static str| Err(bad_status(msg, status));
     if !all_in(status, TEXT) {
         return fail("Control characters are not allowed in status");
@@ -449,6 +462,38 @@ mod tests {
         assert!(msg(b"200\tOK").starts_with("Control characters"));
         assert!(msg(b"600 X").contains("between 100 and 599"));
         assert!(msg(b"099 X").contains("between 100 and 599"));
+    }
+
+    /// The one-pass check accepts exactly what the checks in wsgiref's order accept.
+    #[test]
+    fn the_fast_status_check_is_the_ordered_one() {
+        let bytes: &[u8] = if cfg!(miri) {
+            &[b'1', b'6', b' ', 0x7f]
+        } else {
+            &[
+                b'0', b'1', b'5', b'6', b'9', b' ', b'A', b'\t', 0x7f, 0xe9, 0,
+            ]
+        };
+        let mut statuses: Vec<Vec<u8>> = vec![vec![], b"2".to_vec(), b"20".to_vec()];
+        for &a in bytes {
+            for &b in bytes {
+                for &c in bytes {
+                    for &d in bytes {
+                        statuses.push(vec![a, b, c, d]);
+                        for &e in bytes {
+                            statuses.push(vec![a, b, c, d, b'O', e]);
+                        }
+                    }
+                }
+            }
+        }
+        for status in statuses {
+            assert_eq!(
+                check_status(&status).is_ok(),
+                check_status_in_order(&status).is_ok(),
+                "{status:?}"
+            );
+        }
     }
 
     #[test]
