@@ -465,12 +465,22 @@ impl<H: Host> Request<'_, H> {
             self.st.input.reset(RequestFraming::NoBody, None, 0);
             return Err(e);
         }
-        let violations = if s.validate {
-            crate::validate::check_environ(&env)
-        } else {
-            Vec::new()
-        };
         drop(env);
+        if s.validate {
+            self.validate_environ()?;
+        }
+        // A structured host (a server library) answers Expect itself.
+        self.st.expect_continue = !self.host.takes_head()
+            && self.speaks_http11()
+            && self.environ_has(b"HTTP_EXPECT", |v| v.eq_ignore_ascii_case(b"100-continue"));
+        Ok(())
+    }
+
+    /// wsgiref.validate's checks of the host's environ: warnings logged, an error refuses it.
+    #[cold]
+    #[inline(never)]
+    fn validate_environ(&mut self) -> Result<(), Error> {
+        let violations = crate::validate::check_environ(&self.environ.borrow());
         for v in violations {
             match v.severity {
                 Severity::Warning => self.log_error("validate warning: ", v.message.as_bytes()),
@@ -482,10 +492,6 @@ impl<H: Host> Request<'_, H> {
                 }
             }
         }
-        // A structured host (a server library) answers Expect itself.
-        self.st.expect_continue = !self.host.takes_head()
-            && self.speaks_http11()
-            && self.environ_has(b"HTTP_EXPECT", |v| v.eq_ignore_ascii_case(b"100-continue"));
         Ok(())
     }
 
