@@ -1,9 +1,8 @@
-//! RFC 1123 dates in GMT (wsgiref.handlers.format_date_time), and a process-wide cache so the
-//! Date header is formatted at most once a second however many handlers run.
+//! RFC 1123 dates in GMT (wsgiref.handlers.format_date_time), and a per-thread cache so the
+//! Date header is formatted at most once a second per thread however many handlers run.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use parking_lot::RwLock;
+use std::cell::Cell;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Length of `Thu, 01 Jan 1970 00:00:00 GMT`.
 pub const HTTP_DATE_LEN: usize = 29;
@@ -62,23 +61,62 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-static CACHE: RwLock<(i64, [u8; HTTP_DATE_LEN])> = RwLock::new((i64::MIN, [0; HTTP_DATE_LEN]));
+/// Length of the head's `Date: <date>\r\n` line.
+pub(crate) const DATE_LINE_LEN: usize = HTTP_DATE_LEN + 8;
 
-/// The current time as an HTTP date, formatted at most once per second process-wide.
-pub fn http_date_now() -> [u8; HTTP_DATE_LEN] {
-    let now = match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
+/// The second a line was formatted for: from `start` (inclusive) to `end`.
+#[derive(Clone, Copy)]
+struct DateLine {
+    start: SystemTime,
+    end: SystemTime,
+    line: [u8; DATE_LINE_LEN],
+}
+
+thread_local! {
+    /// Per thread, so the common case (the same second) takes no lock and no atomic; each
+    /// thread formats a date at most once a second.
+    static CACHE: Cell<DateLine> = const {
+        Cell::new(DateLine { start: UNIX_EPOCH, end: UNIX_EPOCH, line: [0; DATE_LINE_LEN] })
     };
-    {
-        let cached = CACHE.read();
-        if cached.0 == now {
-            return cached.1;
-        }
+}
+
+/// The head's `Date: <now>\r\n` line, formatted at most once per second per thread.
+pub fn date_line_now() -> [u8; DATE_LINE_LEN] {
+    let now = SystemTime::now();
+    let cached = CACHE.get();
+    // Two comparisons: no subtraction from the epoch while the second lasts.
+    if cached.start <= now && now < cached.end {
+        return cached.line;
     }
-    let formatted = format_http_date(now);
-    *CACHE.write() = (now, formatted);
-    formatted
+    let fresh = format_date_line(now);
+    CACHE.set(fresh);
+    fresh.line
+}
+
+#[cold]
+#[inline(never)]
+fn format_date_line(now: SystemTime) -> DateLine {
+    let (secs, start, end) = match now.duration_since(UNIX_EPOCH) {
+        Ok(d) => {
+            let start = UNIX_EPOCH + Duration::from_secs(d.as_secs());
+            (d.as_secs() as i64, start, start + Duration::from_secs(1))
+        }
+        // A clock before 1970: formatted as ever, never cached (an empty second).
+        Err(e) => (-(e.duration().as_secs() as i64), UNIX_EPOCH, UNIX_EPOCH),
+    };
+    let mut line = [0u8; DATE_LINE_LEN];
+    line[..6].copy_from_slice(b"Date: ");
+    line[6..6 + HTTP_DATE_LEN].copy_from_slice(&format_http_date(secs));
+    line[6 + HTTP_DATE_LEN..].copy_from_slice(b"\r\n");
+    DateLine { start, end, line }
+}
+
+/// The current time as an HTTP date (see `date_line_now`).
+pub fn http_date_now() -> [u8; HTTP_DATE_LEN] {
+    let line = date_line_now();
+    let mut date = [0u8; HTTP_DATE_LEN];
+    date.copy_from_slice(&line[6..6 + HTTP_DATE_LEN]);
+    date
 }
 
 #[cfg(test)]
@@ -103,5 +141,7 @@ mod tests {
         let d = http_date_now();
         assert_eq!(&d[25..], b" GMT");
         assert_eq!(d, http_date_now().max(d).min(d));
+        let line = date_line_now();
+        assert!(line.starts_with(b"Date: ") && line.ends_with(b" GMT\r\n"));
     }
 }

@@ -123,6 +123,7 @@ pub fn is_disconnect(err: &io::Error) -> bool {
 pub const MAX_EINTR_RETRIES: u32 = 64;
 
 /// Calls `op` again while it fails with EINTR, at most MAX_EINTR_RETRIES times in a row.
+#[inline]
 pub fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     let mut interrupted = 0;
     loop {
@@ -147,6 +148,7 @@ pub enum WriteFailure {
 
 /// Hands all of `data` to `write`: short writes are completed, EINTR is retried, a write
 /// that takes nothing or fails stops it.
+#[inline]
 pub fn write_fully(
     mut write: impl FnMut(&[u8]) -> io::Result<usize>,
     mut data: &[u8],

@@ -219,6 +219,7 @@ impl FfiHost {
 impl Host for FfiHost {
     type Body = FfiBody;
 
+    #[inline]
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         match &mut self.io {
             HostIo::Hooks(h) => h.call_write(h.write, data),
