@@ -2,7 +2,7 @@
 //! Date header is formatted at most once a second per thread however many handlers run.
 
 use std::cell::Cell;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Length of `Thu, 01 Jan 1970 00:00:00 GMT`.
 pub const HTTP_DATE_LEN: usize = 29;
@@ -64,59 +64,66 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// Length of the head's `Date: <date>\r\n` line.
 pub(crate) const DATE_LINE_LEN: usize = HTTP_DATE_LEN + 8;
 
-/// The second a line was formatted for: from `start` (inclusive) to `end`.
+/// The line formatted last on this thread and the second it is for.
 #[derive(Clone, Copy)]
 struct DateLine {
-    start: SystemTime,
-    end: SystemTime,
+    secs: i64,
     line: [u8; DATE_LINE_LEN],
 }
 
 thread_local! {
     /// Per thread, so the common case (the same second) takes no lock and no atomic; each
-    /// thread formats a date at most once a second.
+    /// thread formats a date at most once a second. `i64::MIN` is no second at all.
     static CACHE: Cell<DateLine> = const {
-        Cell::new(DateLine { start: UNIX_EPOCH, end: UNIX_EPOCH, line: [0; DATE_LINE_LEN] })
+        Cell::new(DateLine { secs: i64::MIN, line: [0; DATE_LINE_LEN] })
     };
 }
 
-/// The head's `Date: <now>\r\n` line, formatted at most once per second per thread.
-pub fn date_line_now() -> [u8; DATE_LINE_LEN] {
-    let now = SystemTime::now();
+/// The wall clock in whole seconds since the Unix epoch (negative before it), by the
+/// standard library. A host may have a cheaper clock of the same seconds (`Host::unix_seconds`).
+pub fn system_seconds() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => {
+            let d = e.duration();
+            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
+        }
+    }
+}
+
+/// The head's `Date: <secs>\r\n` line, formatted at most once per second per thread.
+#[inline]
+pub fn date_line(secs: i64) -> [u8; DATE_LINE_LEN] {
     let cached = CACHE.get();
-    // Two comparisons: no subtraction from the epoch while the second lasts.
-    if cached.start <= now && now < cached.end {
+    if cached.secs == secs {
         return cached.line;
     }
-    let fresh = format_date_line(now);
+    let fresh = format_date_line(secs);
     CACHE.set(fresh);
     fresh.line
 }
 
 #[cold]
 #[inline(never)]
-fn format_date_line(now: SystemTime) -> DateLine {
-    let (secs, start, end) = match now.duration_since(UNIX_EPOCH) {
-        Ok(d) => {
-            let start = UNIX_EPOCH + Duration::from_secs(d.as_secs());
-            (d.as_secs() as i64, start, start + Duration::from_secs(1))
-        }
-        // A clock before 1970: formatted as ever, never cached (an empty second).
-        Err(e) => (-(e.duration().as_secs() as i64), UNIX_EPOCH, UNIX_EPOCH),
-    };
+fn format_date_line(secs: i64) -> DateLine {
     let mut line = [0u8; DATE_LINE_LEN];
     line[..6].copy_from_slice(b"Date: ");
     line[6..6 + HTTP_DATE_LEN].copy_from_slice(&format_http_date(secs));
     line[6 + HTTP_DATE_LEN..].copy_from_slice(b"\r\n");
-    DateLine { start, end, line }
+    DateLine { secs, line }
 }
 
-/// The current time as an HTTP date (see `date_line_now`).
-pub fn http_date_now() -> [u8; HTTP_DATE_LEN] {
-    let line = date_line_now();
+/// The HTTP date of `secs` (cached as `date_line` caches it).
+pub fn http_date(secs: i64) -> [u8; HTTP_DATE_LEN] {
+    let line = date_line(secs);
     let mut date = [0u8; HTTP_DATE_LEN];
     date.copy_from_slice(&line[6..6 + HTTP_DATE_LEN]);
     date
+}
+
+/// The current time as an HTTP date, by the standard library's clock.
+pub fn http_date_now() -> [u8; HTTP_DATE_LEN] {
+    http_date(system_seconds())
 }
 
 #[cfg(test)]
@@ -141,7 +148,31 @@ mod tests {
         let d = http_date_now();
         assert_eq!(&d[25..], b" GMT");
         assert_eq!(d, http_date_now().max(d).min(d));
-        let line = date_line_now();
+        let line = date_line(system_seconds());
         assert!(line.starts_with(b"Date: ") && line.ends_with(b" GMT\r\n"));
+    }
+
+    #[test]
+    fn the_cache_follows_the_second_asked_for() {
+        // Each second gets its own line, also going back (a clock set back), and before 1970.
+        for secs in [1_000_000_000, 1_000_000_001, 1_000_000_000, -1, 0, -1] {
+            let line = date_line(secs);
+            assert_eq!(&line[6..6 + HTTP_DATE_LEN], &format_http_date(secs));
+            assert_eq!(http_date(secs), format_http_date(secs));
+        }
+    }
+
+    #[test]
+    fn system_seconds_floor_before_the_epoch_and_match_the_clock() {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let secs = system_seconds();
+        let after = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(before <= secs && secs <= after);
     }
 }

@@ -63,6 +63,13 @@ pub trait Host: Sized {
         Ok(())
     }
 
+    /// The wall clock in whole seconds since the Unix epoch, for the Date header. The
+    /// standard library's clock by default; a host may give a cheaper one that counts the
+    /// same seconds (the C ABI's reads the kernel's coarse clock, as time(2) does).
+    fn unix_seconds(&self) -> i64 {
+        crate::date::system_seconds()
+    }
+
     /// Whether the host sends file bodies itself (`send_file`, sendfile(2) or splice).
     fn sends_files(&self) -> bool {
         false

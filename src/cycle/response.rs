@@ -7,7 +7,7 @@
 use std::mem;
 
 use super::{Output, Phase, Request};
-use crate::date::{date_line_now, http_date_now};
+use crate::date::{date_line, http_date};
 use crate::framing::{
     decide, BodyFraming, BodyShape, ClientAsks, ConnectionHeader, Facts, Framing, LengthHeader,
     Protocol, RequestBody,
@@ -292,7 +292,7 @@ impl<H: Host> Request<'_, H> {
             out.extend_from_slice(&st.status);
             out.extend_from_slice(b"\r\n");
             if !st.headers.has(HeaderClass::Date) {
-                out.extend_from_slice(&date_line_now());
+                out.extend_from_slice(&date_line(self.host.unix_seconds()));
             }
             if let Some(server) = s.server_line() {
                 if !st.headers.has(HeaderClass::Server) {
@@ -335,7 +335,7 @@ impl<H: Host> Request<'_, H> {
         list.clear();
         if s.origin_server {
             if !st.headers.contains(b"date") {
-                list.push(b"Date", &http_date_now());
+                list.push(b"Date", &http_date(self.host.unix_seconds()));
             }
             if let Some(software) = s.server_software() {
                 if !st.headers.contains(b"server") {
