@@ -380,14 +380,17 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if n != b.len() {
         return false;
     }
-    if n > 32 {
-        a == b
-    } else if n >= 16 {
-        load::<16>(a, 0) == load::<16>(b, 0) && load::<16>(a, n - 16) == load::<16>(b, n - 16)
-    } else if n >= 8 {
+    // Two tests for most lengths, as in `copy_short`.
+    if n < 8 {
+        if n >= 4 {
+            load::<4>(a, 0) == load::<4>(b, 0) && load::<4>(a, n - 4) == load::<4>(b, n - 4)
+        } else {
+            a == b
+        }
+    } else if n < 16 {
         load::<8>(a, 0) == load::<8>(b, 0) && load::<8>(a, n - 8) == load::<8>(b, n - 8)
-    } else if n >= 4 {
-        load::<4>(a, 0) == load::<4>(b, 0) && load::<4>(a, n - 4) == load::<4>(b, n - 4)
+    } else if n <= 32 {
+        load::<16>(a, 0) == load::<16>(b, 0) && load::<16>(a, n - 16) == load::<16>(b, n - 16)
     } else {
         a == b
     }
@@ -478,8 +481,11 @@ impl Arena {
         self.used += bytes.len();
     }
 
+    #[inline(always)]
     fn get(&self, span: Span) -> &[u8] {
-        &self.buf[span.start as usize..(span.start + span.len) as usize]
+        // The end in usize: it cannot wrap, so its order with the start needs no test.
+        let start = span.start as usize;
+        &self.buf[start..start + span.len as usize]
     }
 
     fn get_mut(&mut self, start: usize, len: usize) -> &mut [u8] {
@@ -1021,6 +1027,7 @@ impl Environ {
         self.len == 0
     }
 
+    #[inline(always)]
     fn bytes(&self, span: Span) -> &[u8] {
         self.arena.get(span)
     }
@@ -1062,7 +1069,11 @@ impl Environ {
             }
             let i = s as u32 as usize;
             let e = &self.entries[i];
-            if e.hash == hash && same_bytes(self.bytes(e.name), name) {
+            // The length before the bytes: no slice of the arena for a name that differs.
+            if e.hash == hash
+                && e.name.len as usize == name.len()
+                && same_bytes(self.bytes(e.name), name)
+            {
                 return (slot, Some(i));
             }
             slot = (slot + 1) & mask;
@@ -1162,7 +1173,33 @@ impl Environ {
     /// The value for `name`; borrowed until the environ is next changed.
     #[inline]
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.get_hashed(name, hash_name(name))
+        // The hash and this layer's own entry in line (a lookup is mostly its hash, and
+        // mostly finds a variable the host set); the request keys and the base out of line.
+        let hash = scan_words(name, seed()).0;
+        // The first slot of the probe: mostly a live entry of this name.
+        if let Some(&s) = self
+            .slots
+            .get(hash as usize & self.slots.len().wrapping_sub(1))
+        {
+            if (s >> 32) as u32 == self.stamp {
+                if let Some(e) = self.entries.get(s as u32 as usize) {
+                    if e.hash == hash
+                        && e.live
+                        && e.name.len as usize == name.len()
+                        && same_bytes(self.bytes(e.name), name)
+                    {
+                        return Some(self.bytes(e.value));
+                    }
+                }
+            }
+        }
+        self.get_probed(name, hash)
+    }
+
+    /// `get_hashed`, out of line (`get` takes the common case).
+    #[inline(never)]
+    fn get_probed(&self, name: &[u8], hash: u32) -> Option<&[u8]> {
+        self.get_hashed(name, hash)
     }
 
     pub fn contains(&self, name: &[u8]) -> bool {
