@@ -1060,8 +1060,14 @@ impl Environ {
     /// empty slot where it would go. The index must not be empty.
     #[inline(always)]
     fn probe(&self, name: &[u8], hash: u32) -> (usize, Option<usize>) {
+        self.probe_from(name, hash, hash as usize)
+    }
+
+    /// `probe`, from `slot` (modulo the index's size) on.
+    #[inline(always)]
+    fn probe_from(&self, name: &[u8], hash: u32, slot: usize) -> (usize, Option<usize>) {
         let mask = self.slots.len() - 1;
-        let mut slot = hash as usize & mask;
+        let mut slot = slot & mask;
         loop {
             let s = self.slots[slot];
             if (s >> 32) as u32 != self.stamp {
@@ -1170,36 +1176,50 @@ impl Environ {
         }
     }
 
-    /// The value for `name`; borrowed until the environ is next changed.
-    #[inline]
+    /// The value for `name`; borrowed until the environ is next changed. In line at every
+    /// call: most name a constant, whose words and length then fold away.
+    #[inline(always)]
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        // The hash and this layer's own entry in line (a lookup is mostly its hash, and
-        // mostly finds a variable the host set); the request keys and the base out of line.
+        // All in line but the request keys and the base: a lookup is mostly its hash, and
+        // mostly ends at the first slot of its probe (the name, or an empty slot).
         let hash = scan_words(name, seed()).0;
-        // The first slot of the probe: mostly a live entry of this name.
-        if let Some(&s) = self
-            .slots
-            .get(hash as usize & self.slots.len().wrapping_sub(1))
-        {
-            if (s >> 32) as u32 == self.stamp {
-                if let Some(e) = self.entries.get(s as u32 as usize) {
-                    if e.hash == hash
-                        && e.live
-                        && e.name.len as usize == name.len()
-                        && same_bytes(self.bytes(e.name), name)
+        let first = hash as usize & self.slots.len().wrapping_sub(1);
+        let found = match self.slots.get(first) {
+            Some(&s) if (s >> 32) as u32 == self.stamp => {
+                match self.entries.get(s as u32 as usize) {
+                    Some(e)
+                        if e.hash == hash
+                            && e.name.len as usize == name.len()
+                            && same_bytes(self.bytes(e.name), name) =>
                     {
-                        return Some(self.bytes(e.value));
+                        Some(e)
                     }
+                    // Another name: the rest of the probe.
+                    _ => self
+                        .probe_from(name, hash, first + 1)
+                        .1
+                        .map(|i| &self.entries[i]),
                 }
             }
+            _ => None,
+        };
+        match found {
+            Some(e) => e.live.then(|| self.bytes(e.value)),
+            None if self.keys.is_none() && self.base.is_none() => None,
+            None => self.get_below(name, hash),
         }
-        self.get_probed(name, hash)
     }
 
-    /// `get_hashed`, out of line (`get` takes the common case).
+    /// `get_hashed` for a name this layer never held: the request keys that follow it, or
+    /// its base.
     #[inline(never)]
-    fn get_probed(&self, name: &[u8], hash: u32) -> Option<&[u8]> {
-        self.get_hashed(name, hash)
+    fn get_below(&self, name: &[u8], hash: u32) -> Option<&[u8]> {
+        if let Some(block) = self.keys_block() {
+            if let Some(k) = block.find(name, hash) {
+                return Some(block.pair(k).1);
+            }
+        }
+        self.base.as_deref()?.get_hashed(name, hash)
     }
 
     pub fn contains(&self, name: &[u8]) -> bool {
