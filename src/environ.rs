@@ -620,11 +620,11 @@ impl PlainIndex<'_> {
 
 /// The first pass of `try_set_records`: `append_records` for records that are expected to
 /// be good, with fewer tests per record, indexing plainly new names as it goes (`index`;
-/// the entries before the third value given are indexed). The limits are tested by
-/// branches that are never taken, and the bytes of the names are checked for the whole
-/// batch at once, at the end; any refusal gives false (what was appended is still there:
-/// the caller cuts it back, and takes the entries it indexed out again). Each name is read
-/// once: its hash, its check and its copy come from the same words.
+/// the entries before the third value given are indexed). The limits and the bytes of the
+/// names (`NameScan::ascii_word`) are tested by branches that are never taken; any refusal
+/// gives false (what was appended is still there: the caller cuts it back, and takes the
+/// entries it indexed out again). Each name is read once: its hash, its check and its copy
+/// come from the same words.
 #[inline(always)]
 fn append_plain<'p, I>(
     mut records: I,
@@ -642,7 +642,6 @@ where
         entries: std::mem::take(entries),
         seed: seed(),
         reserved: 0,
-        found: 0,
     };
     let mut stop = Stop::Unplain;
     let mut indexed = batch.entries.len();
@@ -664,7 +663,7 @@ where
     arena.buf = batch.buf;
     arena.used = batch.used;
     *entries = batch.entries;
-    let done = matches!(stop, Stop::Done) && batch.found & BAD_BYTES == 0;
+    let done = matches!(stop, Stop::Done);
     (done, batch.reserved, indexed)
 }
 
@@ -678,8 +677,6 @@ struct Batch {
     /// `reserved_bits` of the names so far that may be request keys' (the others have
     /// none).
     reserved: u8,
-    /// `NameScan::found` of the names so far.
-    found: u64,
 }
 
 impl Batch {
@@ -697,7 +694,6 @@ impl Batch {
         let seed = self.seed;
         let key_hashes = request_key_hashes();
         let mut used = self.used;
-        let mut found = self.found;
         let mut reserved = self.reserved;
         let mut buf = std::mem::take(&mut self.buf);
         let mut entries = std::mem::take(&mut self.entries);
@@ -738,7 +734,9 @@ impl Batch {
                     unreachable!("room for a name, a value and two NULs");
                 };
                 let (hash, bad_bytes) = scan_and_copy(name, seed, name_out);
-                found |= bad_bytes;
+                if bad_bytes & BAD_BYTES != 0 {
+                    break 'records Stop::Refused;
+                }
                 *name_nul = 0;
                 copy_short(value_out, value);
                 *value_nul = 0;
@@ -768,7 +766,6 @@ impl Batch {
         self.buf = buf;
         self.entries = entries;
         self.used = used;
-        self.found = found;
         self.reserved = reserved;
         stop
     }
@@ -1329,8 +1326,7 @@ impl Environ {
     /// `set_many` when no pair is refused: true. When one is, false, and nothing changed
     /// (`set_many` or `set_records` then says which pair, and why). The fast way to set a
     /// host's variables: each name is checked, hashed and copied in the same reads; the
-    /// limits are tested by branches never taken, the bytes of the names once for the
-    /// whole batch, at the end.
+    /// limits and the names' bytes are tested by branches never taken.
     pub fn try_set_many<'p, I>(&mut self, pairs: I) -> bool
     where
         I: Iterator<Item = (&'p [u8], &'p [u8])>,
