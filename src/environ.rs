@@ -77,6 +77,51 @@ struct Entry {
 const RESERVED_WSGI: u8 = 1;
 const RESERVED_SOFTWARE: u8 = 2;
 
+/// The names of the request keys, whatever the handler's settings: `RequestKeys::pairs`
+/// gives no other (a test says so).
+const REQUEST_KEY_NAMES: [&[u8]; 10] = [
+    b"wsgi.input",
+    b"wsgi.errors",
+    b"wsgi.version",
+    b"wsgi.run_once",
+    b"wsgi.url_scheme",
+    b"wsgi.multithread",
+    b"wsgi.multiprocess",
+    b"wsgi.file_wrapper",
+    b"wsgi.input_terminated",
+    b"SERVER_SOFTWARE",
+];
+
+/// For each request key's name, the bit `hash_name(name) % 64`; 0 until first asked for.
+static REQUEST_KEY_HASHES: AtomicU64 = AtomicU64::new(0);
+
+/// A bit for each request key's hash (modulo 64): a name whose bit is clear is none of
+/// theirs, and needs no `reserved_bits` (what `try_set_many` tests first).
+#[inline(always)]
+fn request_key_hashes() -> u64 {
+    match REQUEST_KEY_HASHES.load(Ordering::Relaxed) {
+        0 => draw_request_key_hashes(),
+        bits => bits,
+    }
+}
+
+/// Computes the bits once (threads that race compute the same bits from the same seed).
+#[cold]
+#[inline(never)]
+fn draw_request_key_hashes() -> u64 {
+    let bits = REQUEST_KEY_NAMES
+        .iter()
+        .fold(0, |bits, name| bits | 1 << (hash_name(name) % 64));
+    REQUEST_KEY_HASHES.store(bits, Ordering::Relaxed);
+    bits
+}
+
+/// Whether a name of hash `hash` may be a request key's (`request_key_hashes`).
+#[inline(always)]
+fn may_be_request_key(bits: u64, hash: u32) -> bool {
+    bits >> (hash % 64) & 1 != 0
+}
+
 #[inline(always)]
 fn reserved_bits(name: &[u8]) -> u8 {
     // The first byte first: most names start with neither 'w' nor 'S'.
@@ -169,6 +214,20 @@ impl NameScan {
         self.mix(w);
     }
 
+    /// `word`, for a name expected to be ASCII: `found` also has a bit set where a byte is
+    /// 0x80 or above (not only NUL or '='), for two operations less. The caller's checked
+    /// path then decides, exactly.
+    #[inline(always)]
+    fn ascii_word(&mut self, w: u64) {
+        const EQUALS: u64 = ONES * b'=' as u64;
+        // Below 0x80, a byte less one has its high bit set only when it is 0 (or a lower
+        // one was, and borrowed): a NUL in `w` or an '=' (a zero of `t`) sets it, and a
+        // byte of 0x80 or above may, whatever it is.
+        let t = w ^ EQUALS;
+        self.found |= w.wrapping_sub(ONES) | t.wrapping_sub(ONES);
+        self.mix(w);
+    }
+
     /// A name of 1 to 3 bytes: its first, middle and last byte as one word.
     #[inline(always)]
     fn short(&mut self, name: &[u8]) {
@@ -230,7 +289,8 @@ fn scan_name(name: &[u8]) -> (u32, bool) {
 }
 
 /// `scan_words`, copying the name into `dst` (of its length) from the words it reads, so
-/// each byte is read once.
+/// each byte is read once. The hash is `scan_words`'s; `found` is `NameScan::ascii_word`'s
+/// for a name of 4 bytes or more (a byte of 0x80 or above counts as well).
 #[inline(always)]
 fn scan_and_copy(name: &[u8], seed: u64, dst: &mut [u8]) -> (u32, u64) {
     let len = name.len();
@@ -243,22 +303,22 @@ fn scan_and_copy(name: &[u8], seed: u64, dst: &mut [u8]) -> (u32, u64) {
             while at < last {
                 let w = word(name, at);
                 store(dst, at, w.to_le_bytes());
-                scan.word(w);
+                scan.ascii_word(w);
                 at += 8;
             }
         } else if last > 0 {
             let w = word(name, 0);
             store(dst, 0, w.to_le_bytes());
-            scan.word(w);
+            scan.ascii_word(w);
         }
         let w = word(name, last);
         store(dst, last, w.to_le_bytes());
-        scan.word(w);
+        scan.ascii_word(w);
     } else if len >= 4 {
         let (head, tail) = (half_word(name, 0), half_word(name, len - 4));
         store(dst, 0, (head as u32).to_le_bytes());
         store(dst, len - 4, (tail as u32).to_le_bytes());
-        scan.word(head | tail << 32);
+        scan.ascii_word(head | tail << 32);
     } else if len > 0 {
         dst.copy_from_slice(name);
         scan.short(name);
@@ -275,25 +335,28 @@ fn hash_name(name: &[u8]) -> u32 {
 /// most values are, by a few overlapping fixed-size moves instead of a call to memcpy.
 #[inline(always)]
 fn copy_short(dst: &mut [u8], src: &[u8]) {
+    // Two tests for most lengths: short ones first.
     let n = src.len();
-    if n > 32 {
-        copy_long(dst, src);
-    } else if n >= 16 {
-        let (head, tail) = (load::<16>(src, 0), load::<16>(src, n - 16));
-        store(dst, 0, head);
-        store(dst, n - 16, tail);
-    } else if n >= 8 {
+    if n < 8 {
+        if n >= 4 {
+            let (head, tail) = (load::<4>(src, 0), load::<4>(src, n - 4));
+            store(dst, 0, head);
+            store(dst, n - 4, tail);
+        } else {
+            for (d, &b) in dst.iter_mut().zip(src) {
+                *d = b;
+            }
+        }
+    } else if n < 16 {
         let (head, tail) = (load::<8>(src, 0), load::<8>(src, n - 8));
         store(dst, 0, head);
         store(dst, n - 8, tail);
-    } else if n >= 4 {
-        let (head, tail) = (load::<4>(src, 0), load::<4>(src, n - 4));
+    } else if n <= 32 {
+        let (head, tail) = (load::<16>(src, 0), load::<16>(src, n - 16));
         store(dst, 0, head);
-        store(dst, n - 4, tail);
+        store(dst, n - 16, tail);
     } else {
-        for (d, &b) in dst.iter_mut().zip(src) {
-            *d = b;
-        }
+        copy_long(dst, src);
     }
 }
 
@@ -317,14 +380,17 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if n != b.len() {
         return false;
     }
-    if n > 32 {
-        a == b
-    } else if n >= 16 {
-        load::<16>(a, 0) == load::<16>(b, 0) && load::<16>(a, n - 16) == load::<16>(b, n - 16)
-    } else if n >= 8 {
+    // Two tests for most lengths, as in `copy_short`.
+    if n < 8 {
+        if n >= 4 {
+            load::<4>(a, 0) == load::<4>(b, 0) && load::<4>(a, n - 4) == load::<4>(b, n - 4)
+        } else {
+            a == b
+        }
+    } else if n < 16 {
         load::<8>(a, 0) == load::<8>(b, 0) && load::<8>(a, n - 8) == load::<8>(b, n - 8)
-    } else if n >= 4 {
-        load::<4>(a, 0) == load::<4>(b, 0) && load::<4>(a, n - 4) == load::<4>(b, n - 4)
+    } else if n <= 32 {
+        load::<16>(a, 0) == load::<16>(b, 0) && load::<16>(a, n - 16) == load::<16>(b, n - 16)
     } else {
         a == b
     }
@@ -415,8 +481,11 @@ impl Arena {
         self.used += bytes.len();
     }
 
+    #[inline(always)]
     fn get(&self, span: Span) -> &[u8] {
-        &self.buf[span.start as usize..(span.start + span.len) as usize]
+        // The end in usize: it cannot wrap, so its order with the start needs no test.
+        let start = span.start as usize;
+        &self.buf[start..start + span.len as usize]
     }
 
     fn get_mut(&mut self, start: usize, len: usize) -> &mut [u8] {
@@ -491,66 +560,236 @@ where
     Ok(reserved)
 }
 
-/// The first pass of `try_set_many`: `append_records` for pairs that are expected to be
-/// good, with fewer tests per pair. The limits are tested by branches that are never taken,
-/// and the bytes of the names are checked for the whole batch at once, at the end; any
-/// refusal gives None (what was appended is still there: the caller cuts it back). Else the
-/// `reserved_bits` of the names. Each name is read once: its hash, its check and its copy
+/// Whether a name of `n` bytes and a value of `v` bytes are within the limits: the name
+/// not empty and at most `MAX_NAME_LEN`, the value at most `MAX_VALUE_LEN`. (Two plain
+/// comparisons: from them the compiler knows that `n + v + 2` cannot wrap, and drops the
+/// bounds checks that follow.) The C ABI tests its records with the same expression, so
+/// the compiler keeps one copy of it.
+#[inline(always)]
+pub(crate) fn plain_lengths(n: usize, v: usize) -> bool {
+    (n.wrapping_sub(1) < MAX_NAME_LEN) & (v <= MAX_VALUE_LEN)
+}
+
+/// How `fill` stopped.
+enum Stop {
+    /// Every pair is appended.
+    Done,
+    /// A pair is refused (or does not fit within the arena's limit).
+    Refused,
+    /// The last entry appended is not plainly new to the index (see `PlainIndex`): the
+    /// rest of the batch is appended without indexing.
+    Unplain,
+}
+
+/// The index while `try_set_many` appends: each new entry goes in the first empty slot of
+/// its probe, as long as no slot on the way holds an entry with the same hash (a name set
+/// again, or one that shares its hash) and the index stays at most half full.
+struct PlainIndex<'a> {
+    slots: &'a mut [u64],
+    stamp: u32,
+    /// Entries the index has room for.
+    room: usize,
+}
+
+impl PlainIndex<'_> {
+    /// Indexes entry `i` (the last of `entries`), hashed `hash`, when it is plainly new.
+    #[inline(always)]
+    fn fill(&mut self, entries: &[Entry], hash: u32, i: usize) -> bool {
+        if i >= self.room {
+            return false;
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        loop {
+            let s = self.slots[slot];
+            if (s >> 32) as u32 != self.stamp {
+                break;
+            }
+            if entries
+                .get(s as u32 as usize)
+                .is_none_or(|e| e.hash == hash)
+            {
+                return false;
+            }
+            slot = (slot + 1) & mask;
+        }
+        self.slots[slot] = u64::from(self.stamp) << 32 | i as u64;
+        true
+    }
+}
+
+/// The first pass of `try_set_records`: `append_records` for records that are expected to
+/// be good, with fewer tests per record, indexing plainly new names as it goes (`index`;
+/// the entries before the third value given are indexed). The limits and the bytes of the
+/// names (`NameScan::ascii_word`) are tested by branches that are never taken; any refusal
+/// gives false (what was appended is still there: the caller cuts it back, and takes the
+/// entries it indexed out again). Each name is read once: its hash, its check and its copy
 /// come from the same words.
 #[inline(always)]
-fn append_plain<'p, I>(pairs: I, arena: &mut Arena, entries: &mut Vec<Entry>) -> Option<u8>
+fn append_plain<'p, I>(
+    mut records: I,
+    arena: &mut Arena,
+    entries: &mut Vec<Entry>,
+    index: Option<PlainIndex<'_>>,
+) -> (bool, u8, usize)
 where
-    I: Iterator<Item = (&'p [u8], &'p [u8])>,
+    I: Iterator<Item = Option<(&'p [u8], &'p [u8])>>,
 {
-    let seed = seed();
-    let mut used = arena.used;
-    let mut reserved = 0;
-    let mut found = 0;
-    // The free part of the buffer, up to the arena's limit: a pair that does not fit is past
-    // the limit, or needs the buffer to grow.
-    let mut free: &mut [u8] = Arena::free_part(&mut arena.buf, used);
-    for (name, value) in pairs {
-        let (n, v) = (name.len(), value.len());
-        // Not empty (n - 1 wraps), within the limits.
-        if n.wrapping_sub(1) >= MAX_NAME_LEN || v > MAX_VALUE_LEN {
-            arena.used = used;
-            return None;
-        }
-        let size = n + v + 2;
-        if size > free.len() {
-            if used + size > MAX_ARENA_LEN {
-                arena.used = used;
-                return None;
-            }
-            Arena::grown(&mut arena.buf, used, used + size);
-            free = Arena::free_part(&mut arena.buf, used);
-        }
-        let (out, rest) = std::mem::take(&mut free).split_at_mut(size);
-        free = rest;
-        let (name_out, value_out) = out.split_at_mut(n);
-        let (hash, bad_bytes) = scan_and_copy(name, seed, name_out);
-        found |= bad_bytes;
-        value_out[0] = 0;
-        copy_short(&mut value_out[1..=v], value);
-        value_out[v + 1] = 0;
-        reserved |= reserved_bits(name);
-        entries.push(Entry {
-            name: Span {
-                start: used as u32,
-                len: n as u32,
-            },
-            value: Span {
-                start: (used + n + 1) as u32,
-                len: v as u32,
-            },
-            hash,
-            origin: Origin::Own,
-            live: true,
-        });
-        used += size;
+    // The buffers are moved out and back: as locals, their lengths stay in registers.
+    let mut batch = Batch {
+        buf: std::mem::take(&mut arena.buf),
+        used: arena.used,
+        entries: std::mem::take(entries),
+        seed: seed(),
+        reserved: 0,
+    };
+    let mut stop = Stop::Unplain;
+    let mut indexed = batch.entries.len();
+    if let Some(mut index) = index {
+        stop = batch.fill::<true, I>(&mut records, &mut index);
+        indexed = match stop {
+            Stop::Unplain => batch.entries.len() - 1,
+            _ => batch.entries.len(),
+        };
     }
-    arena.used = used;
-    (found & BAD_BYTES == 0).then_some(reserved)
+    if let Stop::Unplain = stop {
+        let mut none = PlainIndex {
+            slots: &mut [],
+            stamp: 0,
+            room: 0,
+        };
+        stop = batch.fill::<false, I>(&mut records, &mut none);
+    }
+    arena.buf = batch.buf;
+    arena.used = batch.used;
+    *entries = batch.entries;
+    let done = matches!(stop, Stop::Done);
+    (done, batch.reserved, indexed)
+}
+
+/// What `append_plain` carries from record to record.
+struct Batch {
+    /// The arena's buffer, and its length so far.
+    buf: Vec<u8>,
+    used: usize,
+    entries: Vec<Entry>,
+    seed: u64,
+    /// `reserved_bits` of the names so far that may be request keys' (the others have
+    /// none).
+    reserved: u8,
+}
+
+impl Batch {
+    /// Appends records until the end, a refusal, or (when `INDEXING`) an entry `index` does
+    /// not take.
+    #[inline(always)]
+    fn fill<'p, const INDEXING: bool, I>(
+        &mut self,
+        records: &mut I,
+        index: &mut PlainIndex<'_>,
+    ) -> Stop
+    where
+        I: Iterator<Item = Option<(&'p [u8], &'p [u8])>>,
+    {
+        let seed = self.seed;
+        let key_hashes = request_key_hashes();
+        let mut used = self.used;
+        let mut reserved = self.reserved;
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut entries = std::mem::take(&mut self.entries);
+        let stop = 'records: {
+            // The free part of the buffer, up to the arena's limit: a pair that does not
+            // fit is past the limit, or needs the buffer to grow.
+            let mut free: &mut [u8] = Arena::free_part(&mut buf, used);
+            loop {
+                let Some(record) = records.next() else {
+                    break 'records Stop::Done;
+                };
+                let Some((name, value)) = record else {
+                    break 'records Stop::Refused;
+                };
+                let (n, v) = (name.len(), value.len());
+                if !plain_lengths(n, v) {
+                    break 'records Stop::Refused;
+                }
+                let size = n + v + 2;
+                let out = loop {
+                    if entries.len() < entries.capacity() {
+                        if let Some((out, rest)) =
+                            std::mem::take(&mut free).split_at_mut_checked(size)
+                        {
+                            free = rest;
+                            break out;
+                        }
+                    }
+                    let fits;
+                    (buf, entries, fits) = make_room(buf, used, size, entries);
+                    if !fits {
+                        break 'records Stop::Refused;
+                    }
+                    free = Arena::free_part(&mut buf, used);
+                };
+                let (name_out, rest) = out.split_at_mut(n);
+                let [name_nul, value_out @ .., value_nul] = rest else {
+                    unreachable!("room for a name, a value and two NULs");
+                };
+                let (hash, bad_bytes) = scan_and_copy(name, seed, name_out);
+                if bad_bytes & BAD_BYTES != 0 {
+                    break 'records Stop::Refused;
+                }
+                *name_nul = 0;
+                copy_short(value_out, value);
+                *value_nul = 0;
+                if may_be_request_key(key_hashes, hash) {
+                    reserved |= reserved_bits(name);
+                }
+                let i = entries.len();
+                entries.push(Entry {
+                    name: Span {
+                        start: used as u32,
+                        len: n as u32,
+                    },
+                    value: Span {
+                        start: (used + n + 1) as u32,
+                        len: v as u32,
+                    },
+                    hash,
+                    origin: Origin::Own,
+                    live: true,
+                });
+                used += size;
+                if INDEXING && !index.fill(&entries, hash, i) {
+                    break 'records Stop::Unplain;
+                }
+            }
+        };
+        self.buf = buf;
+        self.entries = entries;
+        self.used = used;
+        self.reserved = reserved;
+        stop
+    }
+}
+
+/// Makes room for a pair of `size` arena bytes past `used`, and for one more entry; false
+/// (nothing changed) when the pair would take the arena past its limit. The buffers move
+/// in and out by value, so the caller's stay in registers.
+#[cold]
+#[inline(never)]
+fn make_room(
+    mut buf: Vec<u8>,
+    used: usize,
+    size: usize,
+    mut entries: Vec<Entry>,
+) -> (Vec<u8>, Vec<Entry>, bool) {
+    if used + size > MAX_ARENA_LEN {
+        return (buf, entries, false);
+    }
+    if used + size > buf.len() {
+        Arena::grown(&mut buf, used, used + size);
+    }
+    entries.reserve(1);
+    (buf, entries, true)
 }
 
 /// What this layer says of a name: its newest entry decides.
@@ -785,6 +1024,7 @@ impl Environ {
         self.len == 0
     }
 
+    #[inline(always)]
     fn bytes(&self, span: Span) -> &[u8] {
         self.arena.get(span)
     }
@@ -817,8 +1057,14 @@ impl Environ {
     /// empty slot where it would go. The index must not be empty.
     #[inline(always)]
     fn probe(&self, name: &[u8], hash: u32) -> (usize, Option<usize>) {
+        self.probe_from(name, hash, hash as usize)
+    }
+
+    /// `probe`, from `slot` (modulo the index's size) on.
+    #[inline(always)]
+    fn probe_from(&self, name: &[u8], hash: u32, slot: usize) -> (usize, Option<usize>) {
         let mask = self.slots.len() - 1;
-        let mut slot = hash as usize & mask;
+        let mut slot = slot & mask;
         loop {
             let s = self.slots[slot];
             if (s >> 32) as u32 != self.stamp {
@@ -826,7 +1072,11 @@ impl Environ {
             }
             let i = s as u32 as usize;
             let e = &self.entries[i];
-            if e.hash == hash && same_bytes(self.bytes(e.name), name) {
+            // The length before the bytes: no slice of the arena for a name that differs.
+            if e.hash == hash
+                && e.name.len as usize == name.len()
+                && same_bytes(self.bytes(e.name), name)
+            {
                 return (slot, Some(i));
             }
             slot = (slot + 1) & mask;
@@ -923,10 +1173,50 @@ impl Environ {
         }
     }
 
-    /// The value for `name`; borrowed until the environ is next changed.
-    #[inline]
+    /// The value for `name`; borrowed until the environ is next changed. In line at every
+    /// call: most name a constant, whose words and length then fold away.
+    #[inline(always)]
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.get_hashed(name, hash_name(name))
+        // All in line but the request keys and the base: a lookup is mostly its hash, and
+        // mostly ends at the first slot of its probe (the name, or an empty slot).
+        let hash = scan_words(name, seed()).0;
+        let first = hash as usize & self.slots.len().wrapping_sub(1);
+        let found = match self.slots.get(first) {
+            Some(&s) if (s >> 32) as u32 == self.stamp => {
+                match self.entries.get(s as u32 as usize) {
+                    Some(e)
+                        if e.hash == hash
+                            && e.name.len as usize == name.len()
+                            && same_bytes(self.bytes(e.name), name) =>
+                    {
+                        Some(e)
+                    }
+                    // Another name: the rest of the probe.
+                    _ => self
+                        .probe_from(name, hash, first + 1)
+                        .1
+                        .map(|i| &self.entries[i]),
+                }
+            }
+            _ => None,
+        };
+        match found {
+            Some(e) => e.live.then(|| self.bytes(e.value)),
+            None if self.keys.is_none() && self.base.is_none() => None,
+            None => self.get_below(name, hash),
+        }
+    }
+
+    /// `get_hashed` for a name this layer never held: the request keys that follow it, or
+    /// its base.
+    #[inline(never)]
+    fn get_below(&self, name: &[u8], hash: u32) -> Option<&[u8]> {
+        if let Some(block) = self.keys_block() {
+            if let Some(k) = block.find(name, hash) {
+                return Some(block.pair(k).1);
+            }
+        }
+        self.base.as_deref()?.get_hashed(name, hash)
     }
 
     pub fn contains(&self, name: &[u8]) -> bool {
@@ -1029,18 +1319,27 @@ impl Environ {
                 return Err(self.cut_back(first, arena_mark, err));
             }
         }
-        self.index_appended(first);
+        self.index_appended(first, first);
         Ok(())
     }
 
     /// `set_many` when no pair is refused: true. When one is, false, and nothing changed
     /// (`set_many` or `set_records` then says which pair, and why). The fast way to set a
     /// host's variables: each name is checked, hashed and copied in the same reads; the
-    /// limits are tested by branches never taken, the bytes of the names once for the
-    /// whole batch, at the end.
+    /// limits and the names' bytes are tested by branches never taken.
     pub fn try_set_many<'p, I>(&mut self, pairs: I) -> bool
     where
         I: Iterator<Item = (&'p [u8], &'p [u8])>,
+    {
+        self.try_set_records(pairs.map(Some))
+    }
+
+    /// `try_set_many` over records the caller checks as it goes, as `set_records` takes
+    /// them: a record that is None is refused (false, nothing changed).
+    #[inline]
+    pub fn try_set_records<'p, I>(&mut self, records: I) -> bool
+    where
+        I: Iterator<Item = Option<(&'p [u8], &'p [u8])>>,
     {
         if self.materialize_keys().is_err() {
             return false;
@@ -1048,29 +1347,70 @@ impl Environ {
         self.compact_if_worth_it();
         let first = self.entries.len();
         let arena_mark = self.arena.len();
-        self.entries.reserve(pairs.size_hint().0.min(4096));
-        match append_plain(pairs, &mut self.arena, &mut self.entries) {
-            Some(reserved) => self.reserved |= reserved,
-            None => {
-                self.entries.truncate(first);
-                self.arena.truncate(arena_mark);
-                return false;
+        let count = records.size_hint().0.min(4096);
+        self.entries.reserve(count);
+        // Without a base to shadow, the new names are indexed as they are appended (until
+        // one is not plainly new): the index must have room for them first.
+        let index = if self.base.is_none() {
+            self.reserve_index(count);
+            (!self.slots.is_empty()).then(|| PlainIndex {
+                room: self.slots.len() / 2,
+                slots: &mut self.slots[..],
+                stamp: self.stamp,
+            })
+        } else {
+            None
+        };
+        let (done, reserved, indexed) =
+            append_plain(records, &mut self.arena, &mut self.entries, index);
+        if !done {
+            self.unindex(first);
+            self.entries.truncate(first);
+            self.arena.truncate(arena_mark);
+            return false;
+        }
+        self.reserved |= reserved;
+        self.index_appended(first, indexed);
+        true
+    }
+
+    /// Takes the entries from `first` on out of the index, newest first (each went in the
+    /// first empty slot of its probe: taking them out in the opposite order leaves the
+    /// index as it was before them).
+    #[cold]
+    #[inline(never)]
+    fn unindex(&mut self, first: usize) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        for i in (first..self.entries.len()).rev() {
+            let filled = u64::from(self.stamp) << 32 | i as u64;
+            let mut slot = self.entries[i].hash as usize & mask;
+            while (self.slots[slot] >> 32) as u32 == self.stamp {
+                if self.slots[slot] == filled {
+                    self.slots[slot] = 0;
+                    break;
+                }
+                slot = (slot + 1) & mask;
             }
         }
-        self.index_appended(first);
-        true
     }
 
     /// Indexes the entries from `first` on, which `set_records` or `try_set_many` appended,
     /// as `put` would have set them: a name already here takes the new value in its place
-    /// (its new entry stays behind, dead).
-    fn index_appended(&mut self, first: usize) {
+    /// (its new entry stays behind, dead). Those before `indexed` are in the index already
+    /// (`try_set_many` put them there as plainly new, uncounted in `len`).
+    fn index_appended(&mut self, first: usize, indexed: usize) {
         // Room for the new entries; a bigger index holds the old ones only, so far.
         let needed = self.entries.len() * 2;
+        let mut i = indexed;
         if needed > self.slots.len() {
             self.rebuild_index(needed.next_power_of_two().max(MIN_SLOTS), first);
+            i = first;
+        } else {
+            self.len += indexed - first;
         }
-        let mut i = first;
         while i < self.entries.len() {
             i = self.index_plain(i);
             if i < self.entries.len() {
@@ -1851,26 +2191,54 @@ mod tests {
         out
     }
 
-    /// The copying scan gives the hash and the verdict of the plain one, and the bytes.
+    /// The copying scan gives the hash of the plain one, and the bytes; it finds a NUL or
+    /// an '=' wherever the plain one does, and else flags only a name of 4 bytes or more
+    /// with a byte of 0x80 or above.
     #[test]
     fn scan_and_copy_agrees_with_scan_name() {
         for len in 0..if cfg!(miri) { 12 } else { 40 } {
             let clean: Vec<u8> = (0..len).map(|i| b'A' + (i % 26) as u8).collect();
             let mut names = vec![clean.clone()];
             for pos in 0..len {
-                for bad in [0u8, b'='] {
+                for odd in [0u8, b'=', 0x01, 0x3e, 0x7f, 0x80, 0xbd, 0xff] {
                     let mut dirty = clean.clone();
-                    dirty[pos] = bad;
+                    dirty[pos] = odd;
                     names.push(dirty);
                 }
             }
             for name in names {
                 let mut copy = vec![0xAA; len];
                 let (hash, found) = scan_and_copy(&name, seed(), &mut copy);
-                assert_eq!((hash, found & BAD_BYTES != 0), scan_name(&name), "{name:?}");
+                let (plain_hash, bad) = scan_name(&name);
+                let high = len >= 4 && name.iter().any(|&b| b >= 0x80);
+                assert_eq!(hash, plain_hash, "{name:?}");
+                assert_eq!(found & BAD_BYTES != 0, bad || high, "{name:?}");
                 assert_eq!(copy, name);
             }
         }
+    }
+
+    /// The request keys' names are the ones `request_key_hashes` covers, and each has its
+    /// reserved bit.
+    #[test]
+    fn request_key_names_are_all_covered() {
+        let keys = RequestKeys {
+            multithread: true,
+            multiprocess: true,
+            run_once: true,
+            file_wrapper: true,
+            server_software: Some(b"s"),
+        };
+        let bits = request_key_hashes();
+        for https in [false, true] {
+            let names: Vec<&[u8]> = keys.pairs(https).map(|(n, _)| n).collect();
+            assert_eq!(names, REQUEST_KEY_NAMES);
+        }
+        for name in REQUEST_KEY_NAMES {
+            assert!(may_be_request_key(bits, hash_name(name)));
+            assert_ne!(reserved_bits(name), 0);
+        }
+        assert!(bits.count_ones() <= 10);
     }
 
     /// try_set_many does what set_many does when that succeeds, and refuses (changing
@@ -1922,11 +2290,69 @@ mod tests {
                     assert_eq!(dump(&fast), dump(&slow), "{batch:?}");
                 } else {
                     assert_eq!(dump(&fast), before, "{batch:?}");
+                    for (n, _) in batch {
+                        assert_eq!(fast.get(n), env.get(n), "{batch:?}");
+                    }
                 }
                 // Whatever happened, the environ still takes new keys.
                 fast.set(b"AFTER", b"1").unwrap();
                 assert_eq!(fast.get(b"AFTER"), Some(&b"1"[..]));
             }
+        }
+    }
+
+    /// Batches whose size the iterator does not tell (the entries, the arena and the
+    /// index grow while they are appended), with names set twice and a refusal at the end.
+    #[test]
+    fn try_set_many_of_unknown_size() {
+        let names: Vec<Vec<u8>> = (0..300)
+            .map(|i| format!("NAME_{}", i % 250).into_bytes())
+            .collect();
+        let values: Vec<Vec<u8>> = (0..300).map(|i| vec![b'v'; i % 40]).collect();
+        for refuse_at in [None, Some(0), Some(150), Some(299)] {
+            let pairs: Vec<(&[u8], &[u8])> = names
+                .iter()
+                .zip(&values)
+                .enumerate()
+                .map(|(i, (n, v))| {
+                    if Some(i) == refuse_at {
+                        (&b"A=B"[..], &v[..])
+                    } else {
+                        (&n[..], &v[..])
+                    }
+                })
+                .collect();
+            let mut fast = Environ::new();
+            fast.set(b"NAME_7", b"before").unwrap();
+            let mut slow = fast.clone();
+            let before = dump(&fast);
+            let done = fast.try_set_many(pairs.iter().copied().filter(|_| true));
+            let result = slow.set_many(pairs.iter().copied());
+            assert_eq!(done, result.is_ok());
+            assert_eq!(done, refuse_at.is_none());
+            if done {
+                assert_eq!(dump(&fast), dump(&slow));
+                assert_eq!(fast.len(), 250);
+            } else {
+                assert_eq!(dump(&fast), before);
+                // The refused names are out of the index again.
+                for (n, _) in &pairs {
+                    let want = (*n == b"NAME_7").then_some(&b"before"[..]);
+                    assert_eq!(fast.get(n), want);
+                }
+                let good = || {
+                    names
+                        .iter()
+                        .zip(&values)
+                        .map(|(n, v)| (&n[..], &v[..]))
+                        .skip(200)
+                };
+                assert!(fast.try_set_many(good()));
+                slow.set_many(good()).unwrap();
+                assert_eq!(dump(&fast), dump(&slow));
+            }
+            fast.set(b"AFTER", b"1").unwrap();
+            assert_eq!(fast.get(b"AFTER"), Some(&b"1"[..]));
         }
     }
 

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use super::bytes::{gw_header, null_item};
 use super::{boundary, bytes_arg, null, out_arg, slice_arg};
-use crate::environ::Environ;
+use crate::environ::{plain_lengths, Environ};
 use crate::status::{Error, Status};
 
 /// An environ: byte-string names and values (latin-1 "bytes as str"), kept in insertion
@@ -120,9 +120,9 @@ pub unsafe extern "C" fn gw_environ_set_many(
         let env = unsafe { env_mut(environ) }?;
         // SAFETY: the caller promises `count` records at `vars`.
         let vars = unsafe { slice_arg(vars, count, "vars") }?;
-        // SAFETY: `plain_or_empty` reads each record's bytes only once its pointers and
-        // lengths are checked.
-        if env.try_set_many(vars.iter().map(|v| unsafe { plain_or_empty(v) })) {
+        // SAFETY: `plain` reads each record's bytes only once its pointers and lengths are
+        // checked.
+        if env.try_set_records(vars.iter().map(|v| unsafe { plain(v) })) {
             return Ok(());
         }
         // Some record is refused: the checks again, in order, so the error is the first bad
@@ -133,28 +133,23 @@ pub unsafe extern "C" fn gw_environ_set_many(
     })
 }
 
-/// A record's name and value when they are plainly good: a name pointer that is not NULL
-/// and a length within 1 and the limit, a value pointer that is not NULL (or a length of 0)
-/// and a length within the limit. Anything else gives an empty name, which the environ
-/// refuses (`set_records` then says why). The length tests are the environ's own, so the
-/// compiler drops its copies of them.
+/// A record's name and value when they are plainly good: pointers that are not NULL, and
+/// lengths the environ's `plain_lengths` takes. Anything else is None, which the environ
+/// refuses (`set_records` then says why, or takes it: a NULL value of length 0 is rare
+/// enough to go that way). The length test is the environ's
+/// own, so the compiler drops its copy of it.
 #[inline(always)]
-unsafe fn plain_or_empty<'a>(v: &gw_header) -> (&'a [u8], &'a [u8]) {
-    if v.name.is_null()
-        || v.name_len.wrapping_sub(1) >= GW_ENVIRON_MAX_NAME_LEN
-        || v.value_len > GW_ENVIRON_MAX_VALUE_LEN
-        || (v.value.is_null() && v.value_len > 0)
-    {
-        return (&[], &[]);
+unsafe fn plain<'a>(v: &gw_header) -> Option<(&'a [u8], &'a [u8])> {
+    if v.name.is_null() || v.value.is_null() || !plain_lengths(v.name_len, v.value_len) {
+        return None;
     }
-    // SAFETY: checked above: the name pointer is not NULL, the value pointer is not NULL
-    // or its length is 0 (`checked` makes that an empty slice); the record promises the
-    // bytes.
+    // SAFETY: checked above: neither pointer is NULL, both lengths are within the environ's
+    // limits; the record promises the bytes.
     unsafe {
-        (
+        Some((
             std::slice::from_raw_parts(v.name.cast::<u8>(), v.name_len),
-            checked(v.value, v.value_len),
-        )
+            std::slice::from_raw_parts(v.value.cast::<u8>(), v.value_len),
+        ))
     }
 }
 
