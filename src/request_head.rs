@@ -677,9 +677,11 @@ pub fn set_from_request_head(
         });
     }
 
-    let mut table = [httparse::EMPTY_HEADER; MAX_FIELDS_LIMIT];
-    let mut request = httparse::Request::new(&mut table[..limits.fields]);
-    match request.parse(head) {
+    // Left uninitialized: httparse writes the fields it finds (filling 256 empty ones first
+    // would cost more than the parse).
+    let mut table = [std::mem::MaybeUninit::<httparse::Header>::uninit(); MAX_FIELDS_LIMIT];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(head, &mut table[..limits.fields]) {
         Ok(httparse::Status::Complete(n)) if n == consumed => {}
         Ok(_) => return Err(reject(400, "malformed request head").into()),
         Err(e) => return Err(syntax_rejection(e, head).into()),
