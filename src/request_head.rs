@@ -140,6 +140,8 @@ pub struct Scratch {
     joined: Vec<u8>,
     /// The variable of each field name kept, in order.
     vars: Vec<FieldVar>,
+    /// The Content-Length and Transfer-Encoding fields (indices), in order.
+    framing_fields: Vec<usize>,
 }
 
 /// The variable a field name becomes: its name in `Scratch::names`, its value.
@@ -155,6 +157,8 @@ struct FieldVar {
 enum FieldValue {
     Field(usize),
     Joined(usize, usize),
+    /// Field `first` and later ones of its name: joined once every field is seen.
+    Repeated(usize),
 }
 
 /// What the line scan found.
@@ -571,6 +575,52 @@ pub fn env_name(name: &[u8], keep: bool, out: &mut Vec<u8>) -> bool {
     push_env_name(name, keep, out)
 }
 
+/// What a field-name byte becomes in its variable's name: letters upper-cased, digits as
+/// they are, `-` as `_`; 0 for any other byte (an unusual name, see `env_name`).
+static ENV_NAME_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            c @ b'a'..=b'z' => c - b'a' + b'A',
+            c @ (b'A'..=b'Z' | b'0'..=b'9') => c,
+            b'-' => b'_',
+            _ => 0,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// `env_name`, appended to `out`, with a hash of the variable's name (for finding repeats);
+/// None when the field is dropped, and then `out` is as it was. The usual name (letters,
+/// digits, `-`) is mapped in place by `ENV_NAME_BYTE` in one pass.
+fn push_env_name_hashed(name: &[u8], keep: bool, out: &mut Vec<u8>) -> Option<u32> {
+    let start = out.len();
+    out.extend_from_slice(b"HTTP_");
+    out.extend_from_slice(name);
+    let mut unusual = false;
+    let mut hash = 0u32;
+    for b in &mut out[start + 5..] {
+        let mapped = ENV_NAME_BYTE[usize::from(*b)];
+        unusual |= mapped == 0;
+        hash = hash.rotate_left(5) ^ u32::from(mapped);
+        *b = mapped;
+    }
+    if !unusual {
+        return Some(hash);
+    }
+    out.truncate(start);
+    if !keep || !push_env_name(name, true, out) {
+        return None;
+    }
+    Some(
+        out[start + 5..]
+            .iter()
+            .fold(0u32, |h, &b| h.rotate_left(5) ^ u32::from(b)),
+    )
+}
+
 /// `env_name`, appended to `out`; when the field is dropped, `out` is as it was.
 fn push_env_name(name: &[u8], keep: bool, out: &mut Vec<u8>) -> bool {
     let start = out.len();
@@ -592,13 +642,133 @@ fn push_env_name(name: &[u8], keep: bool, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// Fields the mapping handles itself: CGI's two without the HTTP_ prefix, Host (validated,
-/// and replaced by the target's authority in absolute-form) and Proxy (httpoxy: an
-/// HTTP_PROXY variable would pose as the proxy setting of CGI programs and libraries).
-fn special(name: &[u8]) -> bool {
-    [&b"content-type"[..], b"content-length", b"host", b"proxy"]
+/// What `map_fields` found besides the HTTP_* variables.
+struct FieldMap {
+    /// The first Host field, and whether there is another.
+    host: Option<usize>,
+    more_hosts: bool,
+    /// CONTENT_TYPE's value.
+    content_type: Option<FieldValue>,
+}
+
+/// Maps the fields to variables in one pass: the HTTP_* names into `scratch.names` and their
+/// values into `scratch.vars` (one per name, in order of first appearance; repeats joined
+/// into `scratch.joined`), the framing fields into `scratch.framing_fields`. Two field names
+/// are one name (any case) exactly when their variable names are equal (`env_name` is
+/// injective up to case), so names are compared as variable names, and only when their
+/// hashes meet in a 256-bit set: most heads repeat no name and compare none.
+///
+/// The mapping handles some fields itself: CGI's two without the HTTP_ prefix, Host
+/// (validated, and replaced by the target's authority in absolute-form) and Proxy (httpoxy:
+/// an HTTP_PROXY variable would pose as the proxy setting of CGI programs and libraries).
+fn map_fields(fields: &[httparse::Header], keep: bool, scratch: &mut Scratch) -> FieldMap {
+    scratch.names.clear();
+    scratch.joined.clear();
+    scratch.vars.clear();
+    scratch.framing_fields.clear();
+    let mut map = FieldMap {
+        host: None,
+        more_hosts: false,
+        content_type: None,
+    };
+    let mut repeats = false;
+    let mut seen = [0u64; 4];
+    for (i, field) in fields.iter().enumerate() {
+        let start = scratch.names.len();
+        let Some(hash) = push_env_name_hashed(field.name.as_bytes(), keep, &mut scratch.names)
+        else {
+            continue;
+        };
+        let var = &scratch.names[start..];
+        // Special names are told apart by length first (one compare for most names).
+        let handled = match var.len() {
+            9 if var == b"HTTP_HOST" => {
+                map.more_hosts |= map.host.is_some();
+                map.host.get_or_insert(i);
+                true
+            }
+            10 => var == b"HTTP_PROXY",
+            17 if var == b"HTTP_CONTENT_TYPE" => {
+                match map.content_type {
+                    None => map.content_type = Some(FieldValue::Field(i)),
+                    Some(FieldValue::Field(first)) => {
+                        map.content_type = Some(FieldValue::Repeated(first));
+                        repeats = true;
+                    }
+                    Some(_) => {}
+                }
+                true
+            }
+            19 if var == b"HTTP_CONTENT_LENGTH" => {
+                scratch.framing_fields.push(i);
+                true
+            }
+            22 if var == b"HTTP_TRANSFER_ENCODING" => {
+                scratch.framing_fields.push(i);
+                false
+            }
+            _ => false,
+        };
+        if handled {
+            scratch.names.truncate(start);
+            continue;
+        }
+        let (word, bit) = ((hash >> 6) as usize & 3, 1u64 << (hash & 63));
+        if seen[word] & bit != 0 {
+            let names = &scratch.names;
+            let earlier = scratch
+                .vars
+                .iter_mut()
+                .find(|v| names[v.name.0..v.name.1] == names[start..]);
+            if let Some(earlier) = earlier {
+                if let FieldValue::Field(first) = earlier.value {
+                    earlier.value = FieldValue::Repeated(first);
+                }
+                repeats = true;
+                scratch.names.truncate(start);
+                continue;
+            }
+        }
+        seen[word] |= bit;
+        scratch.vars.push(FieldVar {
+            name: (start, scratch.names.len()),
+            value: FieldValue::Field(i),
+        });
+    }
+    if repeats {
+        if let Some(FieldValue::Repeated(first)) = map.content_type {
+            map.content_type = Some(joined_value(fields, first, &mut scratch.joined));
+        }
+        for v in &mut scratch.vars {
+            if let FieldValue::Repeated(first) = v.value {
+                v.value = joined_value(fields, first, &mut scratch.joined);
+            }
+        }
+    }
+    map
+}
+
+/// The value of the variable of field `first`, the first of its name (any case) and not the
+/// last: every value of that name joined with ", " (Cookie with "; ", RFC 9114 §4.2.1's
+/// rule, since a cookie may hold a comma) into `joined`.
+fn joined_value(fields: &[httparse::Header], first: usize, joined: &mut Vec<u8>) -> FieldValue {
+    let name = fields[first].name;
+    let separator: &[u8] = if name.eq_ignore_ascii_case("cookie") {
+        b"; "
+    } else {
+        b", "
+    };
+    let start = joined.len();
+    let same = fields[first..]
         .iter()
-        .any(|s| name.eq_ignore_ascii_case(s))
+        .filter(|f| f.name.eq_ignore_ascii_case(name));
+    for (k, f) in same.enumerate() {
+        if k > 0 {
+            joined.extend_from_slice(separator);
+        }
+        joined.extend_from_slice(f.value);
+    }
+    FieldValue::Joined(start, joined.len())
 }
 
 /// Checks the connection facts the caller gave.
@@ -661,6 +831,7 @@ pub fn set_from_request_head(
         let Form::Origin { path, query } = target_form(method, target)? else {
             return Err(reject(400, "malformed request line").into());
         };
+        let map = map_fields(&[], options.keep_unusual_names, scratch);
         let fill = Fill {
             protocol: b"HTTP/0.9",
             method,
@@ -668,6 +839,7 @@ pub fn set_from_request_head(
             form: Form::Origin { path, query },
             fields: &[],
             host: None,
+            content_type: map.content_type,
             framing: Framing::None,
         };
         fill.apply(env, conn, options, scratch)?;
@@ -692,12 +864,9 @@ pub fn set_from_request_head(
     let fields: &[httparse::Header] = request.headers;
     let form = target_form(method, target)?;
 
-    let mut hosts = fields
-        .iter()
-        .filter(|f| f.name.eq_ignore_ascii_case("host"))
-        .map(|f| f.value);
-    let host_field = hosts.next();
-    if hosts.next().is_some() {
+    let map = map_fields(fields, options.keep_unusual_names, scratch);
+    let host_field = map.host.map(|i| fields[i].value);
+    if map.more_hosts {
         return Err(reject(400, "more than one Host field").into());
     }
     match host_field {
@@ -710,7 +879,8 @@ pub fn set_from_request_head(
         Form::Absolute { authority, .. } => Some(authority),
         _ => host_field,
     };
-    let framing = framing(fields.iter().map(|f| (f.name.as_bytes(), f.value)), http11)?;
+    let framing_fields = scratch.framing_fields.iter().map(|&i| &fields[i]);
+    let framing = framing(framing_fields.map(|f| (f.name.as_bytes(), f.value)), http11)?;
     let chunked = framing == Framing::Chunked;
     let fill = Fill {
         protocol: if http11 { b"HTTP/1.1" } else { b"HTTP/1.0" },
@@ -719,6 +889,7 @@ pub fn set_from_request_head(
         form,
         fields,
         host,
+        content_type: map.content_type,
         framing,
     };
     fill.apply(env, conn, options, scratch)?;
@@ -762,6 +933,7 @@ struct Fill<'a, 'h> {
     form: Form<'a>,
     fields: &'h [httparse::Header<'a>],
     host: Option<&'a [u8]>,
+    content_type: Option<FieldValue>,
     framing: Framing,
 }
 
@@ -790,35 +962,6 @@ impl Fill<'_, '_> {
             below_prefix(&scratch.path, conn.script_name)?
         };
 
-        // The fields' variables first, into the scratch buffers (nothing borrows them yet).
-        scratch.names.clear();
-        scratch.joined.clear();
-        scratch.vars.clear();
-        let content_type = self
-            .fields
-            .iter()
-            .position(|f| f.name.eq_ignore_ascii_case("content-type"))
-            .map(|i| self.value_of(i, &mut scratch.joined));
-        for (i, field) in self.fields.iter().enumerate() {
-            let name = field.name.as_bytes();
-            if special(name)
-                || self.fields[..i]
-                    .iter()
-                    .any(|f| f.name.eq_ignore_ascii_case(field.name))
-            {
-                continue; // handled above, or joined into the first field of its name
-            }
-            let start = scratch.names.len();
-            if !push_env_name(name, options.keep_unusual_names, &mut scratch.names) {
-                continue;
-            }
-            let value = self.value_of(i, &mut scratch.joined);
-            scratch.vars.push(FieldVar {
-                name: (start, scratch.names.len()),
-                value,
-            });
-        }
-
         let (mut server_port, mut remote_port) = ([0u8; 5], [0u8; 5]);
         // The number, not the field: `007` is passed on as `7`.
         let mut digits = [0u8; 20];
@@ -828,7 +971,7 @@ impl Fill<'_, '_> {
         };
         let scratch = &*scratch;
         let value = |v: FieldValue| match v {
-            FieldValue::Field(i) => self.fields[i].value,
+            FieldValue::Field(i) | FieldValue::Repeated(i) => self.fields[i].value,
             FieldValue::Joined(start, end) => &scratch.joined[start..end],
         };
         let fixed: [Option<(&[u8], &[u8])>; 15] = [
@@ -852,7 +995,7 @@ impl Fill<'_, '_> {
                 )
             }),
             conn.tls.then_some((b"HTTPS", b"on")),
-            content_type.map(|v| (&b"CONTENT_TYPE"[..], value(v))),
+            self.content_type.map(|v| (&b"CONTENT_TYPE"[..], value(v))),
             content_length.map(|digits| (&b"CONTENT_LENGTH"[..], digits)),
             self.host.map(|host| (&b"HTTP_HOST"[..], host)),
         ];
@@ -867,31 +1010,6 @@ impl Fill<'_, '_> {
             return Ok(());
         }
         Ok(env.set_many(pairs)?)
-    }
-
-    /// The value of the variable of field `first`, the first of its name (any case): its
-    /// own value when no later field has that name, else every value of that name joined
-    /// with ", " (Cookie with "; ", RFC 9114 §4.2.1's rule, since a cookie may hold a comma)
-    /// into `joined`.
-    fn value_of(&self, first: usize, joined: &mut Vec<u8>) -> FieldValue {
-        let name = self.fields[first].name;
-        let same = |f: &&httparse::Header| f.name.eq_ignore_ascii_case(name);
-        if !self.fields[first + 1..].iter().any(|f| same(&f)) {
-            return FieldValue::Field(first);
-        }
-        let separator: &[u8] = if name.eq_ignore_ascii_case("cookie") {
-            b"; "
-        } else {
-            b", "
-        };
-        let start = joined.len();
-        for (k, f) in self.fields[first..].iter().filter(same).enumerate() {
-            if k > 0 {
-                joined.extend_from_slice(separator);
-            }
-            joined.extend_from_slice(f.value);
-        }
-        FieldValue::Joined(start, joined.len())
     }
 }
 
