@@ -142,7 +142,13 @@ pub struct Scratch {
     vars: Vec<FieldVar>,
     /// The Content-Length and Transfer-Encoding fields (indices), in order.
     framing_fields: Vec<usize>,
+    /// Each field repeating an earlier name: (its variable in `vars`, or `CONTENT_TYPE_VAR`;
+    /// the field's index), in order.
+    repeats: Vec<(usize, usize)>,
 }
+
+/// The variable of `Scratch::repeats` that stands for CONTENT_TYPE (not in `vars`).
+const CONTENT_TYPE_VAR: usize = usize::MAX;
 
 /// The variable a field name becomes: its name in `Scratch::names`, its value.
 #[derive(Clone, Copy, Debug)]
@@ -157,7 +163,8 @@ struct FieldVar {
 enum FieldValue {
     Field(usize),
     Joined(usize, usize),
-    /// Field `first` and later ones of its name: joined once every field is seen.
+    /// Field `first` and the later ones of its name (`Scratch::repeats`): joined once every
+    /// field is seen.
     Repeated(usize),
 }
 
@@ -666,12 +673,12 @@ fn map_fields(fields: &[httparse::Header], keep: bool, scratch: &mut Scratch) ->
     scratch.joined.clear();
     scratch.vars.clear();
     scratch.framing_fields.clear();
+    scratch.repeats.clear();
     let mut map = FieldMap {
         host: None,
         more_hosts: false,
         content_type: None,
     };
-    let mut repeats = false;
     let mut seen = [0u64; 4];
     for (i, field) in fields.iter().enumerate() {
         let start = scratch.names.len();
@@ -693,9 +700,9 @@ fn map_fields(fields: &[httparse::Header], keep: bool, scratch: &mut Scratch) ->
                     None => map.content_type = Some(FieldValue::Field(i)),
                     Some(FieldValue::Field(first)) => {
                         map.content_type = Some(FieldValue::Repeated(first));
-                        repeats = true;
+                        scratch.repeats.push((CONTENT_TYPE_VAR, i));
                     }
-                    Some(_) => {}
+                    Some(_) => scratch.repeats.push((CONTENT_TYPE_VAR, i)),
                 }
                 true
             }
@@ -718,13 +725,13 @@ fn map_fields(fields: &[httparse::Header], keep: bool, scratch: &mut Scratch) ->
             let names = &scratch.names;
             let earlier = scratch
                 .vars
-                .iter_mut()
-                .find(|v| names[v.name.0..v.name.1] == names[start..]);
-            if let Some(earlier) = earlier {
-                if let FieldValue::Field(first) = earlier.value {
-                    earlier.value = FieldValue::Repeated(first);
+                .iter()
+                .position(|v| names[v.name.0..v.name.1] == names[start..]);
+            if let Some(k) = earlier {
+                if let FieldValue::Field(first) = scratch.vars[k].value {
+                    scratch.vars[k].value = FieldValue::Repeated(first);
                 }
-                repeats = true;
+                scratch.repeats.push((k, i));
                 scratch.names.truncate(start);
                 continue;
             }
@@ -735,38 +742,48 @@ fn map_fields(fields: &[httparse::Header], keep: bool, scratch: &mut Scratch) ->
             value: FieldValue::Field(i),
         });
     }
-    if repeats {
-        if let Some(FieldValue::Repeated(first)) = map.content_type {
-            map.content_type = Some(joined_value(fields, first, &mut scratch.joined));
-        }
-        for v in &mut scratch.vars {
-            if let FieldValue::Repeated(first) = v.value {
-                v.value = joined_value(fields, first, &mut scratch.joined);
-            }
+    if scratch.repeats.is_empty() {
+        return map;
+    }
+    if let Some(FieldValue::Repeated(first)) = map.content_type {
+        map.content_type = Some(joined_value(
+            fields,
+            first,
+            CONTENT_TYPE_VAR,
+            b", ",
+            scratch,
+        ));
+    }
+    for k in 0..scratch.vars.len() {
+        if let FieldValue::Repeated(first) = scratch.vars[k].value {
+            let (start, end) = scratch.vars[k].name;
+            let separator: &[u8] = if &scratch.names[start..end] == b"HTTP_COOKIE" {
+                b"; "
+            } else {
+                b", "
+            };
+            scratch.vars[k].value = joined_value(fields, first, k, separator, scratch);
         }
     }
     map
 }
 
-/// The value of the variable of field `first`, the first of its name (any case) and not the
-/// last: every value of that name joined with ", " (Cookie with "; ", RFC 9114 §4.2.1's
-/// rule, since a cookie may hold a comma) into `joined`.
-fn joined_value(fields: &[httparse::Header], first: usize, joined: &mut Vec<u8>) -> FieldValue {
-    let name = fields[first].name;
-    let separator: &[u8] = if name.eq_ignore_ascii_case("cookie") {
-        b"; "
-    } else {
-        b", "
-    };
+/// The value of variable `var`, whose first field is `first` and whose later ones are in
+/// `scratch.repeats`: every value joined with `separator` (", "; Cookie's is "; ", RFC 9114
+/// §4.2.1's rule, since a cookie may hold a comma) into `scratch.joined`.
+fn joined_value(
+    fields: &[httparse::Header],
+    first: usize,
+    var: usize,
+    separator: &[u8],
+    scratch: &mut Scratch,
+) -> FieldValue {
+    let joined = &mut scratch.joined;
     let start = joined.len();
-    let same = fields[first..]
-        .iter()
-        .filter(|f| f.name.eq_ignore_ascii_case(name));
-    for (k, f) in same.enumerate() {
-        if k > 0 {
-            joined.extend_from_slice(separator);
-        }
-        joined.extend_from_slice(f.value);
+    joined.extend_from_slice(fields[first].value);
+    for &(_, i) in scratch.repeats.iter().filter(|&&(v, _)| v == var) {
+        joined.extend_from_slice(separator);
+        joined.extend_from_slice(fields[i].value);
     }
     FieldValue::Joined(start, joined.len())
 }
