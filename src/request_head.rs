@@ -552,38 +552,95 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Percent-decodes `raw` (bytes, latin-1 semantics) into `decoded`, then resolves `.` and
-/// `..` segments into `path` (RFC 3986 §5.2.4 on the decoded path, so `%2E%2E` and `%2F`
-/// count), refusing a path that climbs above the root, a `%` without two hex digits, and by
-/// default a decoded NUL.
-fn decode_path(
-    raw: &[u8],
+/// Percent-decodes `raw` (bytes, latin-1 semantics), then resolves `.` and `..` segments
+/// (RFC 3986 §5.2.4 on the decoded path, so `%2E%2E` and `%2F` count), refusing a path that
+/// climbs above the root, a `%` without two hex digits, and by default a decoded NUL. The
+/// path is `raw` itself when it holds no `%` and no dot segment (most paths), else it is
+/// built in `decoded` or `path`.
+fn decode_path<'p>(
+    raw: &'p [u8],
     allow_nul: bool,
-    decoded: &mut Vec<u8>,
-    path: &mut Vec<u8>,
-) -> Result<(), Rejection> {
-    decoded.clear();
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
-        if b == b'%' {
-            if !is_hex_pair(&raw[i + 1..]) {
-                return Err(reject(
-                    400,
-                    "a '%' in the path is not followed by two hex digits",
-                ));
-            }
-            let byte = hex(raw[i + 1]) << 4 | hex(raw[i + 2]);
-            if byte == 0 && !allow_nul {
-                return Err(reject(400, "the path holds %00"));
-            }
-            decoded.push(byte);
-            i += 3;
-        } else {
-            decoded.push(b);
-            i += 1;
-        }
+    decoded: &'p mut Vec<u8>,
+    path: &'p mut Vec<u8>,
+) -> Result<&'p [u8], Rejection> {
+    let (percent, mut slash_dot) = path_marks(raw);
+    let decoded: &[u8] = if percent {
+        percent_decode(raw, allow_nul, decoded)?;
+        // `%2E` and `%2F` count: the decoded path is looked at again, unless a literal
+        // "/." (which decoding keeps) already decided.
+        slash_dot = slash_dot || path_marks(decoded).1;
+        decoded
+    } else {
+        raw
+    };
+    // A segment `.` or `..` follows a '/'; with no "/." at all, resolving changes nothing.
+    if !slash_dot {
+        return Ok(decoded);
     }
+    resolve_dot_segments(decoded, path)?;
+    Ok(path)
+}
+
+/// Whether `path` holds a '%', and whether it holds "/.", eight bytes at a time.
+fn path_marks(path: &[u8]) -> (bool, bool) {
+    let mut percent = 0;
+    let mut slash_dot = 0;
+    // A '/' ending the previous word, at the high bit of lane 0.
+    let mut carried_slash = 0;
+    let mut chunks = path.chunks_exact(8);
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let slashes = lanes_equal(w, b'/');
+        percent |= lanes_equal(w, b'%');
+        slash_dot |= (slashes << 8 | carried_slash) & lanes_equal(w, b'.');
+        carried_slash = slashes >> 56;
+    }
+    let mut after_slash = carried_slash != 0;
+    for &b in chunks.remainder() {
+        percent |= u64::from(b == b'%');
+        slash_dot |= u64::from(after_slash && b == b'.');
+        after_slash = b == b'/';
+    }
+    (percent != 0, slash_dot != 0)
+}
+
+/// The lanes of `w` that hold `byte`, at their high bit; exact (no borrow between lanes).
+#[inline(always)]
+fn lanes_equal(w: u64, byte: u8) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+    let t = w ^ (ONES * u64::from(byte));
+    !(((t & LOW7) + LOW7) | t) & !LOW7
+}
+
+/// `raw` percent-decoded into `decoded`; a `%` without two hex digits is refused, and a
+/// decoded NUL unless allowed.
+fn percent_decode(raw: &[u8], allow_nul: bool, decoded: &mut Vec<u8>) -> Result<(), Rejection> {
+    decoded.clear();
+    let mut rest = raw;
+    while let Some(percent) = rest.iter().position(|&b| b == b'%') {
+        decoded.extend_from_slice(&rest[..percent]);
+        let escape = &rest[percent + 1..];
+        if !is_hex_pair(escape) {
+            return Err(reject(
+                400,
+                "a '%' in the path is not followed by two hex digits",
+            ));
+        }
+        let byte = hex(escape[0]) << 4 | hex(escape[1]);
+        if byte == 0 && !allow_nul {
+            return Err(reject(400, "the path holds %00"));
+        }
+        decoded.push(byte);
+        rest = &escape[2..];
+    }
+    decoded.extend_from_slice(rest);
+    Ok(())
+}
+
+/// The decoded path (it starts with '/') with its `.` and `..` segments resolved, into
+/// `path`; a path climbing above the root is refused.
+fn resolve_dot_segments(decoded: &[u8], path: &mut Vec<u8>) -> Result<(), Rejection> {
     path.clear();
     // Origin-form paths start with '/': everything after it, segment by segment.
     let mut segments = decoded[1..].split(|&b| b == b'/').peekable();
@@ -1017,16 +1074,19 @@ impl Fill<'_, '_> {
             Form::Origin { path, query } | Form::Absolute { path, query, .. } => (path, query),
             Form::Asterisk => (b"*", b""),
         };
+        let Scratch {
+            decoded,
+            path,
+            names,
+            joined,
+            vars,
+            ..
+        } = scratch;
         let path_info: &[u8] = if self.form == Form::Asterisk {
             b"*"
         } else {
-            decode_path(
-                raw_path,
-                options.allow_nul_in_path,
-                &mut scratch.decoded,
-                &mut scratch.path,
-            )?;
-            below_prefix(&scratch.path, conn.script_name)?
+            let path = decode_path(raw_path, options.allow_nul_in_path, decoded, path)?;
+            below_prefix(path, conn.script_name)?
         };
 
         let (mut server_port, mut remote_port) = ([0u8; 5], [0u8; 5]);
@@ -1036,10 +1096,9 @@ impl Fill<'_, '_> {
             Framing::Length(n) => Some(decimal(n, &mut digits)),
             _ => None,
         };
-        let scratch = &*scratch;
         let value = |v: FieldValue| match v {
             FieldValue::Field(i) | FieldValue::Repeated(i) => self.fields[i].value,
-            FieldValue::Joined(start, end) => &scratch.joined[start..end],
+            FieldValue::Joined(start, end) => &joined[start..end],
         };
         let fixed: [Option<(&[u8], &[u8])>; 15] = [
             Some((b"GATEWAY_INTERFACE", b"CGI/1.1")),
@@ -1066,10 +1125,9 @@ impl Fill<'_, '_> {
             content_length.map(|digits| (&b"CONTENT_LENGTH"[..], digits)),
             self.host.map(|host| (&b"HTTP_HOST"[..], host)),
         ];
-        let fields = scratch
-            .vars
+        let fields = vars
             .iter()
-            .map(|v| (&scratch.names[v.name.0..v.name.1], value(v.value)));
+            .map(|v| (&names[v.name.0..v.name.1], value(v.value)));
         // All of them in one go, as that many sets would (a name already in the environ
         // keeps its place), or none: the fast way, then the checked one for the error.
         let pairs = fixed.iter().flatten().copied().chain(fields);
