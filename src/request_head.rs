@@ -336,13 +336,14 @@ fn target_form<'a>(method: &[u8], target: &'a [u8]) -> Result<Form<'a>, Rejectio
     if method == b"CONNECT" {
         return Err(reject(501, "CONNECT is not served by a gateway"));
     }
-    if !target.iter().all(|b| (0x21..0x7f).contains(b)) {
-        return Err(reject(
-            400,
-            "request target holds a byte that is not visible ASCII",
-        ));
-    }
-    if target.contains(&b'#') {
+    let (plain, query_at) = target_marks(target);
+    if !plain {
+        if !target.iter().all(|b| (0x21..0x7f).contains(b)) {
+            return Err(reject(
+                400,
+                "request target holds a byte that is not visible ASCII",
+            ));
+        }
         return Err(reject(400, "request target holds a fragment ('#')"));
     }
     if target == b"*" {
@@ -353,7 +354,10 @@ fn target_form<'a>(method: &[u8], target: &'a [u8]) -> Result<Form<'a>, Rejectio
         };
     }
     if target.first() == Some(&b'/') {
-        let (path, query) = split_query(target);
+        let (path, query) = match query_at {
+            Some(q) => (&target[..q], &target[q + 1..]),
+            None => (target, &b""[..]),
+        };
         return Ok(Form::Origin { path, query });
     }
     let rest = strip_prefix_ignore_case(target, b"http://")
@@ -380,6 +384,37 @@ fn target_form<'a>(method: &[u8], target: &'a [u8]) -> Result<Form<'a>, Rejectio
     })
 }
 
+/// Whether `target` is plain (visible ASCII, no '#'), and where its first '?' is, eight
+/// bytes at a time.
+fn target_marks(target: &[u8]) -> (bool, Option<usize>) {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut odd = 0;
+    let mut query = None;
+    let mut chunks = target.chunks_exact(8);
+    for (k, chunk) in (&mut chunks).enumerate() {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        // Per lane, on its low seven bits (a lane with the high bit is odd anyway): adding
+        // 0x80 - c sets the high bit exactly when the lane is at least c, with no carry out.
+        let low = w & !HIGHS;
+        let below_visible = !(low + ONES * (0x80 - 0x21)) & HIGHS;
+        let past_visible = (low + ONES) & HIGHS; // 0x80 - 0x7f is 1
+        odd |= (w & HIGHS) | below_visible | past_visible | lanes_equal(w, b'#');
+        let marks = lanes_equal(w, b'?');
+        if query.is_none() && marks != 0 {
+            query = Some(8 * k + (marks.trailing_zeros() / 8) as usize);
+        }
+    }
+    let rest_at = target.len() - chunks.remainder().len();
+    for (i, &b) in chunks.remainder().iter().enumerate() {
+        odd |= u64::from(!(0x21..0x7f).contains(&b) || b == b'#');
+        if query.is_none() && b == b'?' {
+            query = Some(rest_at + i);
+        }
+    }
+    (odd == 0, query)
+}
+
 fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
         .then(|| &s[prefix.len()..])
@@ -388,7 +423,7 @@ fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> 
 /// RFC 3986 `host [ ":" port ]` without userinfo: an IP literal in brackets, or a reg-name
 /// (which covers IPv4) that is not empty; a port of at most 5 digits up to 65535.
 pub fn valid_host(v: &[u8]) -> bool {
-    let unreserved_or_sub = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
+    let unreserved_or_sub = |b: u8| UNRESERVED_OR_SUB_DELIM[usize::from(b)];
     let (host_ok, rest) = if v.first() == Some(&b'[') {
         match v.iter().position(|&b| b == b']') {
             Some(close) => (
@@ -419,6 +454,23 @@ pub fn valid_host(v: &[u8]) -> bool {
     };
     host_ok && port_ok
 }
+
+/// RFC 3986's unreserved and sub-delims bytes: letters, digits and `-._~!$&'()*+,;=`.
+static UNRESERVED_OR_SUB_DELIM: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~!$&'()*+,;=";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 fn reg_name_ok(host: &[u8], plain: impl Fn(u8) -> bool) -> bool {
     let mut i = 0;
