@@ -760,19 +760,19 @@ static ENV_NAME_BYTE: [u8; 256] = {
 
 /// `env_name`, appended to `out`, with a hash of the variable's name (for finding repeats);
 /// None when the field is dropped, and then `out` is as it was. The usual name (letters,
-/// digits, `-`) is mapped in place by `ENV_NAME_BYTE` in one pass.
+/// digits, `-`) is mapped by `ENV_NAME_BYTE` as it is copied, in one pass.
 fn push_env_name_hashed(name: &[u8], keep: bool, out: &mut Vec<u8>) -> Option<u32> {
     let start = out.len();
+    out.reserve(5 + name.len());
     out.extend_from_slice(b"HTTP_");
-    out.extend_from_slice(name);
     let mut unusual = false;
     let mut hash = 0u32;
-    for b in &mut out[start + 5..] {
-        let mapped = ENV_NAME_BYTE[usize::from(*b)];
+    out.extend(name.iter().map(|&b| {
+        let mapped = ENV_NAME_BYTE[usize::from(b)];
         unusual |= mapped == 0;
         hash = hash.rotate_left(5) ^ u32::from(mapped);
-        *b = mapped;
-    }
+        mapped
+    }));
     if !unusual {
         return Some(hash);
     }
