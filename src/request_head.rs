@@ -213,7 +213,10 @@ fn scan(buf: &[u8], limits: &Limits) -> Result<Scan, Rejection> {
                 return Err(reject(414, "request line is longer than its limit"));
             }
             first = false;
-            if line.iter().filter(|&&b| b == b' ').count() == 1 {
+            // One space (HTTP/0.9) when the first is also the last: the method and the
+            // version are short, so neither search goes far.
+            let first_space = line.iter().position(|&b| b == b' ');
+            if first_space.is_some() && first_space == line.iter().rposition(|&b| b == b' ') {
                 return Ok(Scan::Http09 {
                     start,
                     consumed: pos,
