@@ -427,7 +427,15 @@ fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> 
 /// (which covers IPv4) that is not empty; a port of at most 5 digits up to 65535.
 pub fn valid_host(v: &[u8]) -> bool {
     let unreserved_or_sub = |b: u8| UNRESERVED_OR_SUB_DELIM[usize::from(b)];
-    let (host_ok, rest) = if v.first() == Some(&b'[') {
+    // Most hosts are a name of plain bytes, then perhaps a port: one pass to the first byte
+    // that is not plain decides. Anything else ('%', an IP literal) goes the general way.
+    let plain_end = v
+        .iter()
+        .position(|&b| !unreserved_or_sub(b))
+        .unwrap_or(v.len());
+    let (host_ok, rest) = if plain_end == v.len() || v[plain_end] == b':' {
+        (plain_end > 0, &v[plain_end..])
+    } else if v.first() == Some(&b'[') {
         match v.iter().position(|&b| b == b']') {
             Some(close) => (
                 close > 1
