@@ -1,9 +1,8 @@
-//! RFC 1123 dates in GMT (wsgiref.handlers.format_date_time), and a process-wide cache so the
-//! Date header is formatted at most once a second however many handlers run.
+//! RFC 1123 dates in GMT (wsgiref.handlers.format_date_time), and a per-thread cache so the
+//! Date header is formatted at most once a second per thread however many handlers run.
 
+use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use parking_lot::RwLock;
 
 /// Length of `Thu, 01 Jan 1970 00:00:00 GMT`.
 pub const HTTP_DATE_LEN: usize = 29;
@@ -62,23 +61,69 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-static CACHE: RwLock<(i64, [u8; HTTP_DATE_LEN])> = RwLock::new((i64::MIN, [0; HTTP_DATE_LEN]));
+/// Length of the head's `Date: <date>\r\n` line.
+pub(crate) const DATE_LINE_LEN: usize = HTTP_DATE_LEN + 8;
 
-/// The current time as an HTTP date, formatted at most once per second process-wide.
-pub fn http_date_now() -> [u8; HTTP_DATE_LEN] {
-    let now = match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
+/// The line formatted last on this thread and the second it is for.
+#[derive(Clone, Copy)]
+struct DateLine {
+    secs: i64,
+    line: [u8; DATE_LINE_LEN],
+}
+
+thread_local! {
+    /// Per thread, so the common case (the same second) takes no lock and no atomic; each
+    /// thread formats a date at most once a second. `i64::MIN` is no second at all.
+    static CACHE: Cell<DateLine> = const {
+        Cell::new(DateLine { secs: i64::MIN, line: [0; DATE_LINE_LEN] })
     };
-    {
-        let cached = CACHE.read();
-        if cached.0 == now {
-            return cached.1;
+}
+
+/// The wall clock in whole seconds since the Unix epoch (negative before it), by the
+/// standard library. A host may have a cheaper clock of the same seconds (`Host::unix_seconds`).
+pub fn system_seconds() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => {
+            let d = e.duration();
+            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
         }
     }
-    let formatted = format_http_date(now);
-    *CACHE.write() = (now, formatted);
-    formatted
+}
+
+/// The head's `Date: <secs>\r\n` line, formatted at most once per second per thread.
+#[inline]
+pub fn date_line(secs: i64) -> [u8; DATE_LINE_LEN] {
+    let cached = CACHE.get();
+    if cached.secs == secs {
+        return cached.line;
+    }
+    let fresh = format_date_line(secs);
+    CACHE.set(fresh);
+    fresh.line
+}
+
+#[cold]
+#[inline(never)]
+fn format_date_line(secs: i64) -> DateLine {
+    let mut line = [0u8; DATE_LINE_LEN];
+    line[..6].copy_from_slice(b"Date: ");
+    line[6..6 + HTTP_DATE_LEN].copy_from_slice(&format_http_date(secs));
+    line[6 + HTTP_DATE_LEN..].copy_from_slice(b"\r\n");
+    DateLine { secs, line }
+}
+
+/// The HTTP date of `secs` (cached as `date_line` caches it).
+pub fn http_date(secs: i64) -> [u8; HTTP_DATE_LEN] {
+    let line = date_line(secs);
+    let mut date = [0u8; HTTP_DATE_LEN];
+    date.copy_from_slice(&line[6..6 + HTTP_DATE_LEN]);
+    date
+}
+
+/// The current time as an HTTP date, by the standard library's clock.
+pub fn http_date_now() -> [u8; HTTP_DATE_LEN] {
+    http_date(system_seconds())
 }
 
 #[cfg(test)]
@@ -103,5 +148,31 @@ mod tests {
         let d = http_date_now();
         assert_eq!(&d[25..], b" GMT");
         assert_eq!(d, http_date_now().max(d).min(d));
+        let line = date_line(system_seconds());
+        assert!(line.starts_with(b"Date: ") && line.ends_with(b" GMT\r\n"));
+    }
+
+    #[test]
+    fn the_cache_follows_the_second_asked_for() {
+        // Each second gets its own line, also going back (a clock set back), and before 1970.
+        for secs in [1_000_000_000, 1_000_000_001, 1_000_000_000, -1, 0, -1] {
+            let line = date_line(secs);
+            assert_eq!(&line[6..6 + HTTP_DATE_LEN], &format_http_date(secs));
+            assert_eq!(http_date(secs), format_http_date(secs));
+        }
+    }
+
+    #[test]
+    fn system_seconds_floor_before_the_epoch_and_match_the_clock() {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let secs = system_seconds();
+        let after = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(before <= secs && secs <= after);
     }
 }

@@ -408,27 +408,6 @@ impl Arena {
         }
     }
 
-    /// Appends `bytes` (no NUL after them) and gives where they start.
-    #[inline(always)]
-    pub(crate) fn push_plain(&mut self, bytes: &[u8]) -> usize {
-        self.reserve(bytes.len());
-        let start = self.used;
-        copy_short(&mut self.buf[start..start + bytes.len()], bytes);
-        self.used = start + bytes.len();
-        start
-    }
-
-    /// The `len` bytes at `start`.
-    pub(crate) fn slice(&self, start: usize, len: usize) -> &[u8] {
-        &self.buf[start..start + len]
-    }
-
-    /// Becomes a copy of `other`'s live bytes.
-    pub(crate) fn copy_from(&mut self, other: &Arena) {
-        self.clear();
-        self.extend(&other.buf[..other.used]);
-    }
-
     /// Appends bytes as they are (a prebuilt block with its NULs).
     fn extend(&mut self, bytes: &[u8]) {
         self.reserve(bytes.len());

@@ -13,11 +13,21 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Any case of the letters, as `eq_ignore_ascii_case`: the eight bytes are read as one
+    /// word with `HTTP`'s letters folded to lower case (OR 0x20 maps exactly 'H' and 'h' to
+    /// 'h', and so on for T and P).
     pub fn parse(server_protocol: Option<&[u8]>) -> Protocol {
-        match server_protocol {
-            Some(p) if p.eq_ignore_ascii_case(b"HTTP/0.9") => Protocol::Http09,
-            Some(p) if p.eq_ignore_ascii_case(b"HTTP/1.0") => Protocol::Http10,
-            Some(p) if p.eq_ignore_ascii_case(b"HTTP/1.1") => Protocol::Http11,
+        const FOLD: u64 = u64::from_le_bytes([0x20, 0x20, 0x20, 0x20, 0, 0, 0, 0]);
+        const HTTP09: u64 = u64::from_le_bytes(*b"http/0.9");
+        const HTTP10: u64 = u64::from_le_bytes(*b"http/1.0");
+        const HTTP11: u64 = u64::from_le_bytes(*b"http/1.1");
+        let Some(Ok(word)) = server_protocol.map(<[u8; 8]>::try_from) else {
+            return Protocol::Other;
+        };
+        match u64::from_le_bytes(word) | FOLD {
+            HTTP11 => Protocol::Http11,
+            HTTP10 => Protocol::Http10,
+            HTTP09 => Protocol::Http09,
             _ => Protocol::Other,
         }
     }
@@ -157,6 +167,7 @@ pub struct Framing {
 ///   The head of a handler speaking HTTP/1.1 says so: `Connection: close` whenever the
 ///   connection will not be kept, `Connection: keep-alive` to an HTTP/1.0 client whose wish
 ///   is granted.
+#[inline]
 pub fn decide(f: &Facts) -> Framing {
     let head = f.structured || !(f.origin_server && f.client == Protocol::Http09);
     let bodiless_status = f.code < 200 || f.code == 204 || f.code == 304;
@@ -527,6 +538,102 @@ mod tests {
         assert!(decide(&f).head);
         f.request_body = RequestBody::Lost;
         assert!(!decide(&f).keep_alive);
+    }
+
+    /// `start_head` skips the lookups of SERVER_PROTOCOL (a CGI or structured host) and of
+    /// the Connection header (a handler speaking HTTP/1.0 too): they must not matter there.
+    #[test]
+    fn the_client_matters_only_where_it_is_looked_up() {
+        let protocols = [
+            Protocol::Http09,
+            Protocol::Http10,
+            Protocol::Http11,
+            Protocol::Other,
+        ];
+        let asks = [
+            ClientAsks::Nothing,
+            ClientAsks::Close,
+            ClientAsks::KeepAlive,
+        ];
+        let shapes = [Whole(0), Whole(5), BodyShape::Streamed, BodyShape::File(3)];
+        for (origin_server, server_http11, structured) in [
+            (false, false, false),
+            (false, true, false),
+            (true, false, false),
+            (true, true, true),
+            (false, true, true),
+        ] {
+            for body in shapes {
+                for code in [103, 200, 204, 304, 500] {
+                    for head_request in [false, true] {
+                        let base = Facts {
+                            code,
+                            head_request,
+                            origin_server,
+                            server_http11,
+                            body,
+                            structured,
+                            ..facts()
+                        };
+                        let client_matters = origin_server && !structured;
+                        let asks_matter = client_matters && server_http11;
+                        for client in protocols {
+                            let expected = decide(&Facts {
+                                client: if client_matters {
+                                    client
+                                } else {
+                                    Protocol::Other
+                                },
+                                client_asks: ClientAsks::Nothing,
+                                ..base
+                            });
+                            for client_asks in asks {
+                                if asks_matter && client_asks != ClientAsks::Nothing {
+                                    continue;
+                                }
+                                let f = Facts {
+                                    client,
+                                    client_asks,
+                                    ..base
+                                };
+                                assert_eq!(decide(&f), expected, "{f:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn protocols_in_any_case() {
+        let parse = |p: &[u8]| Protocol::parse(Some(p));
+        assert_eq!(parse(b"HTTP/1.1"), Protocol::Http11);
+        assert_eq!(parse(b"http/1.0"), Protocol::Http10);
+        assert_eq!(parse(b"hTtP/0.9"), Protocol::Http09);
+        assert_eq!(Protocol::parse(None), Protocol::Other);
+        for other in [&b"HTTP/2.0"[..], b"HTTP/1.1 ", b"HTTP/1.", b"", b"HTTP_1.1"] {
+            assert_eq!(parse(other), Protocol::Other, "{other:?}");
+        }
+        // The fold against the plain rule, every byte at every place.
+        for known in [&b"HTTP/0.9"[..], b"HTTP/1.0", b"HTTP/1.1"] {
+            for at in 0..8 {
+                for b in 0..=255u8 {
+                    let mut p = known.to_vec();
+                    p[at] = b;
+                    let expected = if p.eq_ignore_ascii_case(b"HTTP/0.9") {
+                        Protocol::Http09
+                    } else if p.eq_ignore_ascii_case(b"HTTP/1.0") {
+                        Protocol::Http10
+                    } else if p.eq_ignore_ascii_case(b"HTTP/1.1") {
+                        Protocol::Http11
+                    } else {
+                        Protocol::Other
+                    };
+                    assert_eq!(parse(&p), expected, "{p:?}");
+                }
+            }
+        }
     }
 
     #[test]

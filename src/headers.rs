@@ -3,7 +3,6 @@
 //! Every rule is checked over the full byte length, always: there is no debug switch that
 //! turns validation off (wsgiref's `__debug__`-only checks, gh-150726).
 
-use crate::environ::Arena;
 use crate::status::{escape_bytes, Error, Status};
 
 /// wsgiref.util's hop-by-hop set, exactly (note `trailers`, the RFC 2616 spelling); what
@@ -37,9 +36,22 @@ impl HeaderClass {
     }
 }
 
+/// The lengths of the names `classify` knows, as bits.
+const KNOWN_LENGTHS: u32 =
+    1 << 2 | 1 << 4 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 14 | 1 << 17 | 1 << 18 | 1 << 19;
+
 /// The class of a header name (case-insensitive, whole name): its length picks the one or
-/// two names it could be, so most names cost one comparison of lengths.
+/// two names it could be, so most names cost one test of a bit (inline) and the others one
+/// comparison of lengths.
+#[inline]
 pub fn classify(name: &[u8]) -> HeaderClass {
+    if name.len() >= 32 || KNOWN_LENGTHS & (1 << name.len()) == 0 {
+        return HeaderClass::Other;
+    }
+    classify_known_length(name)
+}
+
+fn classify_known_length(name: &[u8]) -> HeaderClass {
     let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
     match name.len() {
         2 if is(b"te") => HeaderClass::HopByHop,
@@ -107,12 +119,17 @@ const BYTE_CLASS: [u8; 256] = {
     table
 };
 
-/// Whether every byte of `bytes` is in `class` (no early exit: one AND per byte).
+/// Whether every byte of `bytes` is in `class` (no early exit: one AND per byte, eight
+/// bytes a round).
 fn all_in(bytes: &[u8], class: u8) -> bool {
-    bytes
-        .iter()
-        .fold(class, |acc, &b| acc & BYTE_CLASS[b as usize])
-        == class
+    let of = |b: u8| BYTE_CLASS[b as usize];
+    let mut words = bytes.chunks_exact(8);
+    let mut acc = class;
+    for w in &mut words {
+        acc &=
+            of(w[0]) & of(w[1]) & of(w[2]) & of(w[3]) & of(w[4]) & of(w[5]) & of(w[6]) & of(w[7]);
+    }
+    words.remainder().iter().fold(acc, |acc, &b| acc & of(b)) == class
 }
 
 /// Whether a header value is free of control bytes (HTAB allowed): `all_in(value, VALUE)`,
@@ -144,13 +161,22 @@ fn value_ok(value: &[u8]) -> bool {
 
 /// Status: 3 ASCII digits from 100 to 599, one space, a reason without control bytes
 /// (HTAB included, as wsgiref's patched check). Bytes 0x80-0xFF pass: they are latin-1 text.
+#[inline]
 pub fn check_status(status: &[u8]) -> Result<(), Error> {
-    let fail = |msg: &str| {
-        Err(Error::new(
-            Status::InvalidStatusLine,
-            format!("{msg}: '{}'", escape_bytes(status)),
-        ))
-    };
+    // The common case in one pass; a status that fails it is checked again in wsgiref's
+    // order, which picks the message.
+    if let [b'1'..=b'5', b'0'..=b'9', b'0'..=b'9', b' ', reason @ ..] = status {
+        if all_in(reason, TEXT) {
+            return Ok(());
+        }
+    }
+    check_status_in_order(status)
+}
+
+#[cold]
+#[inline(never)]
+fn check_status_in_order(status: &[u8]) -> Result<(), Error> {
+    let fail = |msg: &'static str| Err(bad_status(msg, status));
     if !all_in(status, TEXT) {
         return fail("Control characters are not allowed in status");
     }
@@ -169,6 +195,15 @@ pub fn check_status(status: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+#[cold]
+#[inline(never)]
+fn bad_status(msg: &str, status: &[u8]) -> Error {
+    Error::new(
+        Status::InvalidStatusLine,
+        format!("{msg}: '{}'", escape_bytes(status)),
+    )
+}
+
 /// A header name is a non-empty token; a value has no control byte but HTAB; hop-by-hop
 /// names are refused.
 pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), Error> {
@@ -176,34 +211,54 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), Error> {
 }
 
 /// `check_header`, giving the name's class (found once, for `HeaderList::push_classified`).
+/// Inlined into start_response's loop; the messages are built out of line.
+#[inline]
 pub fn check_classified(name: &[u8], value: &[u8]) -> Result<HeaderClass, Error> {
     if name.is_empty() || !all_in(name, TCHAR) {
-        return Err(Error::new(
-            Status::InvalidHeader,
-            format!("Header name must be a token: '{}'", escape_bytes(name)),
-        ));
+        return Err(bad_name(name));
     }
     if !value_ok(value) {
-        return Err(Error::new(
-            Status::InvalidHeader,
-            format!(
-                "Control characters not allowed in header value of '{}'",
-                escape_bytes(name)
-            ),
-        ));
+        return Err(bad_value(name));
     }
     let class = classify(name);
     if class == HeaderClass::HopByHop {
-        return Err(Error::new(
-            Status::HopByHopHeader,
-            format!(
-                "Hop-by-hop header, '{}: {}', not allowed",
-                escape_bytes(name),
-                escape_bytes(value)
-            ),
-        ));
+        return Err(hop_by_hop(name, value));
     }
     Ok(class)
+}
+
+#[cold]
+#[inline(never)]
+fn bad_name(name: &[u8]) -> Error {
+    Error::new(
+        Status::InvalidHeader,
+        format!("Header name must be a token: '{}'", escape_bytes(name)),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn bad_value(name: &[u8]) -> Error {
+    Error::new(
+        Status::InvalidHeader,
+        format!(
+            "Control characters not allowed in header value of '{}'",
+            escape_bytes(name)
+        ),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn hop_by_hop(name: &[u8], value: &[u8]) -> Error {
+    Error::new(
+        Status::HopByHopHeader,
+        format!(
+            "Hop-by-hop header, '{}: {}', not allowed",
+            escape_bytes(name),
+            escape_bytes(value)
+        ),
+    )
 }
 
 /// Parses a Content-Length value strictly: 1*DIGIT, no sign, no spaces, no overflow.
@@ -216,26 +271,45 @@ pub fn parse_content_length(value: &[u8]) -> Option<u64> {
     })
 }
 
+/// One header of a `HeaderList`: its line starts at `start`, the value after the name's
+/// `": "`.
 #[derive(Clone, Copy, Debug)]
-struct Span {
+struct Item {
     start: usize,
-    len: usize,
+    name_len: usize,
+    value_len: usize,
+    class: HeaderClass,
 }
 
-/// Headers copied out of the caller's memory into one reusable arena, each with its class,
+impl Item {
+    fn value_start(&self) -> usize {
+        self.start + self.name_len + 2
+    }
+
+    /// `name: value\r\n`.
+    fn line_len(&self) -> usize {
+        self.name_len + self.value_len + 4
+    }
+}
+
+/// Headers copied out of the caller's memory into one reusable buffer, each with its class,
 /// so the head and the framing decision ask about Date, Server and Content-Length without
-/// comparing every name again.
+/// comparing every name again. The buffer holds each header as the head writes it,
+/// `name: value\r\n`, so a head copies all of them at once.
 #[derive(Clone, Debug, Default)]
 pub struct HeaderList {
-    arena: Arena,
-    items: Vec<(Span, Span, HeaderClass)>,
+    /// Kept at its largest length (zero-filled when it grows), so a push is a copy into
+    /// memory that is already there; the first `used` bytes are the lines.
+    buf: Vec<u8>,
+    used: usize,
+    items: Vec<Item>,
     /// `HeaderClass::bit` of every class present.
     present: u8,
 }
 
 impl HeaderList {
     pub fn clear(&mut self) {
-        self.arena.clear();
+        self.used = 0;
         self.items.clear();
         self.present = 0;
     }
@@ -253,37 +327,69 @@ impl HeaderList {
     }
 
     /// `push` with the class `check_classified` already found.
+    #[inline(always)]
     pub fn push_classified(&mut self, name: &[u8], value: &[u8], class: HeaderClass) {
-        let name = Span {
-            start: self.arena.push_plain(name),
-            len: name.len(),
+        let item = Item {
+            start: self.used,
+            name_len: name.len(),
+            value_len: value.len(),
+            class,
         };
-        let value = Span {
-            start: self.arena.push_plain(value),
-            len: value.len(),
-        };
-        self.items.push((name, value, class));
+        let end = item.start + item.line_len();
+        if end > self.buf.len() {
+            self.grow(end);
+        }
+        let line = &mut self.buf[item.start..end];
+        let (name_part, rest) = line.split_at_mut(name.len());
+        name_part.copy_from_slice(name);
+        let (separator, rest) = rest.split_at_mut(2);
+        separator.copy_from_slice(b": ");
+        let (value_part, crlf) = rest.split_at_mut(value.len());
+        value_part.copy_from_slice(value);
+        crlf.copy_from_slice(b"\r\n");
+        self.used = end;
+        self.items.push(item);
         self.present |= class.bit();
     }
 
-    fn bytes(&self, span: Span) -> &[u8] {
-        self.arena.slice(span.start, span.len)
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, needed: usize) {
+        let size = needed.max(self.buf.len() * 2).max(256);
+        self.buf.resize(size, 0);
+    }
+
+    fn pair(&self, item: &Item) -> (&[u8], &[u8]) {
+        let value = item.value_start();
+        (
+            &self.buf[item.start..item.start + item.name_len],
+            &self.buf[value..value + item.value_len],
+        )
     }
 
     pub fn get(&self, index: usize) -> Option<(&[u8], &[u8])> {
-        let (n, v, _) = *self.items.get(index)?;
-        Some((self.bytes(n), self.bytes(v)))
+        Some(self.pair(self.items.get(index)?))
     }
 
     /// The class of header `index`.
     pub fn class(&self, index: usize) -> Option<HeaderClass> {
-        self.items.get(index).map(|item| item.2)
+        self.items.get(index).map(|item| item.class)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.items
-            .iter()
-            .map(move |&(n, v, _)| (self.bytes(n), self.bytes(v)))
+        self.items.iter().map(move |item| self.pair(item))
+    }
+
+    /// Every header as the head writes it, `name: value\r\n`, in order.
+    pub fn lines(&self) -> &[u8] {
+        &self.buf[..self.used]
+    }
+
+    /// Appends the lines of every header but those of `class` to `out`.
+    pub fn lines_without(&self, class: HeaderClass, out: &mut Vec<u8>) {
+        for item in self.items.iter().filter(|item| item.class != class) {
+            out.extend_from_slice(&self.buf[item.start..item.start + item.line_len()]);
+        }
     }
 
     /// Whether a header of this class is present (no name is compared).
@@ -303,24 +409,33 @@ impl HeaderList {
     }
 
     pub fn copy_from(&mut self, other: &HeaderList) {
-        self.arena.copy_from(&other.arena);
-        self.items.clear();
+        self.clear();
+        if other.used > self.buf.len() {
+            self.grow(other.used);
+        }
+        self.buf[..other.used].copy_from_slice(other.lines());
+        self.used = other.used;
         self.items.extend_from_slice(&other.items);
         self.present = other.present;
     }
 
     /// The response's declared length: every Content-Length must be a plain decimal number
     /// and all of them must agree.
+    #[inline]
     pub fn content_length(&self) -> Result<Option<u64>, Error> {
         if !self.has(HeaderClass::ContentLength) {
             return Ok(None);
         }
+        self.declared_length()
+    }
+
+    fn declared_length(&self) -> Result<Option<u64>, Error> {
         let mut declared = None;
-        for &(_, v, class) in &self.items {
-            if class != HeaderClass::ContentLength {
+        for item in &self.items {
+            if item.class != HeaderClass::ContentLength {
                 continue;
             }
-            let value = self.bytes(v);
+            let (_, value) = self.pair(item);
             let Some(n) = parse_content_length(value) else {
                 return Err(Error::new(
                     Status::InvalidHeader,
@@ -360,6 +475,38 @@ mod tests {
         assert!(msg(b"200\tOK").starts_with("Control characters"));
         assert!(msg(b"600 X").contains("between 100 and 599"));
         assert!(msg(b"099 X").contains("between 100 and 599"));
+    }
+
+    /// The one-pass check accepts exactly what the checks in wsgiref's order accept.
+    #[test]
+    fn the_fast_status_check_is_the_ordered_one() {
+        let bytes: &[u8] = if cfg!(miri) {
+            &[b'1', b'6', b' ', 0x7f]
+        } else {
+            &[
+                b'0', b'1', b'5', b'6', b'9', b' ', b'A', b'\t', 0x7f, 0xe9, 0,
+            ]
+        };
+        let mut statuses: Vec<Vec<u8>> = vec![vec![], b"2".to_vec(), b"20".to_vec()];
+        for &a in bytes {
+            for &b in bytes {
+                for &c in bytes {
+                    for &d in bytes {
+                        statuses.push(vec![a, b, c, d]);
+                        for &e in bytes {
+                            statuses.push(vec![a, b, c, d, b'O', e]);
+                        }
+                    }
+                }
+            }
+        }
+        for status in statuses {
+            assert_eq!(
+                check_status(&status).is_ok(),
+                check_status_in_order(&status).is_ok(),
+                "{status:?}"
+            );
+        }
     }
 
     #[test]
@@ -438,6 +585,28 @@ mod tests {
     }
 
     #[test]
+    fn known_lengths_are_the_known_names() {
+        let names: [&[u8]; 11] = [
+            b"te",
+            b"date",
+            b"server",
+            b"upgrade",
+            b"trailers",
+            b"connection",
+            b"keep-alive",
+            b"content-length",
+            b"transfer-encoding",
+            b"proxy-authenticate",
+            b"proxy-authorization",
+        ];
+        let bits = names.iter().fold(0u32, |bits, n| bits | 1 << n.len());
+        assert_eq!(bits, KNOWN_LENGTHS);
+        for name in names {
+            assert_ne!(classify(name), HeaderClass::Other);
+        }
+    }
+
+    #[test]
     fn names_are_classified_whole_and_in_any_case() {
         for name in HOP_BY_HOP {
             assert_eq!(classify(name), HeaderClass::HopByHop);
@@ -466,6 +635,32 @@ mod tests {
         assert!(copy.has(HeaderClass::Server));
         h.clear();
         assert!(!h.has(HeaderClass::Server) && !h.contains(b"date"));
+    }
+
+    #[test]
+    fn lines_are_the_heads_bytes() {
+        let mut h = HeaderList::default();
+        h.push(b"X-A", b"1");
+        h.push(b"Content-Length", b"5");
+        h.push(b"X-Empty", b"");
+        assert_eq!(h.lines(), b"X-A: 1\r\nContent-Length: 5\r\nX-Empty: \r\n");
+        let mut out = b"head\r\n".to_vec();
+        h.lines_without(HeaderClass::ContentLength, &mut out);
+        assert_eq!(out, b"head\r\nX-A: 1\r\nX-Empty: \r\n");
+        assert_eq!(h.get(1), Some((&b"Content-Length"[..], &b"5"[..])));
+        // Past the buffer's first size, and again after a clear (the buffer kept).
+        let long = vec![b'v'; 300];
+        for _ in 0..2 {
+            h.clear();
+            h.push(b"X-Long", &long);
+            h.push(b"X-B", b"2");
+            assert_eq!(h.get(0), Some((&b"X-Long"[..], &long[..])));
+            assert_eq!(h.lines().len(), 6 + 2 + 300 + 2 + 8);
+            let mut copy = HeaderList::default();
+            copy.copy_from(&h);
+            assert_eq!(copy.lines(), h.lines());
+            assert_eq!(copy.iter().count(), 2);
+        }
     }
 
     #[test]

@@ -63,6 +63,13 @@ pub trait Host: Sized {
         Ok(())
     }
 
+    /// The wall clock in whole seconds since the Unix epoch, for the Date header. The
+    /// standard library's clock by default; a host may give a cheaper one that counts the
+    /// same seconds (the C ABI's reads the kernel's coarse clock, as time(2) does).
+    fn unix_seconds(&self) -> i64 {
+        crate::date::system_seconds()
+    }
+
     /// Whether the host sends file bodies itself (`send_file`, sendfile(2) or splice).
     fn sends_files(&self) -> bool {
         false
@@ -123,6 +130,7 @@ pub fn is_disconnect(err: &io::Error) -> bool {
 pub const MAX_EINTR_RETRIES: u32 = 64;
 
 /// Calls `op` again while it fails with EINTR, at most MAX_EINTR_RETRIES times in a row.
+#[inline]
 pub fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     let mut interrupted = 0;
     loop {
@@ -147,6 +155,7 @@ pub enum WriteFailure {
 
 /// Hands all of `data` to `write`: short writes are completed, EINTR is retried, a write
 /// that takes nothing or fails stops it.
+#[inline]
 pub fn write_fully(
     mut write: impl FnMut(&[u8]) -> io::Result<usize>,
     mut data: &[u8],

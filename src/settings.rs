@@ -34,7 +34,11 @@ pub struct Settings {
     pub origin_server: bool,
     pub file_wrapper: bool,
     http_version: Vec<u8>,
+    /// `HTTP/<http_version> `: an origin server's status line up to the status.
+    status_prefix: Vec<u8>,
     server_software: Option<Vec<u8>>,
+    /// `Server: <server_software>\r\n`, as an origin server's head carries it.
+    server_line: Option<Vec<u8>>,
     pub os_environ: Option<Arc<Environ>>,
     /// Unread request bodies up to this size are drained to keep the connection.
     pub drain_limit: u64,
@@ -62,7 +66,9 @@ impl Default for Settings {
             origin_server: true,
             file_wrapper: true,
             http_version: b"1.0".to_vec(),
+            status_prefix: b"HTTP/1.0 ".to_vec(),
             server_software: None,
+            server_line: None,
             os_environ: None,
             drain_limit: DEFAULT_DRAIN_LIMIT,
             max_request_body: 0,
@@ -100,7 +106,18 @@ impl Settings {
             ));
         }
         self.http_version = version.to_vec();
+        self.status_prefix = [&b"HTTP/"[..], version, b" "].concat();
         Ok(())
+    }
+
+    /// `HTTP/<http_version> `, prebuilt for the head.
+    pub fn status_prefix(&self) -> &[u8] {
+        &self.status_prefix
+    }
+
+    /// Whether http_version is "1.1": the handler may keep connections and chunk bodies.
+    pub fn http11(&self) -> bool {
+        self.http_version == b"1.1"
     }
 
     pub fn server_software(&self) -> Option<&[u8]> {
@@ -110,14 +127,23 @@ impl Settings {
     /// None or empty turns it off (wsgiref tests truthiness). It must be a valid header value.
     pub fn set_server_software(&mut self, software: Option<&[u8]>) -> Result<(), Error> {
         match software {
-            None | Some(b"") => self.server_software = None,
+            None | Some(b"") => {
+                self.server_software = None;
+                self.server_line = None;
+            }
             Some(s) => {
                 check_header(b"Server", s)
                     .map_err(|e| Error::new(Status::InvalidArgument, e.message))?;
                 self.server_software = Some(s.to_vec());
+                self.server_line = Some([&b"Server: "[..], s, b"\r\n"].concat());
             }
         }
         Ok(())
+    }
+
+    /// `Server: <server_software>\r\n`, prebuilt for the head; None when not set.
+    pub fn server_line(&self) -> Option<&[u8]> {
+        self.server_line.as_deref()
     }
 
     /// What the keys every request gets after the host's variables depend on: the wsgi.*

@@ -23,6 +23,7 @@
  * median round is reported, so the ratios compare runs made under the same conditions; the
  * instruction counts (tests/bench_instructions.sh) do not depend on the load at all. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -256,6 +257,16 @@ static int read_post(void *userdata, void *buf, size_t len, size_t *out_read) {
     return 0;
 }
 
+/* Non-blocking mode's hooks as an event-loop host meets them: every other call finds the
+ * socket empty (or full, stalling_write below) and says EAGAIN; the others move up to 100
+ * bytes. */
+static int stalls;
+
+static int stalling_read(void *userdata, void *buf, size_t len, size_t *out_read) {
+    if ((stalls ^= 1)) return EAGAIN;
+    return read_post(userdata, buf, len < 100 ? len : 100, out_read);
+}
+
 static int32_t add_post_vars(void *userdata, gw_environ *env) {
     gw_status st = add_vars(userdata, env);
     if (st == GW_STATUS_OK) st = gw_environ_set(env, "REQUEST_METHOD", 14, "POST", 4);
@@ -354,19 +365,43 @@ static int compare_doubles(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static long allocations_per_request(gw_handler *h, gw_application_fn app, long iterations) {
-    for (int i = 0; i < 10; i++) gw_handler_run(h, app, NULL);
+/* Requests that did not end as expected while allocations were counted. */
+static long failed_runs;
+/* gw_handler_resume calls made by run_to_end (the non-blocking paths must pend). */
+static long resumes;
+
+/* One request to its end: in non-blocking mode, resumed until it is no longer pending
+ * (the stalling hooks below make progress on every other call). */
+static gw_status run_to_end(gw_handler *h, gw_application_fn app) {
+    gw_status st = gw_handler_run(h, app, NULL);
+    for (int i = 0; st == GW_STATUS_PENDING && i < 100000; i++) {
+        st = gw_handler_resume(h);
+        resumes++;
+    }
+    return st;
+}
+
+static long allocations_per_request(gw_handler *h, gw_application_fn app, long iterations, gw_status expect) {
+    for (int i = 0; i < 10; i++) run_to_end(h, app);
     allocations = 0;
     counting = 1;
-    for (long i = 0; i < iterations; i++) gw_handler_run(h, app, NULL);
+    for (long i = 0; i < iterations; i++) {
+        if (run_to_end(h, app) != expect) failed_runs++;
+    }
     counting = 0;
     return allocations;
+}
+
+static int stalling_write(void *userdata, const void *data, size_t len, size_t *out_written) {
+    if ((stalls ^= 1)) return EAGAIN;
+    return sink_write(userdata, data, len < 100 ? len : 100, out_written);
 }
 
 /* Every steady-state path: hello in CGI and origin mode, the largest sweep case, variables
  * set one by one, a miss in the environ and its iteration to the end, the error page, a
  * chunked response, a POST body read whole, a chunked POST body read whole and drained, a
- * request head parsed, a refused head answered. */
+ * request head parsed, a refused head answered; in non-blocking mode hello, a response
+ * queued behind EAGAIN (also chunked) and a POST body read ahead, each resumed to its end. */
 static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
     gw_handler *http11 = make_handler(s, true);
     gw_handler_set_http_version(http11, "1.1", 3);
@@ -394,26 +429,55 @@ static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
     hooks.add_cgi_vars = add_vars_one_by_one;
     gw_handler *single = NULL;
     if (gw_handler_new(&hooks, &single) != GW_STATUS_OK) return 2;
-    struct { const char *name; gw_handler *h; gw_application_fn app; size_t vars, headers, body; } paths[] = {
-        { "hello, CGI mode", cgi, hello_app, BASE_VAR_COUNT, 2, 13 },
-        { "hello, origin mode", origin, hello_app, BASE_VAR_COUNT, 2, 13 },
-        { "200 variables, 100 headers, 64 KiB body", origin, hello_app, MAX_VARS, MAX_HEADERS, MAX_BODY },
-        { "variables set one by one (gw_environ_set)", single, hello_app, BASE_VAR_COUNT, 2, 13 },
-        { "environ miss and iteration to the end", origin, miss_app, BASE_VAR_COUNT, 2, 13 },
-        { "the error page", origin, fail_app, BASE_VAR_COUNT, 2, 13 },
-        { "a chunked response", http11, chunked_app, BASE_VAR_COUNT, 2, 13 },
-        { "a POST body read whole", post, post_app, BASE_VAR_COUNT, 2, 13 },
-        { "a chunked POST body read whole", chunked_post, post_app, BASE_VAR_COUNT, 2, 13 },
-        { "a chunked POST body drained", chunked_post, hello_app, BASE_VAR_COUNT, 2, 13 },
-        { "a request head parsed in add_cgi_vars", parsed, miss_app, BASE_VAR_COUNT, 2, 13 },
+    /* Non-blocking mode: a client that takes everything; one whose socket is full on every
+     * other write (the response queued, the cycle pending and resumed), also for a chunked
+     * response; a POST body read ahead from a socket empty on every other read. */
+    gw_handler *nb = make_handler(s, true);
+    gw_handler_hooks stalled_hooks = { .size = sizeof(gw_handler_hooks), .userdata = s, .write = stalling_write,
+                                       .read_stdin = stalling_read, .add_cgi_vars = add_vars };
+    gw_handler *nb_stalled = NULL, *nb_chunked = NULL, *nb_post = NULL;
+    if (gw_handler_new(&stalled_hooks, &nb_stalled) != GW_STATUS_OK) return 2;
+    if (gw_handler_new(&stalled_hooks, &nb_chunked) != GW_STATUS_OK) return 2;
+    stalled_hooks.add_cgi_vars = add_post_vars;
+    if (gw_handler_new(&stalled_hooks, &nb_post) != GW_STATUS_OK) return 2;
+    gw_handler_set_origin_server(nb_stalled, true);
+    gw_handler_set_http_version(nb_chunked, "1.1", 3);
+    gw_handler_set_origin_server(nb_chunked, true);
+    gw_handler *nb_handlers[] = { nb, nb_stalled, nb_post, nb_chunked };
+    for (size_t i = 0; i < sizeof nb_handlers / sizeof nb_handlers[0]; i++) {
+        if (gw_handler_set_nonblocking(nb_handlers[i], true) != GW_STATUS_OK) return 2;
+    }
+    struct { const char *name; gw_handler *h; gw_application_fn app; size_t vars, headers, body; gw_status expect; } paths[] = {
+        { "hello, CGI mode", cgi, hello_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "hello, origin mode", origin, hello_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "200 variables, 100 headers, 64 KiB body", origin, hello_app, MAX_VARS, MAX_HEADERS, MAX_BODY, GW_STATUS_OK },
+        { "variables set one by one (gw_environ_set)", single, hello_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "environ miss and iteration to the end", origin, miss_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "the error page", origin, fail_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_APP_ERROR },
+        { "a chunked response", http11, chunked_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "a POST body read whole", post, post_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "a chunked POST body read whole", chunked_post, post_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "a chunked POST body drained", chunked_post, hello_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "a request head parsed in add_cgi_vars", parsed, miss_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "non-blocking: hello", nb, hello_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "non-blocking: 64 KiB queued behind EAGAIN", nb_stalled, hello_app, BASE_VAR_COUNT, 2, MAX_BODY, GW_STATUS_OK },
+        { "non-blocking: a chunked response queued", nb_chunked, chunked_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
+        { "non-blocking: a POST body read ahead", nb_post, post_app, BASE_VAR_COUNT, 2, 13, GW_STATUS_OK },
     };
     long total = 0;
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         n_vars = paths[i].vars;
         n_headers = paths[i].headers;
         body_len = paths[i].body;
-        long a = allocations_per_request(paths[i].h, paths[i].app, 1000);
+        long failed = failed_runs, resumed = resumes;
+        long a = allocations_per_request(paths[i].h, paths[i].app, 1000, paths[i].expect);
         printf("allocations in 1000 warmed-up requests, %-42s %ld\n", paths[i].name, a);
+        if (resumes != resumed) printf("  (resumed %ld times)\n", resumes - resumed);
+        if (paths[i].h != nb && strncmp(paths[i].name, "non-blocking", 12) == 0 && resumes == resumed) {
+            printf("  this path never pended\n");
+            failed_runs++;
+        }
+        if (failed_runs != failed) printf("  of them not as expected: %ld (%s)\n", failed_runs - failed, gw_last_error_message());
         total += a;
     }
     n_vars = BASE_VAR_COUNT;
@@ -421,6 +485,7 @@ static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
     body_len = 13;
     gw_handler_free(single);
     gw_handler_free(http11);
+    for (size_t i = 0; i < sizeof nb_handlers / sizeof nb_handlers[0]; i++) gw_handler_free(nb_handlers[i]);
     /* A refused head, as a host meets it: parsed, then answered with the canned response
      * without running the handler. */
     bench_head = "GET /../etc/passwd HTTP/1.1\r\nHost: localhost:8000\r\n\r\n";
@@ -442,7 +507,7 @@ static int check_allocations(sink *s, gw_handler *cgi, gw_handler *origin) {
     gw_handler_free(post);
     gw_handler_free(chunked_post);
     gw_handler_free(parsed);
-    return total == 0 ? 0 : 1;
+    return total == 0 && failed_runs == 0 ? 0 : 1;
 }
 
 /* ---- the cases ---- */

@@ -23,6 +23,7 @@ use crate::framing::Framing;
 use crate::headers::HeaderList;
 use crate::host::{BodySource, Chunk, FileRange, Host};
 use crate::input::Input;
+use crate::request_framing::RequestFraming;
 use crate::settings::Settings;
 use crate::status::{Error, Status};
 use crate::validate::{Severity, ITERATED_BEFORE_START};
@@ -227,9 +228,7 @@ impl<B> State<B> {
         self.body = Body::Unset;
         self.bytes_body.clear();
         self.expect_continue = false;
-        // No body until setup_environ says otherwise (a failed add_cgi_vars stops before).
-        self.input
-            .reset(crate::request_framing::RequestFraming::NoBody, None, 0);
+        // The input is reset once, by setup_environ, on every path.
         self.keep_alive = false;
         self.app_message.clear();
         self.failure.clear();
@@ -370,7 +369,11 @@ where
         let mut req = self.request();
         match req.setup_environ() {
             Ok(()) if req.settings.nonblocking => req.st.stage = Stage::ReadingBody,
-            Ok(()) => req.st.stage = Stage::AppDue,
+            Ok(()) => {
+                // What `drive` would answer at once.
+                req.st.stage = Stage::AppDue;
+                return Progress::AppDue;
+            }
             Err(e) => req.conclude(Err(e)),
         }
         req.drive()
@@ -408,10 +411,16 @@ where
     /// Abandons a cycle under way (the client went away while it waited): the body is
     /// closed, nothing more is written, and the handler is ready for the next request.
     /// False when no cycle was under way.
+    #[inline(always)]
     pub fn cancel(&mut self) -> bool {
         if self.state.stage == Stage::Idle {
             return false;
         }
+        self.cancel_pending();
+        true
+    }
+
+    fn cancel_pending(&mut self) {
         let mut req = self.request();
         req.close_body();
         let st = &mut *req.st;
@@ -424,7 +433,6 @@ where
         st.input.release_spool();
         st.body = Body::Unset;
         st.stage = Stage::Idle;
-        true
     }
 }
 
@@ -436,7 +444,11 @@ impl<H: Host> Request<'_, H> {
         let s = self.settings;
         let mut env = self.environ.borrow_mut();
         env.reset(s.os_environ.clone());
-        self.host.add_cgi_vars(&mut env)?;
+        if let Err(e) = self.host.add_cgi_vars(&mut env) {
+            // No body when the environ could not be built.
+            self.st.input.reset(RequestFraming::NoBody, None, 0);
+            return Err(e);
+        }
         // Before wsgi.input_terminated is set for the app: the host's own value is rule 3.
         let content_length = env.get(b"CONTENT_LENGTH");
         let framing = crate::request_framing::decide(
@@ -450,16 +462,25 @@ impl<H: Host> Request<'_, H> {
         let https = crate::util::guess_scheme(env.get(b"HTTPS")) == b"https";
         if let Err(e) = env.add_request_keys(&s.request_keys(), https) {
             // No body until the environ is complete.
-            let no_body = crate::request_framing::RequestFraming::NoBody;
-            self.st.input.reset(no_body, None, 0);
+            self.st.input.reset(RequestFraming::NoBody, None, 0);
             return Err(e);
         }
-        let violations = if s.validate {
-            crate::validate::check_environ(&env)
-        } else {
-            Vec::new()
-        };
         drop(env);
+        if s.validate {
+            self.validate_environ()?;
+        }
+        // A structured host (a server library) answers Expect itself.
+        self.st.expect_continue = !self.host.takes_head()
+            && self.speaks_http11()
+            && self.environ_has(b"HTTP_EXPECT", |v| v.eq_ignore_ascii_case(b"100-continue"));
+        Ok(())
+    }
+
+    /// wsgiref.validate's checks of the host's environ: warnings logged, an error refuses it.
+    #[cold]
+    #[inline(never)]
+    fn validate_environ(&mut self) -> Result<(), Error> {
+        let violations = crate::validate::check_environ(&self.environ.borrow());
         for v in violations {
             match v.severity {
                 Severity::Warning => self.log_error("validate warning: ", v.message.as_bytes()),
@@ -471,10 +492,6 @@ impl<H: Host> Request<'_, H> {
                 }
             }
         }
-        // A structured host (a server library) answers Expect itself.
-        self.st.expect_continue = !self.host.takes_head()
-            && self.speaks_http11()
-            && self.environ_has(b"HTTP_EXPECT", |v| v.eq_ignore_ascii_case(b"100-continue"));
         Ok(())
     }
 
@@ -485,9 +502,10 @@ impl<H: Host> Request<'_, H> {
     }
 
     /// An origin server with http_version 1.1 answering an HTTP/1.1 client.
+    #[inline(always)]
     fn speaks_http11(&self) -> bool {
         self.settings.origin_server
-            && self.settings.http_version() == b"1.1"
+            && self.settings.http11()
             && self.environ_has(b"SERVER_PROTOCOL", |p| p.eq_ignore_ascii_case(b"HTTP/1.1"))
     }
 
@@ -504,12 +522,17 @@ impl<H: Host> Request<'_, H> {
     }
 
     /// Keeps the message of a failed call for the error log, then hands the result back.
+    #[inline]
     fn record<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
         if let Err(e) = &result {
-            self.st.app_message.clear();
-            self.st.app_message.push_str(&e.message);
+            self.keep_message(e);
         }
         result
+    }
+
+    fn keep_message(&mut self, e: &Error) {
+        self.st.app_message.clear();
+        self.st.app_message.push_str(&e.message);
     }
 
     // ---- the body ---------------------------------------------------------------------------
@@ -598,17 +621,20 @@ impl<H: Host> Request<'_, H> {
 
     /// The cycle's result is known: a failure is handled (logged, the error page), and what
     /// is still queued goes out before the end.
+    #[inline(always)]
     fn conclude(&mut self, result: Result<(), Error>) {
         self.st.outcome = match result {
             Ok(()) => Ok(()),
-            Err(e) => {
-                let e = self.handle_error(e);
-                // A structured host hears that the body was cut short (its close is quiet).
-                let _ = self.end_body(false);
-                Err(e)
-            }
+            Err(e) => Err(self.conclude_failure(e)),
         };
         self.st.stage = Stage::Ending;
+    }
+
+    fn conclude_failure(&mut self, e: Error) -> Error {
+        let e = self.handle_error(e);
+        // A structured host hears that the body was cut short (its close is quiet).
+        let _ = self.end_body(false);
+        e
     }
 
     /// The end of a cycle whose output went out: the failure kept for the host, the verdict
@@ -656,6 +682,7 @@ impl<H: Host> Request<'_, H>
 where
     H::Body: for<'r> BodySource<Request<'r, H>>,
 {
+    #[inline(always)]
     fn close_body(&mut self) {
         if let Body::Source(mut source) = mem::replace(&mut self.st.body, Body::Taken) {
             if let Err(e) = source.close() {

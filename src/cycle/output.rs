@@ -96,11 +96,16 @@ impl<H: Host> Request<'_, H> {
 
     /// Non-blocking mode: sends what waits, as far as the client takes it: the queue, then
     /// the flush, then a structured host's end of the body. True when nothing waits.
+    #[inline]
     pub(super) fn pump(&mut self) -> Result<bool, Error> {
         if !self.nonblocking() {
             // Blocking writes complete at once: nothing ever waits.
             return Ok(true);
         }
+        self.pump_queue()
+    }
+
+    fn pump_queue(&mut self) -> Result<bool, Error> {
         if self.st.output != Output::Open {
             self.st.clear_queue();
             return Ok(true);

@@ -7,12 +7,12 @@
 use std::mem;
 
 use super::{Output, Phase, Request};
-use crate::date::http_date_now;
+use crate::date::{date_line, http_date};
 use crate::framing::{
     decide, BodyFraming, BodyShape, ClientAsks, ConnectionHeader, Facts, Framing, LengthHeader,
     Protocol, RequestBody,
 };
-use crate::headers::{check_classified, check_header, check_status};
+use crate::headers::{check_classified, check_header, check_status, HeaderClass};
 use crate::host::{Host, ResponseHead};
 use crate::settings::{TOO_LARGE_BODY, TOO_LARGE_STATUS};
 use crate::status::{Error, Status};
@@ -239,12 +239,26 @@ impl<H: Host> Request<'_, H> {
     /// (nothing is written yet).
     pub(super) fn start_head(&mut self, body: BodyShape, error_page: bool) -> Result<(), Error> {
         let s = self.settings;
+        let structured = self.host.takes_head();
+        // The client's protocol matters only to an origin server writing bytes, and its
+        // Connection header only to one speaking HTTP/1.1 (see `decide`): the other
+        // lookups are skipped.
+        let client_matters = s.origin_server && !structured;
+        let server_http11 = s.http11();
         let (head_request, client, client_asks) = {
             let env = self.environ.borrow();
             (
                 env.get(b"REQUEST_METHOD") == Some(b"HEAD"),
-                Protocol::parse(env.get(b"SERVER_PROTOCOL")),
-                ClientAsks::parse(env.get(b"HTTP_CONNECTION")),
+                if client_matters {
+                    Protocol::parse(env.get(b"SERVER_PROTOCOL"))
+                } else {
+                    Protocol::Other
+                },
+                if client_matters && server_http11 {
+                    ClientAsks::parse(env.get(b"HTTP_CONNECTION"))
+                } else {
+                    ClientAsks::Nothing
+                },
             )
         };
         let code = parse_code(&self.st.status);
@@ -252,14 +266,14 @@ impl<H: Host> Request<'_, H> {
             code,
             head_request,
             origin_server: s.origin_server,
-            server_http11: s.http_version() == b"1.1",
+            server_http11,
             client,
             client_asks,
             app_length: self.st.app_length,
             body,
             request_body: self.request_body_state(),
             error_page,
-            structured: self.host.takes_head(),
+            structured,
         };
         let framing = decide(&facts);
         let st = &mut *self.st;
@@ -269,26 +283,20 @@ impl<H: Host> Request<'_, H> {
         if facts.structured {
             return self.send_structured_head(code, framing);
         }
-        let out = &mut st.out;
         if !framing.head {
             return Ok(());
         }
+        let out = &mut st.out;
         if s.origin_server {
-            out.extend_from_slice(b"HTTP/");
-            out.extend_from_slice(s.http_version());
-            out.push(b' ');
+            out.extend_from_slice(s.status_prefix());
             out.extend_from_slice(&st.status);
             out.extend_from_slice(b"\r\n");
-            if !st.headers.contains(b"date") {
-                out.extend_from_slice(b"Date: ");
-                out.extend_from_slice(&http_date_now());
-                out.extend_from_slice(b"\r\n");
+            if !st.headers.has(HeaderClass::Date) {
+                out.extend_from_slice(&date_line(self.host.unix_seconds()));
             }
-            if let Some(software) = s.server_software() {
-                if !st.headers.contains(b"server") {
-                    out.extend_from_slice(b"Server: ");
-                    out.extend_from_slice(software);
-                    out.extend_from_slice(b"\r\n");
+            if let Some(server) = s.server_line() {
+                if !st.headers.has(HeaderClass::Server) {
+                    out.extend_from_slice(server);
                 }
             }
         } else {
@@ -296,22 +304,15 @@ impl<H: Host> Request<'_, H> {
             out.extend_from_slice(&st.status);
             out.extend_from_slice(b"\r\n");
         }
-        for (name, value) in st.headers.iter() {
-            if framing.length_header != LengthHeader::AppOwn
-                && name.eq_ignore_ascii_case(b"content-length")
-            {
-                continue;
-            }
-            out.extend_from_slice(name);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
+        if framing.length_header != LengthHeader::AppOwn
+            && st.headers.has(HeaderClass::ContentLength)
+        {
+            st.headers.lines_without(HeaderClass::ContentLength, out);
+        } else {
+            out.extend_from_slice(st.headers.lines());
         }
         if let LengthHeader::Computed(len) = framing.length_header {
-            out.extend_from_slice(b"Content-Length: ");
-            let mut digits = [0u8; 20];
-            out.extend_from_slice(format_decimal(len, &mut digits));
-            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(length_line(len, &mut [0u8; LENGTH_LINE_MAX]));
         }
         if framing.body == BodyFraming::Chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
@@ -334,7 +335,7 @@ impl<H: Host> Request<'_, H> {
         list.clear();
         if s.origin_server {
             if !st.headers.contains(b"date") {
-                list.push(b"Date", &http_date_now());
+                list.push(b"Date", &http_date(self.host.unix_seconds()));
             }
             if let Some(software) = s.server_software() {
                 if !st.headers.contains(b"server") {
@@ -551,9 +552,13 @@ pub(super) fn format_hex(mut n: u64, buf: &mut [u8; 16]) -> &[u8] {
     &buf[i..]
 }
 
-/// Writes `n` in decimal into `buf`, returning the digits.
-fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
+/// `Content-Length: ` and 20 digits (u64::MAX) and CRLF.
+const LENGTH_LINE_MAX: usize = 16 + 20 + 2;
+
+/// Writes `Content-Length: <n>\r\n` at the end of `buf`, returning the line.
+fn length_line(mut n: u64, buf: &mut [u8; LENGTH_LINE_MAX]) -> &[u8] {
+    let mut i = buf.len() - 2;
+    buf[i..].copy_from_slice(b"\r\n");
     loop {
         i -= 1;
         buf[i] = b'0' + (n % 10) as u8;
@@ -562,5 +567,19 @@ fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
             break;
         }
     }
-    &buf[i..]
+    buf[i - 16..i].copy_from_slice(b"Content-Length: ");
+    &buf[i - 16..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_lines() {
+        for n in [0, 7, 10, 13, 65_536, 1 << 40, u64::MAX] {
+            let line = length_line(n, &mut [0u8; LENGTH_LINE_MAX]).to_vec();
+            assert_eq!(line, format!("Content-Length: {n}\r\n").into_bytes());
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::ffi::c_char;
 
-use super::{bytes_arg, slice_arg};
+use super::slice_arg;
 use crate::status::{Error, Status};
 
 /// A response header: name and value with explicit lengths (no NUL needed).
@@ -59,9 +59,21 @@ pub(crate) fn header_iter(headers: &[gw_header]) -> impl Iterator<Item = (&[u8],
         // SAFETY: check_headers verified every pointer and length.
         unsafe {
             (
-                bytes_arg(h.name, h.name_len, "").unwrap_or(&[]),
-                bytes_arg(h.value, h.value_len, "").unwrap_or(&[]),
+                checked_bytes(h.name, h.name_len),
+                checked_bytes(h.value, h.value_len),
             )
         }
     })
+}
+
+/// `bytes_arg` for a pointer already checked (non-NULL when `len` > 0), without its Result
+/// (on every header of every request): a length past isize::MAX reads as empty, as
+/// `bytes_arg(..).unwrap_or(&[])` did.
+#[inline]
+unsafe fn checked_bytes<'a>(ptr: *const c_char, len: usize) -> &'a [u8] {
+    if len == 0 || len > isize::MAX as usize {
+        return &[];
+    }
+    // SAFETY: the caller promises `len` readable bytes at the non-NULL `ptr`.
+    unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
 }

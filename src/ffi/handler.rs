@@ -219,10 +219,12 @@ pub unsafe extern "C" fn gw_handler_run(
         let Some(app) = app else {
             return fail(null("app"));
         };
-        let (h, cell) = match unsafe { idle(handler).and_then(|h| Ok((h, cell(handler)?))) } {
-            Ok(found) => found,
+        let cell = match unsafe { cell(handler) }.and_then(|cell| check_idle(cell).map(|()| cell)) {
+            Ok(cell) => cell,
             Err(e) => return fail(e),
         };
+        // SAFETY: not running, and the caller has exclusive access (documented).
+        let h = unsafe { &mut *cell.handler.get() };
         // SAFETY: exclusive access (checked idle above).
         unsafe { *cell.app.get() = Some((app, app_userdata)) };
         let _running = Running::start(cell);

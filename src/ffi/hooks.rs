@@ -219,6 +219,7 @@ impl FfiHost {
 impl Host for FfiHost {
     type Body = FfiBody;
 
+    #[inline]
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         match &mut self.io {
             HostIo::Hooks(h) => h.call_write(h.write, data),
@@ -296,6 +297,19 @@ impl Host for FfiHost {
 
     fn sends_files(&self) -> bool {
         matches!(&self.io, HostIo::Hooks(h) if h.send_file.is_some())
+    }
+
+    /// time(2): the kernel's coarse clock through the vDSO, about a tenth of the cost of
+    /// the standard library's clock_gettime(CLOCK_REALTIME), and the same seconds (it may
+    /// turn over a few milliseconds late, which a Date header cannot show).
+    fn unix_seconds(&self) -> i64 {
+        // SAFETY: time(NULL) only returns the time; it writes through no pointer.
+        let secs = unsafe { libc::time(std::ptr::null_mut()) };
+        if secs == -1 {
+            return crate::date::system_seconds();
+        }
+        #[allow(clippy::useless_conversion)] // time_t is narrower on some targets
+        i64::from(secs)
     }
 
     fn send_file(&mut self, fd: RawFd, offset: u64, length: u64) -> io::Result<u64> {

@@ -99,25 +99,39 @@ impl OnPanic for *const c_char {
 
 /// The one panic boundary every exported function runs in: a panic becomes the return
 /// type's `OnPanic` value, with the panic's message as this thread's last error.
+/// Inlined into each exported function, so a call crosses one frame, not two.
+#[inline(always)]
 pub(crate) fn guard<T: OnPanic>(body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("unknown panic");
-        set_last_error(&format!("panic inside gateway: {what}"));
-        T::on_panic()
-    })
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            record_panic(payload);
+            T::on_panic()
+        }
+    }
+}
+
+/// A caught panic's message as this thread's last error.
+#[cold]
+#[inline(never)]
+fn record_panic(payload: Box<dyn std::any::Any + Send>) {
+    let what = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic");
+    set_last_error(&format!("panic inside gateway: {what}"));
 }
 
 /// An error's status, with its message recorded as this thread's last error.
+#[cold]
 pub(crate) fn fail(err: Error) -> Status {
     set_last_error(&err.message);
     err.status
 }
 
 /// `guard` for a body that reports success or an error.
+#[inline(always)]
 pub(crate) fn boundary(body: impl FnOnce() -> Result<(), Error>) -> Status {
     guard(|| body().map_or_else(fail, |()| Status::Ok))
 }
