@@ -901,7 +901,11 @@ impl Block {
 
     /// Entry `i`'s name and value.
     fn pair(&self, i: usize) -> (&[u8], &[u8]) {
-        let (n, v, _) = self.entries[i];
+        self.pair_of(&self.entries[i])
+    }
+
+    /// The name and value of an entry of this block.
+    fn pair_of(&self, &(n, v, _): &(Span, Span, u32)) -> (&[u8], &[u8]) {
         (self.bytes(n), self.bytes(v))
     }
 }
@@ -1853,7 +1857,32 @@ impl Environ {
 
     /// Iteration in insertion order: base keys first (with this layer's values), then the
     /// keys this layer added. Start with `*cursor == 0`; None at the end.
+    #[inline(always)]
     pub fn next(&self, cursor: &mut usize) -> Option<(&[u8], &[u8])> {
+        // Most environs have no base: a flat walk of the entries, then of the request keys'
+        // block. Any other step (a base, a dead or shadowing entry) takes the layered walk.
+        if self.base.is_none() {
+            let i = *cursor;
+            match self.entries.get(i) {
+                Some(e) if e.live & (e.origin == Origin::Own) => {
+                    *cursor = i + 1;
+                    return Some((self.bytes(e.name), self.bytes(e.value)));
+                }
+                Some(_) => {}
+                None => {
+                    let block = self.keys_block()?;
+                    let pair = block.entries.get(i - self.entries.len())?;
+                    *cursor = i + 1;
+                    return Some(block.pair_of(pair));
+                }
+            }
+        }
+        self.next_layered(cursor)
+    }
+
+    /// `next` over a base, or past dead or shadowing entries.
+    #[inline(never)]
+    fn next_layered(&self, cursor: &mut usize) -> Option<(&[u8], &[u8])> {
         let base_count = self.base.as_ref().map_or(0, |b| b.entries.len());
         while *cursor < base_count {
             let i = *cursor;

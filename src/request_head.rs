@@ -140,7 +140,15 @@ pub struct Scratch {
     joined: Vec<u8>,
     /// The variable of each field name kept, in order.
     vars: Vec<FieldVar>,
+    /// The Content-Length and Transfer-Encoding fields (indices), in order.
+    framing_fields: Vec<usize>,
+    /// Each field repeating an earlier name: (its variable in `vars`, or `CONTENT_TYPE_VAR`;
+    /// the field's index), in order.
+    repeats: Vec<(usize, usize)>,
 }
+
+/// The variable of `Scratch::repeats` that stands for CONTENT_TYPE (not in `vars`).
+const CONTENT_TYPE_VAR: usize = usize::MAX;
 
 /// The variable a field name becomes: its name in `Scratch::names`, its value.
 #[derive(Clone, Copy, Debug)]
@@ -155,6 +163,9 @@ struct FieldVar {
 enum FieldValue {
     Field(usize),
     Joined(usize, usize),
+    /// Field `first` and the later ones of its name (`Scratch::repeats`): joined once every
+    /// field is seen.
+    Repeated(usize),
 }
 
 /// What the line scan found.
@@ -189,35 +200,23 @@ fn scan(buf: &[u8], limits: &Limits) -> Result<Scan, Rejection> {
             return Err(reject(431, "request head is larger than its limit"));
         }
         let start = pos;
-        let Some(lf) = buf[start..].iter().position(|&b| b == b'\n') else {
-            let partial = buf.len() - start;
-            // The partial line may still get its CR: allow one byte for it.
-            if first && partial > limits.request_line + 1 {
-                return Err(reject(414, "request line is longer than its limit"));
-            }
-            if !first && partial > limits.field_size + 1 {
-                return Err(reject(431, "a header field is longer than its limit"));
-            }
-            if buf.len() > limits.head {
-                return Err(reject(431, "request head is larger than its limit"));
-            }
+        let line = match crlf_line(&buf[start..]) {
+            Some(len) => Some(&buf[start..start + len]),
+            None => odd_line(buf, start, first, limits)?,
+        };
+        let Some(line) = line else {
             return Ok(Scan::Incomplete);
         };
-        let end = start + lf;
-        if lf == 0 || buf[end - 1] != b'\r' {
-            return Err(reject(400, "a line ends in a bare LF, not CRLF"));
-        }
-        let line = &buf[start..end - 1];
-        pos = end + 1;
-        if line.contains(&b'\r') {
-            return Err(reject(400, "a bare CR inside a line"));
-        }
+        pos = start + line.len() + 2;
         if first {
             if line.len() > limits.request_line {
                 return Err(reject(414, "request line is longer than its limit"));
             }
             first = false;
-            if line.iter().filter(|&&b| b == b' ').count() == 1 {
+            // One space (HTTP/0.9) when the first is also the last: the method and the
+            // version are short, so neither search goes far.
+            let first_space = line.iter().position(|&b| b == b' ');
+            if first_space.is_some() && first_space == line.iter().rposition(|&b| b == b' ') {
                 return Ok(Scan::Http09 {
                     start,
                     consumed: pos,
@@ -245,6 +244,71 @@ fn scan(buf: &[u8], limits: &Limits) -> Result<Scan, Rejection> {
             return Err(reject(431, "too many header fields"));
         }
     }
+}
+
+/// The length of the line at the start of `rest` when it ends in CRLF and holds no other CR
+/// or LF: the first CR or LF is the CR of a CRLF. Else None (`odd_line` tells why). Eight
+/// bytes are tested at a time: lines are short, and most are plain.
+#[inline(always)]
+fn crlf_line(rest: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The lanes of `w` that are zero, at their high bit; a lane above a zero one may show
+    // too (a borrow), but never one below it, so the lowest is exact.
+    let zero_lanes = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    let is_crlf = |at: usize| rest.get(at..at + 2) == Some(b"\r\n");
+    let mut chunks = rest.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let breaks =
+            zero_lanes(w ^ (ONES * u64::from(b'\r'))) | zero_lanes(w ^ (ONES * u64::from(b'\n')));
+        if breaks != 0 {
+            let at = offset + (breaks.trailing_zeros() / 8) as usize;
+            return is_crlf(at).then_some(at);
+        }
+        offset += 8;
+    }
+    let at = offset
+        + chunks
+            .remainder()
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')?;
+    is_crlf(at).then_some(at)
+}
+
+/// The line at `start` when `crlf_line` did not take it: None when it has not ended yet
+/// (within its limits), else it without its CRLF, or why it is refused.
+#[cold]
+fn odd_line<'b>(
+    buf: &'b [u8],
+    start: usize,
+    first: bool,
+    limits: &Limits,
+) -> Result<Option<&'b [u8]>, Rejection> {
+    let Some(lf) = buf[start..].iter().position(|&b| b == b'\n') else {
+        let partial = buf.len() - start;
+        // The partial line may still get its CR: allow one byte for it.
+        if first && partial > limits.request_line + 1 {
+            return Err(reject(414, "request line is longer than its limit"));
+        }
+        if !first && partial > limits.field_size + 1 {
+            return Err(reject(431, "a header field is longer than its limit"));
+        }
+        if buf.len() > limits.head {
+            return Err(reject(431, "request head is larger than its limit"));
+        }
+        return Ok(None);
+    };
+    let end = start + lf;
+    if lf == 0 || buf[end - 1] != b'\r' {
+        return Err(reject(400, "a line ends in a bare LF, not CRLF"));
+    }
+    let line = &buf[start..end - 1];
+    if line.contains(&b'\r') {
+        return Err(reject(400, "a bare CR inside a line"));
+    }
+    Ok(Some(line))
 }
 
 /// The request target's form (RFC 9112 §3.2).
@@ -275,13 +339,14 @@ fn target_form<'a>(method: &[u8], target: &'a [u8]) -> Result<Form<'a>, Rejectio
     if method == b"CONNECT" {
         return Err(reject(501, "CONNECT is not served by a gateway"));
     }
-    if !target.iter().all(|b| (0x21..0x7f).contains(b)) {
-        return Err(reject(
-            400,
-            "request target holds a byte that is not visible ASCII",
-        ));
-    }
-    if target.contains(&b'#') {
+    let (plain, query_at) = target_marks(target);
+    if !plain {
+        if !target.iter().all(|b| (0x21..0x7f).contains(b)) {
+            return Err(reject(
+                400,
+                "request target holds a byte that is not visible ASCII",
+            ));
+        }
         return Err(reject(400, "request target holds a fragment ('#')"));
     }
     if target == b"*" {
@@ -292,7 +357,10 @@ fn target_form<'a>(method: &[u8], target: &'a [u8]) -> Result<Form<'a>, Rejectio
         };
     }
     if target.first() == Some(&b'/') {
-        let (path, query) = split_query(target);
+        let (path, query) = match query_at {
+            Some(q) => (&target[..q], &target[q + 1..]),
+            None => (target, &b""[..]),
+        };
         return Ok(Form::Origin { path, query });
     }
     let rest = strip_prefix_ignore_case(target, b"http://")
@@ -319,6 +387,37 @@ fn target_form<'a>(method: &[u8], target: &'a [u8]) -> Result<Form<'a>, Rejectio
     })
 }
 
+/// Whether `target` is plain (visible ASCII, no '#'), and where its first '?' is, eight
+/// bytes at a time.
+fn target_marks(target: &[u8]) -> (bool, Option<usize>) {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut odd = 0;
+    let mut query = None;
+    let mut chunks = target.chunks_exact(8);
+    for (k, chunk) in (&mut chunks).enumerate() {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        // Per lane, on its low seven bits (a lane with the high bit is odd anyway): adding
+        // 0x80 - c sets the high bit exactly when the lane is at least c, with no carry out.
+        let low = w & !HIGHS;
+        let below_visible = !(low + ONES * (0x80 - 0x21)) & HIGHS;
+        let past_visible = (low + ONES) & HIGHS; // 0x80 - 0x7f is 1
+        odd |= (w & HIGHS) | below_visible | past_visible | lanes_equal(w, b'#');
+        let marks = lanes_equal(w, b'?');
+        if query.is_none() && marks != 0 {
+            query = Some(8 * k + (marks.trailing_zeros() / 8) as usize);
+        }
+    }
+    let rest_at = target.len() - chunks.remainder().len();
+    for (i, &b) in chunks.remainder().iter().enumerate() {
+        odd |= u64::from(!(0x21..0x7f).contains(&b) || b == b'#');
+        if query.is_none() && b == b'?' {
+            query = Some(rest_at + i);
+        }
+    }
+    (odd == 0, query)
+}
+
 fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
         .then(|| &s[prefix.len()..])
@@ -327,8 +426,16 @@ fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> 
 /// RFC 3986 `host [ ":" port ]` without userinfo: an IP literal in brackets, or a reg-name
 /// (which covers IPv4) that is not empty; a port of at most 5 digits up to 65535.
 pub fn valid_host(v: &[u8]) -> bool {
-    let unreserved_or_sub = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
-    let (host_ok, rest) = if v.first() == Some(&b'[') {
+    let unreserved_or_sub = |b: u8| UNRESERVED_OR_SUB_DELIM[usize::from(b)];
+    // Most hosts are a name of plain bytes, then perhaps a port: one pass to the first byte
+    // that is not plain decides. Anything else ('%', an IP literal) goes the general way.
+    let plain_end = v
+        .iter()
+        .position(|&b| !unreserved_or_sub(b))
+        .unwrap_or(v.len());
+    let (host_ok, rest) = if plain_end == v.len() || v[plain_end] == b':' {
+        (plain_end > 0, &v[plain_end..])
+    } else if v.first() == Some(&b'[') {
         match v.iter().position(|&b| b == b']') {
             Some(close) => (
                 close > 1
@@ -358,6 +465,23 @@ pub fn valid_host(v: &[u8]) -> bool {
     };
     host_ok && port_ok
 }
+
+/// RFC 3986's unreserved and sub-delims bytes: letters, digits and `-._~!$&'()*+,;=`.
+static UNRESERVED_OR_SUB_DELIM: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~!$&'()*+,;=";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 fn reg_name_ok(host: &[u8], plain: impl Fn(u8) -> bool) -> bool {
     let mut i = 0;
@@ -491,38 +615,95 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Percent-decodes `raw` (bytes, latin-1 semantics) into `decoded`, then resolves `.` and
-/// `..` segments into `path` (RFC 3986 §5.2.4 on the decoded path, so `%2E%2E` and `%2F`
-/// count), refusing a path that climbs above the root, a `%` without two hex digits, and by
-/// default a decoded NUL.
-fn decode_path(
-    raw: &[u8],
+/// Percent-decodes `raw` (bytes, latin-1 semantics), then resolves `.` and `..` segments
+/// (RFC 3986 §5.2.4 on the decoded path, so `%2E%2E` and `%2F` count), refusing a path that
+/// climbs above the root, a `%` without two hex digits, and by default a decoded NUL. The
+/// path is `raw` itself when it holds no `%` and no dot segment (most paths), else it is
+/// built in `decoded` or `path`.
+fn decode_path<'p>(
+    raw: &'p [u8],
     allow_nul: bool,
-    decoded: &mut Vec<u8>,
-    path: &mut Vec<u8>,
-) -> Result<(), Rejection> {
-    decoded.clear();
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
-        if b == b'%' {
-            if !is_hex_pair(&raw[i + 1..]) {
-                return Err(reject(
-                    400,
-                    "a '%' in the path is not followed by two hex digits",
-                ));
-            }
-            let byte = hex(raw[i + 1]) << 4 | hex(raw[i + 2]);
-            if byte == 0 && !allow_nul {
-                return Err(reject(400, "the path holds %00"));
-            }
-            decoded.push(byte);
-            i += 3;
-        } else {
-            decoded.push(b);
-            i += 1;
-        }
+    decoded: &'p mut Vec<u8>,
+    path: &'p mut Vec<u8>,
+) -> Result<&'p [u8], Rejection> {
+    let (percent, mut slash_dot) = path_marks(raw);
+    let decoded: &[u8] = if percent {
+        percent_decode(raw, allow_nul, decoded)?;
+        // `%2E` and `%2F` count: the decoded path is looked at again, unless a literal
+        // "/." (which decoding keeps) already decided.
+        slash_dot = slash_dot || path_marks(decoded).1;
+        decoded
+    } else {
+        raw
+    };
+    // A segment `.` or `..` follows a '/'; with no "/." at all, resolving changes nothing.
+    if !slash_dot {
+        return Ok(decoded);
     }
+    resolve_dot_segments(decoded, path)?;
+    Ok(path)
+}
+
+/// Whether `path` holds a '%', and whether it holds "/.", eight bytes at a time.
+fn path_marks(path: &[u8]) -> (bool, bool) {
+    let mut percent = 0;
+    let mut slash_dot = 0;
+    // A '/' ending the previous word, at the high bit of lane 0.
+    let mut carried_slash = 0;
+    let mut chunks = path.chunks_exact(8);
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let slashes = lanes_equal(w, b'/');
+        percent |= lanes_equal(w, b'%');
+        slash_dot |= (slashes << 8 | carried_slash) & lanes_equal(w, b'.');
+        carried_slash = slashes >> 56;
+    }
+    let mut after_slash = carried_slash != 0;
+    for &b in chunks.remainder() {
+        percent |= u64::from(b == b'%');
+        slash_dot |= u64::from(after_slash && b == b'.');
+        after_slash = b == b'/';
+    }
+    (percent != 0, slash_dot != 0)
+}
+
+/// The lanes of `w` that hold `byte`, at their high bit; exact (no borrow between lanes).
+#[inline(always)]
+fn lanes_equal(w: u64, byte: u8) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+    let t = w ^ (ONES * u64::from(byte));
+    !(((t & LOW7) + LOW7) | t) & !LOW7
+}
+
+/// `raw` percent-decoded into `decoded`; a `%` without two hex digits is refused, and a
+/// decoded NUL unless allowed.
+fn percent_decode(raw: &[u8], allow_nul: bool, decoded: &mut Vec<u8>) -> Result<(), Rejection> {
+    decoded.clear();
+    let mut rest = raw;
+    while let Some(percent) = rest.iter().position(|&b| b == b'%') {
+        decoded.extend_from_slice(&rest[..percent]);
+        let escape = &rest[percent + 1..];
+        if !is_hex_pair(escape) {
+            return Err(reject(
+                400,
+                "a '%' in the path is not followed by two hex digits",
+            ));
+        }
+        let byte = hex(escape[0]) << 4 | hex(escape[1]);
+        if byte == 0 && !allow_nul {
+            return Err(reject(400, "the path holds %00"));
+        }
+        decoded.push(byte);
+        rest = &escape[2..];
+    }
+    decoded.extend_from_slice(rest);
+    Ok(())
+}
+
+/// The decoded path (it starts with '/') with its `.` and `..` segments resolved, into
+/// `path`; a path climbing above the root is refused.
+fn resolve_dot_segments(decoded: &[u8], path: &mut Vec<u8>) -> Result<(), Rejection> {
     path.clear();
     // Origin-form paths start with '/': everything after it, segment by segment.
     let mut segments = decoded[1..].split(|&b| b == b'/').peekable();
@@ -571,6 +752,52 @@ pub fn env_name(name: &[u8], keep: bool, out: &mut Vec<u8>) -> bool {
     push_env_name(name, keep, out)
 }
 
+/// What a field-name byte becomes in its variable's name: letters upper-cased, digits as
+/// they are, `-` as `_`; 0 for any other byte (an unusual name, see `env_name`).
+static ENV_NAME_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            c @ b'a'..=b'z' => c - b'a' + b'A',
+            c @ (b'A'..=b'Z' | b'0'..=b'9') => c,
+            b'-' => b'_',
+            _ => 0,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// `env_name`, appended to `out`, with a hash of the variable's name (for finding repeats);
+/// None when the field is dropped, and then `out` is as it was. The usual name (letters,
+/// digits, `-`) is mapped by `ENV_NAME_BYTE` as it is copied, in one pass.
+fn push_env_name_hashed(name: &[u8], keep: bool, out: &mut Vec<u8>) -> Option<u32> {
+    let start = out.len();
+    out.reserve(5 + name.len());
+    out.extend_from_slice(b"HTTP_");
+    let mut unusual = false;
+    let mut hash = 0u32;
+    out.extend(name.iter().map(|&b| {
+        let mapped = ENV_NAME_BYTE[usize::from(b)];
+        unusual |= mapped == 0;
+        hash = hash.rotate_left(5) ^ u32::from(mapped);
+        mapped
+    }));
+    if !unusual {
+        return Some(hash);
+    }
+    out.truncate(start);
+    if !keep || !push_env_name(name, true, out) {
+        return None;
+    }
+    Some(
+        out[start + 5..]
+            .iter()
+            .fold(0u32, |h, &b| h.rotate_left(5) ^ u32::from(b)),
+    )
+}
+
 /// `env_name`, appended to `out`; when the field is dropped, `out` is as it was.
 fn push_env_name(name: &[u8], keep: bool, out: &mut Vec<u8>) -> bool {
     let start = out.len();
@@ -592,13 +819,143 @@ fn push_env_name(name: &[u8], keep: bool, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// Fields the mapping handles itself: CGI's two without the HTTP_ prefix, Host (validated,
-/// and replaced by the target's authority in absolute-form) and Proxy (httpoxy: an
-/// HTTP_PROXY variable would pose as the proxy setting of CGI programs and libraries).
-fn special(name: &[u8]) -> bool {
-    [&b"content-type"[..], b"content-length", b"host", b"proxy"]
-        .iter()
-        .any(|s| name.eq_ignore_ascii_case(s))
+/// What `map_fields` found besides the HTTP_* variables.
+struct FieldMap {
+    /// The first Host field, and whether there is another.
+    host: Option<usize>,
+    more_hosts: bool,
+    /// CONTENT_TYPE's value.
+    content_type: Option<FieldValue>,
+}
+
+/// Maps the fields to variables in one pass: the HTTP_* names into `scratch.names` and their
+/// values into `scratch.vars` (one per name, in order of first appearance; repeats joined
+/// into `scratch.joined`), the framing fields into `scratch.framing_fields`. Two field names
+/// are one name (any case) exactly when their variable names are equal (`env_name` is
+/// injective up to case), so names are compared as variable names, and only when their
+/// hashes meet in a 256-bit set: most heads repeat no name and compare none.
+///
+/// The mapping handles some fields itself: CGI's two without the HTTP_ prefix, Host
+/// (validated, and replaced by the target's authority in absolute-form) and Proxy (httpoxy:
+/// an HTTP_PROXY variable would pose as the proxy setting of CGI programs and libraries).
+fn map_fields(fields: &[httparse::Header], keep: bool, scratch: &mut Scratch) -> FieldMap {
+    scratch.names.clear();
+    scratch.joined.clear();
+    scratch.vars.clear();
+    scratch.framing_fields.clear();
+    scratch.repeats.clear();
+    let mut map = FieldMap {
+        host: None,
+        more_hosts: false,
+        content_type: None,
+    };
+    let mut seen = [0u64; 4];
+    for (i, field) in fields.iter().enumerate() {
+        let start = scratch.names.len();
+        let Some(hash) = push_env_name_hashed(field.name.as_bytes(), keep, &mut scratch.names)
+        else {
+            continue;
+        };
+        let var = &scratch.names[start..];
+        // Special names are told apart by length first (one compare for most names).
+        let handled = match var.len() {
+            9 if var == b"HTTP_HOST" => {
+                map.more_hosts |= map.host.is_some();
+                map.host.get_or_insert(i);
+                true
+            }
+            10 => var == b"HTTP_PROXY",
+            17 if var == b"HTTP_CONTENT_TYPE" => {
+                match map.content_type {
+                    None => map.content_type = Some(FieldValue::Field(i)),
+                    Some(FieldValue::Field(first)) => {
+                        map.content_type = Some(FieldValue::Repeated(first));
+                        scratch.repeats.push((CONTENT_TYPE_VAR, i));
+                    }
+                    Some(_) => scratch.repeats.push((CONTENT_TYPE_VAR, i)),
+                }
+                true
+            }
+            19 if var == b"HTTP_CONTENT_LENGTH" => {
+                scratch.framing_fields.push(i);
+                true
+            }
+            22 if var == b"HTTP_TRANSFER_ENCODING" => {
+                scratch.framing_fields.push(i);
+                false
+            }
+            _ => false,
+        };
+        if handled {
+            scratch.names.truncate(start);
+            continue;
+        }
+        let (word, bit) = ((hash >> 6) as usize & 3, 1u64 << (hash & 63));
+        if seen[word] & bit != 0 {
+            let names = &scratch.names;
+            let earlier = scratch
+                .vars
+                .iter()
+                .position(|v| names[v.name.0..v.name.1] == names[start..]);
+            if let Some(k) = earlier {
+                if let FieldValue::Field(first) = scratch.vars[k].value {
+                    scratch.vars[k].value = FieldValue::Repeated(first);
+                }
+                scratch.repeats.push((k, i));
+                scratch.names.truncate(start);
+                continue;
+            }
+        }
+        seen[word] |= bit;
+        scratch.vars.push(FieldVar {
+            name: (start, scratch.names.len()),
+            value: FieldValue::Field(i),
+        });
+    }
+    if scratch.repeats.is_empty() {
+        return map;
+    }
+    if let Some(FieldValue::Repeated(first)) = map.content_type {
+        map.content_type = Some(joined_value(
+            fields,
+            first,
+            CONTENT_TYPE_VAR,
+            b", ",
+            scratch,
+        ));
+    }
+    for k in 0..scratch.vars.len() {
+        if let FieldValue::Repeated(first) = scratch.vars[k].value {
+            let (start, end) = scratch.vars[k].name;
+            let separator: &[u8] = if &scratch.names[start..end] == b"HTTP_COOKIE" {
+                b"; "
+            } else {
+                b", "
+            };
+            scratch.vars[k].value = joined_value(fields, first, k, separator, scratch);
+        }
+    }
+    map
+}
+
+/// The value of variable `var`, whose first field is `first` and whose later ones are in
+/// `scratch.repeats`: every value joined with `separator` (", "; Cookie's is "; ", RFC 9114
+/// §4.2.1's rule, since a cookie may hold a comma) into `scratch.joined`.
+fn joined_value(
+    fields: &[httparse::Header],
+    first: usize,
+    var: usize,
+    separator: &[u8],
+    scratch: &mut Scratch,
+) -> FieldValue {
+    let joined = &mut scratch.joined;
+    let start = joined.len();
+    joined.extend_from_slice(fields[first].value);
+    for &(_, i) in scratch.repeats.iter().filter(|&&(v, _)| v == var) {
+        joined.extend_from_slice(separator);
+        joined.extend_from_slice(fields[i].value);
+    }
+    FieldValue::Joined(start, joined.len())
 }
 
 /// Checks the connection facts the caller gave.
@@ -661,6 +1018,7 @@ pub fn set_from_request_head(
         let Form::Origin { path, query } = target_form(method, target)? else {
             return Err(reject(400, "malformed request line").into());
         };
+        let map = map_fields(&[], options.keep_unusual_names, scratch);
         let fill = Fill {
             protocol: b"HTTP/0.9",
             method,
@@ -668,6 +1026,7 @@ pub fn set_from_request_head(
             form: Form::Origin { path, query },
             fields: &[],
             host: None,
+            content_type: map.content_type,
             framing: Framing::None,
         };
         fill.apply(env, conn, options, scratch)?;
@@ -677,9 +1036,11 @@ pub fn set_from_request_head(
         });
     }
 
-    let mut table = [httparse::EMPTY_HEADER; MAX_FIELDS_LIMIT];
-    let mut request = httparse::Request::new(&mut table[..limits.fields]);
-    match request.parse(head) {
+    // Left uninitialized: httparse writes the fields it finds (filling 256 empty ones first
+    // would cost more than the parse).
+    let mut table = [std::mem::MaybeUninit::<httparse::Header>::uninit(); MAX_FIELDS_LIMIT];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(head, &mut table[..limits.fields]) {
         Ok(httparse::Status::Complete(n)) if n == consumed => {}
         Ok(_) => return Err(reject(400, "malformed request head").into()),
         Err(e) => return Err(syntax_rejection(e, head).into()),
@@ -690,12 +1051,9 @@ pub fn set_from_request_head(
     let fields: &[httparse::Header] = request.headers;
     let form = target_form(method, target)?;
 
-    let mut hosts = fields
-        .iter()
-        .filter(|f| f.name.eq_ignore_ascii_case("host"))
-        .map(|f| f.value);
-    let host_field = hosts.next();
-    if hosts.next().is_some() {
+    let map = map_fields(fields, options.keep_unusual_names, scratch);
+    let host_field = map.host.map(|i| fields[i].value);
+    if map.more_hosts {
         return Err(reject(400, "more than one Host field").into());
     }
     match host_field {
@@ -708,7 +1066,8 @@ pub fn set_from_request_head(
         Form::Absolute { authority, .. } => Some(authority),
         _ => host_field,
     };
-    let framing = framing(fields.iter().map(|f| (f.name.as_bytes(), f.value)), http11)?;
+    let framing_fields = scratch.framing_fields.iter().map(|&i| &fields[i]);
+    let framing = framing(framing_fields.map(|f| (f.name.as_bytes(), f.value)), http11)?;
     let chunked = framing == Framing::Chunked;
     let fill = Fill {
         protocol: if http11 { b"HTTP/1.1" } else { b"HTTP/1.0" },
@@ -717,6 +1076,7 @@ pub fn set_from_request_head(
         form,
         fields,
         host,
+        content_type: map.content_type,
         framing,
     };
     fill.apply(env, conn, options, scratch)?;
@@ -760,6 +1120,7 @@ struct Fill<'a, 'h> {
     form: Form<'a>,
     fields: &'h [httparse::Header<'a>],
     host: Option<&'a [u8]>,
+    content_type: Option<FieldValue>,
     framing: Framing,
 }
 
@@ -776,46 +1137,20 @@ impl Fill<'_, '_> {
             Form::Origin { path, query } | Form::Absolute { path, query, .. } => (path, query),
             Form::Asterisk => (b"*", b""),
         };
+        let Scratch {
+            decoded,
+            path,
+            names,
+            joined,
+            vars,
+            ..
+        } = scratch;
         let path_info: &[u8] = if self.form == Form::Asterisk {
             b"*"
         } else {
-            decode_path(
-                raw_path,
-                options.allow_nul_in_path,
-                &mut scratch.decoded,
-                &mut scratch.path,
-            )?;
-            below_prefix(&scratch.path, conn.script_name)?
+            let path = decode_path(raw_path, options.allow_nul_in_path, decoded, path)?;
+            below_prefix(path, conn.script_name)?
         };
-
-        // The fields' variables first, into the scratch buffers (nothing borrows them yet).
-        scratch.names.clear();
-        scratch.joined.clear();
-        scratch.vars.clear();
-        let content_type = self
-            .fields
-            .iter()
-            .position(|f| f.name.eq_ignore_ascii_case("content-type"))
-            .map(|i| self.value_of(i, &mut scratch.joined));
-        for (i, field) in self.fields.iter().enumerate() {
-            let name = field.name.as_bytes();
-            if special(name)
-                || self.fields[..i]
-                    .iter()
-                    .any(|f| f.name.eq_ignore_ascii_case(field.name))
-            {
-                continue; // handled above, or joined into the first field of its name
-            }
-            let start = scratch.names.len();
-            if !push_env_name(name, options.keep_unusual_names, &mut scratch.names) {
-                continue;
-            }
-            let value = self.value_of(i, &mut scratch.joined);
-            scratch.vars.push(FieldVar {
-                name: (start, scratch.names.len()),
-                value,
-            });
-        }
 
         let (mut server_port, mut remote_port) = ([0u8; 5], [0u8; 5]);
         // The number, not the field: `007` is passed on as `7`.
@@ -824,10 +1159,9 @@ impl Fill<'_, '_> {
             Framing::Length(n) => Some(decimal(n, &mut digits)),
             _ => None,
         };
-        let scratch = &*scratch;
         let value = |v: FieldValue| match v {
-            FieldValue::Field(i) => self.fields[i].value,
-            FieldValue::Joined(start, end) => &scratch.joined[start..end],
+            FieldValue::Field(i) | FieldValue::Repeated(i) => self.fields[i].value,
+            FieldValue::Joined(start, end) => &joined[start..end],
         };
         let fixed: [Option<(&[u8], &[u8])>; 15] = [
             Some((b"GATEWAY_INTERFACE", b"CGI/1.1")),
@@ -850,14 +1184,13 @@ impl Fill<'_, '_> {
                 )
             }),
             conn.tls.then_some((b"HTTPS", b"on")),
-            content_type.map(|v| (&b"CONTENT_TYPE"[..], value(v))),
+            self.content_type.map(|v| (&b"CONTENT_TYPE"[..], value(v))),
             content_length.map(|digits| (&b"CONTENT_LENGTH"[..], digits)),
             self.host.map(|host| (&b"HTTP_HOST"[..], host)),
         ];
-        let fields = scratch
-            .vars
+        let fields = vars
             .iter()
-            .map(|v| (&scratch.names[v.name.0..v.name.1], value(v.value)));
+            .map(|v| (&names[v.name.0..v.name.1], value(v.value)));
         // All of them in one go, as that many sets would (a name already in the environ
         // keeps its place), or none: the fast way, then the checked one for the error.
         let pairs = fixed.iter().flatten().copied().chain(fields);
@@ -865,31 +1198,6 @@ impl Fill<'_, '_> {
             return Ok(());
         }
         Ok(env.set_many(pairs)?)
-    }
-
-    /// The value of the variable of field `first`, the first of its name (any case): its
-    /// own value when no later field has that name, else every value of that name joined
-    /// with ", " (Cookie with "; ", RFC 9114 §4.2.1's rule, since a cookie may hold a comma)
-    /// into `joined`.
-    fn value_of(&self, first: usize, joined: &mut Vec<u8>) -> FieldValue {
-        let name = self.fields[first].name;
-        let same = |f: &&httparse::Header| f.name.eq_ignore_ascii_case(name);
-        if !self.fields[first + 1..].iter().any(|f| same(&f)) {
-            return FieldValue::Field(first);
-        }
-        let separator: &[u8] = if name.eq_ignore_ascii_case("cookie") {
-            b"; "
-        } else {
-            b", "
-        };
-        let start = joined.len();
-        for (k, f) in self.fields[first..].iter().filter(same).enumerate() {
-            if k > 0 {
-                joined.extend_from_slice(separator);
-            }
-            joined.extend_from_slice(f.value);
-        }
-        FieldValue::Joined(start, joined.len())
     }
 }
 

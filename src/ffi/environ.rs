@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use super::bytes::{gw_header, null_item};
-use super::{boundary, bytes_arg, null, out_arg, slice_arg};
+use super::{boundary, bytes_arg, fail, guard, null, out_arg, slice_arg};
 use crate::environ::{plain_lengths, Environ};
 use crate::status::{Error, Status};
 
@@ -261,20 +261,46 @@ pub unsafe extern "C" fn gw_environ_next(
     out_value: *mut *const c_char,
     out_value_len: *mut usize,
 ) -> Status {
-    boundary(|| {
-        let env = unsafe { env_ref(environ) }?;
-        let cursor = unsafe { out_arg(cursor, "cursor") }?;
-        let out_name = unsafe { out_arg(out_name, "out_name") }?;
-        let out_name_len = unsafe { out_arg(out_name_len, "out_name_len") }?;
-        let out_value = unsafe { out_arg(out_value, "out_value") }?;
-        let out_value_len = unsafe { out_arg(out_value_len, "out_value_len") }?;
-        let (name, value) = env
-            .next(cursor)
-            .ok_or_else(|| Error::new(Status::NotFound, "end of environ"))?;
-        *out_name = name.as_ptr().cast();
-        *out_name_len = name.len();
-        *out_value = value.as_ptr().cast();
-        *out_value_len = value.len();
-        Ok(())
+    // Called once per entry: the pointers are tested together (which one is NULL is worked
+    // out only then), and success builds no Result.
+    guard(move || {
+        if environ.is_null()
+            | cursor.is_null()
+            | out_name.is_null()
+            | out_name_len.is_null()
+            | out_value.is_null()
+            | out_value_len.is_null()
+        {
+            return fail(first_null(&[
+                (environ.is_null(), "environ"),
+                (cursor.is_null(), "cursor"),
+                (out_name.is_null(), "out_name"),
+                (out_name_len.is_null(), "out_name_len"),
+                (out_value.is_null(), "out_value"),
+                (out_value_len.is_null(), "out_value_len"),
+            ]));
+        }
+        // SAFETY: none is NULL (tested above); every gw_environ pointer the library hands out
+        // points at an Environ; the out-parameters point at writable storage of their type.
+        unsafe {
+            let Some((name, value)) = (*environ.cast::<Environ>()).next(&mut *cursor) else {
+                return fail(Error::new(Status::NotFound, "end of environ"));
+            };
+            *out_name = name.as_ptr().cast();
+            *out_name_len = name.len();
+            *out_value = value.as_ptr().cast();
+            *out_value_len = value.len();
+        }
+        Status::Ok
     })
+}
+
+/// The error for the first argument found NULL, in order.
+#[cold]
+fn first_null(args: &[(bool, &'static str)]) -> Error {
+    let what = args
+        .iter()
+        .find(|(is_null, _)| *is_null)
+        .map_or("?", |a| a.1);
+    null(what)
 }
