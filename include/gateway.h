@@ -1180,8 +1180,10 @@ gw_status gw_request_fail(struct gw_request *req, const char *message, size_t le
 // Parses the request head at the start of `head` (`head_len` bytes, which may run on into
 // the body or the next request) and sets its CGI variables in `environ`, as
 // wsgiref.simple_server's get_environ does with its weaknesses fixed. Call it from
-// add_cgi_vars on the environ the handler lends (parse first, run the handler when the
-// head is complete and good), or on any environ.
+// add_cgi_vars on the environ the handler lends, or on any environ. A host that runs the
+// handler once the head's blank line has arrived parses it only there: when this call
+// refuses the head, add_cgi_vars returns GW_STATUS_CLIENT_GONE (the handler then sends and
+// logs nothing) and the host answers with gw_error_response (c-examples/demo_server.c).
 //
 // Returns:
 // - GW_STATUS_OK: `*out_consumed` is the head's length (the body or the next pipelined
