@@ -1076,8 +1076,8 @@ gw_status gw_environ_pack_changes(const struct gw_environ *environ,
 // with the same name replaces the earlier value. Everything is checked before anything is
 // set, so a malformed buffer (NULs that do not make exactly `count` pairs: a value holding
 // a NUL cannot be packed, use gw_environ_set for it), an empty name, a name holding '=', or
-// a name or value past its limit (GW_STATUS_TOO_LARGE) changes nothing; only the environ's
-// total size limit (64 MiB) can stop it part way.
+// a name or value past its limit (GW_STATUS_TOO_LARGE) changes nothing, and so does the
+// environ's total size limit (64 MiB): the pairs are set as one batch.
 gw_status gw_environ_set_packed(struct gw_environ *environ,
                                 const char *data,
                                 size_t len,

@@ -3703,6 +3703,11 @@ static void test_environ_set_packed(void **state) {
     assert_int_equal(gw_environ_set_packed(NULL, pairs, sizeof pairs, 4), GW_STATUS_NULL_ARGUMENT);
     assert_int_equal(gw_environ_set_packed(env, pairs, (size_t)PTRDIFF_MAX + 1, 4), GW_STATUS_INVALID_ARGUMENT);
     assert_environ_is(env, want, sizeof want);
+    /* A name of latin-1 bytes (the batch's checked path) and a repeat of it. */
+    static const char latin1[] = "X\xe9\0" "1\0" "A\0" "a\0" "X\xe9\0" "2\0";
+    assert_int_equal(gw_environ_set_packed(env, latin1, sizeof latin1 - 1, 3), GW_STATUS_OK);
+    static const char want_latin1[] = "A\0a\0B\0" "2\0E\0\0X\xe9\0" "2";
+    assert_environ_is(env, want_latin1, sizeof want_latin1);
     gw_environ_free(env);
 }
 

@@ -463,8 +463,8 @@ fn too_small(needed: usize, cap: usize) -> Error {
 /// with the same name replaces the earlier value. Everything is checked before anything is
 /// set, so a malformed buffer (NULs that do not make exactly `count` pairs: a value holding
 /// a NUL cannot be packed, use gw_environ_set for it), an empty name, a name holding '=', or
-/// a name or value past its limit (GW_STATUS_TOO_LARGE) changes nothing; only the environ's
-/// total size limit (64 MiB) can stop it part way.
+/// a name or value past its limit (GW_STATUS_TOO_LARGE) changes nothing, and so does the
+/// environ's total size limit (64 MiB): the pairs are set as one batch.
 #[no_mangle]
 pub unsafe extern "C" fn gw_environ_set_packed(
     environ: *mut gw_environ,
@@ -485,10 +485,12 @@ pub unsafe extern "C" fn gw_environ_set_packed(
                 ));
             }
         }
-        for (name, value) in pairs {
-            env.set(name, value)?;
+        // One batch (the fast path, else the checked one for its exact error): all or
+        // nothing, the total size limit included.
+        if env.try_set_many(pairs.clone()) {
+            return Ok(());
         }
-        Ok(())
+        env.set_many(pairs)
     })
 }
 
