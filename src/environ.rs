@@ -1286,10 +1286,16 @@ impl Environ {
     /// Sets every (name, value) pair in order, as that many `set` calls would, or none of
     /// them: a pair `set` would refuse undoes the pairs before it, and is the error (with
     /// its index). A name given twice takes the later value at the earlier place.
+    ///
+    /// The fast way first (`try_set_many`); when it refuses, the checked way
+    /// (`set_records`), which finds the pair and says why.
     pub fn set_many<'p>(
         &mut self,
-        pairs: impl Iterator<Item = (&'p [u8], &'p [u8])>,
+        pairs: impl Iterator<Item = (&'p [u8], &'p [u8])> + Clone,
     ) -> Result<(), Error> {
+        if self.try_set_many(pairs.clone()) {
+            return Ok(());
+        }
         self.set_records(pairs.map(Some), |_| unreachable!("every record is a pair"))
     }
 
@@ -2207,6 +2213,15 @@ mod tests {
         assert_eq!(shared.get(b"BASE1"), Some(&b"b1"[..]));
     }
 
+    /// `set_many`'s checked way alone (`set_many` tries the fast way first), to compare the
+    /// fast way against.
+    fn checked_set_many<'p>(
+        env: &mut Environ,
+        pairs: impl Iterator<Item = (&'p [u8], &'p [u8])>,
+    ) -> Result<(), Error> {
+        env.set_records(pairs.map(Some), |_| unreachable!("every record is a pair"))
+    }
+
     fn dump(env: &Environ) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
         let mut cursor = 0;
@@ -2313,7 +2328,7 @@ mod tests {
                 let mut fast = env.clone();
                 let mut slow = env.clone();
                 let done = fast.try_set_many(batch.iter().copied());
-                let result = slow.set_many(batch.iter().copied());
+                let result = checked_set_many(&mut slow, batch.iter().copied());
                 assert_eq!(done, result.is_ok(), "{batch:?}");
                 if done {
                     assert_eq!(dump(&fast), dump(&slow), "{batch:?}");
@@ -2356,7 +2371,7 @@ mod tests {
             let mut slow = fast.clone();
             let before = dump(&fast);
             let done = fast.try_set_many(pairs.iter().copied().filter(|_| true));
-            let result = slow.set_many(pairs.iter().copied());
+            let result = checked_set_many(&mut slow, pairs.iter().copied());
             assert_eq!(done, result.is_ok());
             assert_eq!(done, refuse_at.is_none());
             if done {
@@ -2377,7 +2392,7 @@ mod tests {
                         .skip(200)
                 };
                 assert!(fast.try_set_many(good()));
-                slow.set_many(good()).unwrap();
+                checked_set_many(&mut slow, good()).unwrap();
                 assert_eq!(dump(&fast), dump(&slow));
             }
             fast.set(b"AFTER", b"1").unwrap();
@@ -2428,7 +2443,7 @@ mod tests {
                 pairs[at].0 = [&b""[..], b"A=B", b"N\0"][rng.below(3)];
             }
             let before = dump(&many);
-            let result = many.set_many(pairs.iter().copied());
+            let result = checked_set_many(&mut many, pairs.iter().copied());
             assert_eq!(fast.try_set_many(pairs.iter().copied()), result.is_ok());
             if refused {
                 assert!(result.is_err(), "step {step}");

@@ -974,20 +974,6 @@ fn check_connection(conn: &Connection) -> Result<(), Error> {
     Ok(())
 }
 
-/// A port as decimal text, without allocating.
-fn port_text(port: u16, buf: &mut [u8; 5]) -> &[u8] {
-    let mut n = port;
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
 /// Parses the request head at the start of `buf` and, when it is complete and acceptable,
 /// sets its CGI variables in `env`. See `gw_environ_set_from_request_head` for the rules.
 pub fn set_from_request_head(
@@ -1152,7 +1138,7 @@ impl Fill<'_, '_> {
             below_prefix(path, conn.script_name)?
         };
 
-        let (mut server_port, mut remote_port) = ([0u8; 5], [0u8; 5]);
+        let (mut server_port, mut remote_port) = ([0u8; 20], [0u8; 20]);
         // The number, not the field: `007` is passed on as `7`.
         let mut digits = [0u8; 20];
         let content_length = match self.framing {
@@ -1168,7 +1154,7 @@ impl Fill<'_, '_> {
             Some((b"SERVER_NAME", conn.server_name)),
             Some((
                 b"SERVER_PORT",
-                port_text(conn.server_port, &mut server_port),
+                decimal(u64::from(conn.server_port), &mut server_port),
             )),
             Some((b"SERVER_PROTOCOL", self.protocol)),
             Some((b"REQUEST_METHOD", self.method)),
@@ -1180,7 +1166,7 @@ impl Fill<'_, '_> {
             (conn.remote_port != 0).then(|| {
                 (
                     &b"REMOTE_PORT"[..],
-                    port_text(conn.remote_port, &mut remote_port),
+                    decimal(u64::from(conn.remote_port), &mut remote_port),
                 )
             }),
             conn.tls.then_some((b"HTTPS", b"on")),
@@ -1192,11 +1178,8 @@ impl Fill<'_, '_> {
             .iter()
             .map(|v| (&names[v.name.0..v.name.1], value(v.value)));
         // All of them in one go, as that many sets would (a name already in the environ
-        // keeps its place), or none: the fast way, then the checked one for the error.
+        // keeps its place), or none.
         let pairs = fixed.iter().flatten().copied().chain(fields);
-        if env.try_set_many(pairs.clone()) {
-            return Ok(());
-        }
         Ok(env.set_many(pairs)?)
     }
 }

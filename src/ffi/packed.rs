@@ -485,11 +485,7 @@ pub unsafe extern "C" fn gw_environ_set_packed(
                 ));
             }
         }
-        // One batch (the fast path, else the checked one for its exact error): all or
-        // nothing, the total size limit included.
-        if env.try_set_many(pairs.clone()) {
-            return Ok(());
-        }
+        // One batch: all or nothing, the total size limit included.
         env.set_many(pairs)
     })
 }
